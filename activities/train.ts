@@ -1,0 +1,121 @@
+import { hostname } from 'node:os';
+import { ApplicationFailure } from '@temporalio/common';
+import { stepKey, writeFileAtomic } from '../artifacts/store';
+import { trainInChildProcess } from '../ml/train-process';
+import type { TrainConfig } from '../ml/trainer';
+import { trainParams, type TrainParams } from '../pipeline/steps';
+import { epochSignal, type EpochReport } from '../workflows/progress';
+import { activityContext } from './context';
+import type { ActivityDeps } from './deps';
+import type { PaddingResult, StepInput, TrainResult } from './types';
+import { upstreamOf } from './upstream';
+
+/** Bump when a change to training would change its results: it is part of every trial's cache key. */
+export const TRAIN_VERSION = 1;
+
+/**
+ * One trial: trains the GRU with the trial's parameters in a child process (the worker's event
+ * loop stays free for heartbeats and other activities), checkpointing every epoch. A retry on any
+ * worker that shares the artifact store continues from the newest checkpoint; a trial that already
+ * finished is a cache hit.
+ */
+export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): Promise<TrainResult> {
+  const parsed = trainParams.safeParse(input.params);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(
+      `step ${input.step} trial ${input.trial ?? ''}: bad parameters: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      'BadParameters',
+    );
+  }
+  const params = parsed.data;
+  const padded = upstreamOf<PaddingResult>(input.inputs, 'padding', (v) => 'maxLength' in v && 'table' in v);
+  const identity = { type: 'train', version: TRAIN_VERSION, params, inputs: { padding: padded.ref.dir } };
+  const ctx = activityContext();
+  const log = deps.logger.child({ sweep: input.sweepId, step: input.step, trial: input.trial });
+  const started = Date.now();
+  let resumedFromEpoch = 0;
+
+  const { ref, result, cached } = await deps.store.getOrBuild(identity, async (dir) => {
+    const checkpointDir = await deps.store.workDir('train', stepKey(identity).slice(0, 32));
+    let best = 0;
+    const outcome = await trainInChildProcess(
+      { paddedPath: deps.store.path(padded.ref, padded.table), config: toConfig(params), checkpointDir },
+      {
+        signal: ctx?.cancellationSignal,
+        onBatch: (epoch, batch, batches) => ctx?.heartbeat({ epoch, batch, batches }),
+        onEpoch: (m, checkpoint) => {
+          best = Math.max(best, m.valid_acc);
+          ctx?.heartbeat({ epoch: m.epoch, checkpoint });
+          log.info({ ...m }, 'epoch finished');
+          const report: EpochReport = {
+            epoch: m.epoch,
+            epochs: params.epochs,
+            validAcc: m.valid_acc,
+            validLoss: m.valid_loss,
+            bestValidAcc: best,
+          };
+          notifyTrialWorkflow(report, log);
+        },
+      },
+    );
+    resumedFromEpoch = outcome.resumedFromEpoch;
+    if (resumedFromEpoch > 0) log.info({ resumedFromEpoch }, 'resumed from checkpoint');
+    await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
+    return {
+      best: outcome.best,
+      epochsRun: outcome.epochs.length,
+      stoppedEarly: outcome.stoppedEarly,
+      backend: outcome.backend,
+      trainSeconds: (Date.now() - started) / 1000,
+    };
+  });
+
+  return {
+    ref,
+    cached,
+    seconds: (Date.now() - started) / 1000,
+    trial: input.trial ?? input.step,
+    params,
+    best: result.best,
+    epochsRun: result.epochsRun,
+    stoppedEarly: result.stoppedEarly,
+    backend: result.backend,
+    metrics: 'metrics.json',
+    resumedFromEpoch,
+    worker: `${hostname()}:${process.pid}`,
+  };
+}
+
+export function toConfig(p: TrainParams): TrainConfig {
+  return {
+    pooling: p.pooling,
+    seed: p.seed,
+    hidden: p.hidden,
+    layers: p.layers,
+    dropout: p.dropout,
+    epochs: p.epochs,
+    batchSize: p.batch_size,
+    batching: p.batching,
+    lr: p.lr,
+    weightDecay: p.weight_decay,
+    plateauFactor: p.plateau_factor,
+    plateauPatience: p.plateau_patience,
+    earlyStopPatience: p.early_stop_patience,
+    earlyStopDelta: p.early_stop_delta,
+    trainBatches: p.train_batches,
+    validBatches: p.valid_batches,
+    backend: p.backend,
+  };
+}
+
+/** Progress for the UI and the CLI; losing one (server briefly away) costs nothing, so never fail on it. */
+function notifyTrialWorkflow(report: EpochReport, log: ActivityDeps['logger']): void {
+  const ctx = activityContext();
+  if (!ctx) return;
+  const workflowId = ctx.info.workflowExecution?.workflowId;
+  if (!workflowId) return;
+  ctx.client.workflow
+    .getHandle(workflowId)
+    .signal(epochSignal, report)
+    .catch((err: Error) => log.debug({ err: err.message }, 'could not report epoch progress'));
+}

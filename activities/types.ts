@@ -1,0 +1,94 @@
+import type { ArtifactRef } from '../artifacts/store';
+
+/**
+ * What every step activity receives: who is asking (for logs and summaries), its validated
+ * parameters, and the results of the steps it `needs`, by step name. Only references and small
+ * values: this object is stored in workflow history.
+ */
+export interface StepInput<P> {
+  sweepId: string;
+  step: string;
+  /** Trial id inside a matrix step (`gru_mean-h64-s1`), absent for plain steps. */
+  trial?: string;
+  params: P;
+  inputs: Record<string, unknown>;
+}
+
+/** Fields every step result carries, so the workflow and the CLI can report caching. */
+export interface StepResultBase {
+  ref: ArtifactRef;
+  /** True when the output was already in the artifact store and nothing was recomputed. */
+  cached: boolean;
+  seconds: number;
+}
+
+export interface DownloadResult extends StepResultBase {
+  /** Store-relative file name of the verified archive inside `ref`. */
+  archive: string;
+  /** Store-relative folder of the unpacked archive inside `ref` (when unpacked). */
+  unpacked?: string;
+  md5: string;
+  sha256: string;
+  bytes: number;
+  /** The mirror the bytes came from (absent on a cache hit). */
+  source?: string;
+}
+
+export interface DatasetResult extends StepResultBase {
+  /** File of the Arrow IPC table inside `ref`. */
+  table: string;
+  sequences: number;
+  users: number;
+  classes: number;
+  features: number;
+  train: number;
+  valid: number;
+  minLength: number;
+  maxLength: number;
+}
+
+export interface PaddingResult extends StepResultBase {
+  /** File of the padded Arrow IPC table inside `ref`. */
+  table: string;
+  maxLength: number;
+  features: number;
+  classes: number;
+  train: number;
+  valid: number;
+  /** Share of padded (zero) cells if every sequence were padded to `maxLength`. */
+  paddedFractionGlobal: number;
+  /** Share of padded cells with batch-max padding (reference order-independent estimate). */
+  paddedFractionBatchMax: number;
+  /** Share of padded cells with length bucketing. */
+  paddedFractionBucket: number;
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  train_loss: number;
+  valid_loss: number;
+  valid_acc: number;
+  lr: number;
+  seconds: number;
+}
+
+export interface TrainResult extends StepResultBase {
+  trial: string;
+  params: Record<string, unknown>;
+  best: EpochMetrics;
+  epochsRun: number;
+  stoppedEarly: boolean;
+  backend: string;
+  /** File with every epoch's metrics inside `ref`. */
+  metrics: string;
+  /** Epoch the last attempt resumed from (0 when it started fresh). */
+  resumedFromEpoch: number;
+  worker: string;
+}
+
+export interface ReportResult extends StepResultBase {
+  /** Absolute paths of the written report files, for the user to open. */
+  files: { markdown: string; json: string };
+  verdict: string;
+  variants: Array<{ name: string; trials: number; meanAcc: number; stdAcc: number }>;
+}

@@ -1,0 +1,13 @@
+import pino, { type Logger } from 'pino';
+
+/**
+ * Structured logs for machines (JSON lines, to a file or stderr); people read the CLI's own
+ * output. `SWEEPS_LOG_LEVEL` sets the level (default `info`).
+ */
+export function createLogger(options: { file?: string; name?: string } = {}): Logger {
+  const level = process.env.SWEEPS_LOG_LEVEL ?? 'info';
+  const destination = options.file
+    ? pino.destination({ dest: options.file, mkdir: true, sync: false })
+    : pino.destination(2);
+  return pino({ level, name: options.name ?? 'sweeps', base: { pid: process.pid } }, destination);
+}

@@ -1,0 +1,183 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { NativeConnectionOptions } from '@temporalio/worker';
+import { searchAttributeRegistrations } from '../workflows/search-attributes';
+import type { SweepsConfig } from './config';
+import { obtainTemporalCli } from './temporal-cli';
+
+/** The Temporal server this process talks to, and how it was found. */
+export interface TemporalTarget {
+  connectionOptions: NativeConnectionOptions;
+  namespace: string;
+  /** Web UI base URL when known (always for the embedded server). */
+  uiUrl?: string;
+  kind: 'configured' | 'embedded-started' | 'embedded-reused' | 'sdk-download';
+  /** Stops a server that lives only as long as this process (the SDK-download fallback). */
+  shutdown?: () => Promise<void>;
+}
+
+/**
+ * With a Temporal address configured (`TEMPORAL_ADDRESS`, or a profile of the SDK's standard
+ * environment configuration, TLS and API key included) uses that server and starts nothing.
+ * Otherwise starts, or reuses, the embedded dev server with its Web UI on 127.0.0.1, persisting
+ * to a file in the state folder so that history survives a restart.
+ */
+export async function resolveTemporal(config: SweepsConfig, say: (line: string) => void): Promise<TemporalTarget> {
+  const configured = loadClientConnectConfig();
+  if (configured.connectionOptions.address) {
+    return {
+      connectionOptions: configured.connectionOptions,
+      namespace: configured.namespace ?? 'default',
+      uiUrl: process.env.SWEEPS_UI_URL,
+      kind: 'configured',
+    };
+  }
+  return ensureEmbeddedServer(config, say);
+}
+
+export async function ensureEmbeddedServer(config: SweepsConfig, say: (line: string) => void): Promise<TemporalTarget> {
+  const { ip, port, uiPort } = config.server;
+  const address = `${ip}:${port}`;
+  const uiUrl = `http://${ip}:${uiPort}`;
+  const base = { connectionOptions: { address }, namespace: 'default', uiUrl };
+  if (await portOpen(ip, port)) {
+    await waitForFrontend(address, 30_000);
+    return { ...base, kind: 'embedded-reused' };
+  }
+
+  const cli = await obtainTemporalCli(say);
+  if (!cli) return startWithSdkDownload(config, say);
+
+  mkdirSync(join(config.home, 'logs'), { recursive: true });
+  const log = openSync(join(config.home, 'logs', 'temporal-server.log'), 'a');
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--db-filename',
+    join(config.home, 'temporal.db'),
+    '--log-level',
+    'warn',
+    ...searchAttributeRegistrations.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+  ];
+  // Detached: the server (and its UI) outlives this command, so the user can inspect history after.
+  const child = spawn(cli, args, { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.unref();
+  writeFileSync(serverPidFile(config), String(child.pid));
+  say(`temporal: started the embedded dev server (pid ${child.pid}) on ${address}, Web UI ${uiUrl}`);
+  await waitForFrontend(address, 60_000);
+  return { ...base, kind: 'embedded-started' };
+}
+
+async function startWithSdkDownload(config: SweepsConfig, say: (line: string) => void): Promise<TemporalTarget> {
+  say('temporal: starting a dev server through the Temporal SDK download (it lives as long as this command)…');
+  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      ip: config.server.ip,
+      port: config.server.port,
+      ui: true,
+      uiPort: config.server.uiPort,
+      dbFilename: join(config.home, 'temporal.db'),
+      searchAttributes: searchAttributeRegistrations.map((a) => ({ name: a.name, type: a.type.toUpperCase() as never })),
+    },
+  });
+  return {
+    connectionOptions: { address: env.address },
+    namespace: env.namespace ?? 'default',
+    uiUrl: `http://${config.server.ip}:${config.server.uiPort}`,
+    kind: 'sdk-download',
+    shutdown: () => env.teardown(),
+  };
+}
+
+export function serverPidFile(config: SweepsConfig): string {
+  return join(config.home, 'temporal-server.pid');
+}
+
+/** Stops the embedded server this project started (if any). Returns whether one was stopped. */
+export async function stopEmbeddedServer(config: SweepsConfig): Promise<boolean> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(serverPidFile(config), 'utf8'));
+  } catch {
+    return false;
+  }
+  rmSync(serverPidFile(config), { force: true });
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return false;
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.kill(pid, 'SIGKILL');
+  return true;
+}
+
+export function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host, port });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function waitForFrontend(address: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 2000 });
+      try {
+        await connection.workflowService.getSystemInfo({});
+        // The dev server answers before its default namespace is ready; wait for that too.
+        await connection.workflowService.describeNamespace({ namespace: 'default' });
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`the Temporal server at ${address} did not answer within ${timeoutMs / 1000} s: ${(last as Error)?.message}`);
+}
+
+/**
+ * Registers the project's search attributes where they are missing (an external server, or a dev
+ * server started by someone else), so that sweeps and trials can be filtered in the UI.
+ */
+export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  const existing = await connection.operatorService.listSearchAttributes({ namespace });
+  const known = new Set(Object.keys({ ...existing.customAttributes, ...existing.systemAttributes }));
+  const types = { Keyword: 2, Int: 3, Double: 4 } as const; // temporal.api.enums.v1.IndexedValueType
+  const missing = searchAttributeRegistrations.filter((a) => !known.has(a.name));
+  if (missing.length === 0) return;
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(missing.map((a) => [a.name, types[a.type]])),
+  });
+}

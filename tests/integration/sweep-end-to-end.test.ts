@@ -1,0 +1,141 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../client/config';
+import { stopEmbeddedServer } from '../../client/server';
+import type { SweepResult } from '../../workflows/sweep';
+import type { TrainResult } from '../../activities/types';
+import { GESTURES_MD5, freePort, gesturesArchive, repoRoot, serveFile } from '../helpers/fixtures';
+
+jest.setTimeout(15 * 60_000);
+
+const cli = join(repoRoot, 'dist', 'cli', 'main.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, cwd: repoRoot });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** A small version of the seed study: a subset of the real data, a few epochs, both variants. */
+function smallPipeline(url: string): string {
+  return `name: gestures-small
+description: seed study, small
+steps:
+  download:
+    uses: download
+    with: { urls: ["${url}"], md5: ${GESTURES_MD5} }
+  dataset:
+    uses: dataset
+    needs: [download]
+    with: { limit: 1200, split: { kind: random, seed: 42, valid_fraction: 0.2 } }
+  padding:
+    uses: padding
+    needs: [dataset]
+  train:
+    uses: train
+    needs: [padding]
+    matrix: { pooling: [last, mean], seed: [1] }
+    concurrency: 2
+    with: { epochs: 4, hidden: 32, backend: wasm }
+  report:
+    uses: report
+    needs: [train]
+    with: { baseline: last }
+`;
+}
+
+describe('a sweep, end to end on a real Temporal server', () => {
+  const home = mkdtempSync(join(tmpdir(), 'sweeps-e2e-'));
+  let env: NodeJS.ProcessEnv;
+  let served: Awaited<ReturnType<typeof serveFile>>;
+  let pipelineFile: string;
+
+  beforeAll(async () => {
+    served = await serveFile(gesturesArchive());
+    pipelineFile = join(home, 'gestures-small.yaml');
+    writeFileSync(pipelineFile, smallPipeline(served.url));
+    env = {
+      SWEEPS_HOME: home,
+      SWEEPS_SERVER_PORT: String(await freePort()),
+      SWEEPS_UI_PORT: String(await freePort()),
+      SWEEPS_TRAIN_SLOTS: '2',
+      TEMPORAL_ADDRESS: '',
+    };
+  });
+
+  afterAll(async () => {
+    await served.close();
+    await stopEmbeddedServer(loadConfig({ home }));
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  let first: SweepResult;
+
+  it('downloads, builds Arrow artifacts, trains both variants in parallel and writes a report', async () => {
+    const run = await runCli(['sweep', pipelineFile, '--json'], env);
+    expect({ code: run.code, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, stderr: '' });
+    first = JSON.parse(run.stdout) as SweepResult;
+
+    expect(first.sweepId).toMatch(/^sweep-gestures-small-[0-9a-f]{8}$/);
+    expect(run.stderr).toContain(`Temporal UI: http://127.0.0.1:${env.SWEEPS_UI_PORT}/namespaces/default/workflows/${first.sweepId}`);
+    expect(served.requests()).toBe(1);
+
+    const trials = first.outputs.train as TrainResult[];
+    expect(trials.map((t) => t.trial).sort()).toEqual(['gru_last-h32-s1', 'gru_mean-h32-s1']);
+    for (const t of trials) {
+      expect(t.epochsRun).toBe(4);
+      // 20 classes: chance is 0.05. A few epochs on a thousand sequences already learn.
+      expect(t.best.valid_acc).toBeGreaterThan(0.2);
+      expect(t.cached).toBe(false);
+    }
+
+    const report = first.report!;
+    expect(existsSync(report.files.markdown)).toBe(true);
+    const markdown = readFileSync(report.files.markdown, 'utf8');
+    const json = JSON.parse(readFileSync(report.files.json, 'utf8')) as { variants: Array<{ name: string; validAcc: { mean: number } }> };
+    expect(json.variants.map((v) => v.name).sort()).toEqual(['last', 'mean']);
+    for (const t of trials) {
+      const variant = json.variants.find((v) => v.name === t.params.pooling)!;
+      expect(variant.validAcc.mean).toBeCloseTo(t.best.valid_acc, 10);
+      expect(markdown).toContain(t.best.valid_acc.toFixed(4));
+    }
+  });
+
+  it('keeps only references and small metrics in workflow history', async () => {
+    const { Connection, Client } = await import('@temporalio/client');
+    const connection = await Connection.connect({ address: `127.0.0.1:${env.SWEEPS_SERVER_PORT}` });
+    try {
+      const client = new Client({ connection });
+      const history = await client.workflow.getHandle(first.sweepId).fetchHistory();
+      const bytes = Buffer.byteLength(JSON.stringify(history));
+      // The archive is 2 MB and the padded tensors several MB: none of it may be in history.
+      expect(bytes).toBeLessThan(200_000);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('runs the same sweep again from the cache, without downloading or training', async () => {
+    const run = await runCli(['sweep', pipelineFile, '--json'], env);
+    expect(run.code).toBe(0);
+    const again = JSON.parse(run.stdout) as SweepResult;
+    expect(again.sweepId).toBe(first.sweepId);
+    expect(served.requests()).toBe(1);
+    const trials = again.outputs.train as TrainResult[];
+    expect(trials.every((t) => t.cached)).toBe(true);
+    expect(trials.map((t) => t.best)).toEqual((first.outputs.train as TrainResult[]).map((t) => t.best));
+  });
+});

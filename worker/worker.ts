@@ -1,0 +1,91 @@
+import { hostname } from 'node:os';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities';
+import { ArtifactStore } from '../artifacts/store';
+import type { SweepsConfig } from '../client/config';
+import type { TemporalTarget } from '../client/server';
+
+export type QueueRole = 'io' | 'train';
+
+export interface RunningWorkers {
+  identity: string;
+  /** Settles when every worker has stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+/** Routes the SDK's own logs into our structured log, once per process. */
+function installRuntime(logger: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.SWEEPS_SDK_LOG_LEVEL ?? 'WARN') as LogLevel;
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => {
+      const fn = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
+      logger[fn]({ sdk: true, ...entry.meta }, entry.message);
+    }),
+  });
+}
+
+/**
+ * Starts the workers of this process: the workflow + data/report queue and the training queue
+ * (training slots = cores, each training in its own child process). Either role can be left out
+ * to scale them separately.
+ */
+export async function startWorkers(
+  config: SweepsConfig,
+  target: TemporalTarget,
+  logger: Logger,
+  options: { roles?: QueueRole[]; identity?: string } = {},
+): Promise<RunningWorkers> {
+  installRuntime(logger);
+  const roles = options.roles ?? ['io', 'train'];
+  const identity = options.identity ?? process.env.SWEEPS_WORKER_IDENTITY ?? `${hostname()}:${process.pid}`;
+  const connection = await NativeConnection.connect(target.connectionOptions);
+  const activities = createActivities({
+    store: new ArtifactStore(config.artifacts),
+    logger,
+    ui: target.uiUrl ? { url: target.uiUrl, namespace: target.namespace } : undefined,
+  });
+  const workers: Worker[] = [];
+  if (roles.includes('io')) {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: target.namespace,
+        taskQueue: config.taskQueue,
+        identity: `${identity}/io`,
+        workflowsPath: require.resolve('../workflows'),
+        activities,
+        maxConcurrentActivityTaskExecutions: 4,
+      }),
+    );
+  }
+  if (roles.includes('train')) {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: target.namespace,
+        taskQueue: config.trainQueue,
+        identity: `${identity}/train`,
+        activities,
+        maxConcurrentActivityTaskExecutions: config.trainSlots,
+      }),
+    );
+  }
+  logger.info({ identity, roles, taskQueue: config.taskQueue, trainQueue: config.trainQueue, slots: config.trainSlots }, 'workers started');
+  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    await connection.close();
+  });
+  return {
+    identity,
+    done,
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}

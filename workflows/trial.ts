@@ -1,0 +1,89 @@
+import { proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { SweepActivities } from '../activities';
+import type { StepInput, TrainResult } from '../activities/types';
+import type { PlanStep, PlanTrial } from '../pipeline/plan';
+import { epochSignal, trialProgressQuery, type TrialProgress } from './progress';
+import { searchAttributes } from './search-attributes';
+import { activityOptionsFor } from './step-options';
+
+export interface TrialInput {
+  sweepId: string;
+  step: PlanStep;
+  trial: PlanTrial;
+  inputs: Record<string, unknown>;
+  trainQueue: string;
+}
+
+const { train } = proxyActivities<SweepActivities>({ startToCloseTimeout: '6h' });
+
+/**
+ * One trial of a matrix step, as its own workflow: its history holds its epochs' progress, so the
+ * sweep's history grows with the number of trials, never with epochs.
+ */
+export async function trialWorkflow(input: TrialInput): Promise<TrainResult> {
+  const { trial, step } = input;
+  const epochs = Number(trial.params.epochs ?? 0);
+  const progress: TrialProgress = {
+    trial: trial.id,
+    workflowId: workflowInfo().workflowId,
+    cell: trial.cell,
+    state: 'running',
+    epoch: 0,
+    epochs,
+  };
+  setHandler(trialProgressQuery, () => progress);
+  setHandler(epochSignal, (report) => {
+    progress.epoch = report.epoch;
+    progress.epochs = report.epochs;
+    progress.validAcc = report.validAcc;
+    progress.bestValidAcc = report.bestValidAcc;
+    setCurrentDetails(describeProgress(progress));
+  });
+  setCurrentDetails(describeProgress(progress));
+
+  const stepInput: StepInput<Record<string, unknown>> = {
+    sweepId: input.sweepId,
+    step: step.name,
+    trial: trial.id,
+    params: trial.params,
+    inputs: input.inputs,
+  };
+  try {
+    const result = await train.executeWithOptions(
+      { ...activityOptionsFor(step, input.trainQueue), summary: `train ${trialLabel(trial)}` },
+      [stepInput as StepInput<never>],
+    );
+    progress.state = 'done';
+    progress.epoch = result.epochsRun;
+    progress.bestValidAcc = result.best.valid_acc;
+    progress.cached = result.cached;
+    upsertSearchAttributes([
+      { key: searchAttributes.state, value: 'done' },
+      { key: searchAttributes.bestValidAcc, value: result.best.valid_acc },
+    ]);
+    setCurrentDetails(describeProgress(progress));
+    return result;
+  } catch (err) {
+    progress.state = 'failed';
+    progress.error = (err as Error).message;
+    upsertSearchAttributes([{ key: searchAttributes.state, value: 'failed' }]);
+    setCurrentDetails(describeProgress(progress));
+    throw err;
+  }
+}
+
+export function trialLabel(trial: PlanTrial): string {
+  const p = trial.params;
+  return p.pooling !== undefined ? `gru_${String(p.pooling)} seed ${String(p.seed)}` : trial.id;
+}
+
+function describeProgress(p: TrialProgress): string {
+  const acc = (v?: number) => (v === undefined ? '–' : v.toFixed(4));
+  return [
+    `**${p.state}** · epoch ${p.epoch}/${p.epochs}`,
+    `valid accuracy ${acc(p.validAcc)} (best ${acc(p.bestValidAcc)})`,
+    p.error ? `error: ${p.error}` : '',
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}
