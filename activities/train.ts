@@ -36,15 +36,18 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
   let resumedFromEpoch = 0;
 
   const { ref, result, cached } = await deps.store.getOrBuild(identity, async (dir) => {
+    // A damaged padded table must never be trained on silently: check it against its digest.
+    await deps.store.verifyFile(padded.ref, padded.table);
     const checkpointDir = await deps.store.workDir('train', stepKey(identity).slice(0, 32));
-    let best = 0;
+    // "Best" means what early stopping keeps: the epoch with the lowest valid loss.
+    let best = { loss: Infinity, acc: 0 };
     const outcome = await trainInChildProcess(
       { paddedPath: deps.store.path(padded.ref, padded.table), config: toConfig(params), checkpointDir },
       {
         signal: ctx?.cancellationSignal,
         onBatch: (epoch, batch, batches) => ctx?.heartbeat({ epoch, batch, batches }),
         onEpoch: (m, checkpoint) => {
-          best = Math.max(best, m.valid_acc);
+          if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
           ctx?.heartbeat({ epoch: m.epoch, checkpoint });
           log.info({ ...m }, 'epoch finished');
           const report: EpochReport = {
@@ -52,7 +55,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
             epochs: params.epochs,
             validAcc: m.valid_acc,
             validLoss: m.valid_loss,
-            bestValidAcc: best,
+            bestValidAcc: best.acc,
           };
           notifyTrialWorkflow(report, log);
         },

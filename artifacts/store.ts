@@ -12,8 +12,11 @@ import { canonicalJson } from './canonical';
 export interface ArtifactRef {
   /** Store-relative folder, e.g. `padding/3f2a…`. Stable across machines that share the store. */
   dir: string;
-  /** File name → digest and size, so a reader can verify what it loads. */
-  files: Record<string, FileDigest>;
+  /**
+   * sha256 of the artifact's file list (names, digests, sizes). The list itself stays in the
+   * manifest on disk: an unpacked archive has thousands of files, and refs travel through history.
+   */
+  digest: string;
 }
 
 export interface FileDigest {
@@ -33,6 +36,7 @@ export interface StepIdentity {
 interface Manifest<T> {
   identity: StepIdentity;
   ref: ArtifactRef;
+  files: Record<string, FileDigest>;
   result: T;
 }
 
@@ -113,7 +117,7 @@ export class ArtifactStore {
       return undefined;
     }
     try {
-      await this.verify(manifest.ref);
+      await this.verifyFiles(manifest.ref, manifest.files);
     } catch {
       await this.quarantine(dir);
       return undefined;
@@ -121,9 +125,34 @@ export class ArtifactStore {
     return { ref: manifest.ref, result: manifest.result };
   }
 
+  /** The file list of a committed artifact, checked against the ref's digest. */
+  async files(ref: ArtifactRef): Promise<Record<string, FileDigest>> {
+    let manifest: Manifest<unknown>;
+    try {
+      manifest = JSON.parse(await readFile(join(this.path(ref), MANIFEST), 'utf8')) as Manifest<unknown>;
+    } catch (err) {
+      throw new ArtifactCorrupt(`artifact ${ref.dir}: its manifest is missing or unreadable (${(err as Error).message})`);
+    }
+    if (listDigest(manifest.files) !== ref.digest) {
+      throw new ArtifactCorrupt(`artifact ${ref.dir}: its file list does not match the reference digest ${ref.digest}`);
+    }
+    return manifest.files;
+  }
+
   /** Checks every file of an artifact against its recorded digest. */
   async verify(ref: ArtifactRef): Promise<void> {
-    for (const [name, expected] of Object.entries(ref.files)) {
+    await this.verifyFiles(ref, await this.files(ref));
+  }
+
+  /** Checks one file of an artifact (cheaper than `verify` for a large artifact). */
+  async verifyFile(ref: ArtifactRef, name: string): Promise<void> {
+    const files = await this.files(ref);
+    if (!files[name]) throw new ArtifactCorrupt(`artifact ${ref.dir}: has no file ${name}`);
+    await this.verifyFiles(ref, { [name]: files[name] });
+  }
+
+  private async verifyFiles(ref: ArtifactRef, files: Record<string, FileDigest>): Promise<void> {
+    for (const [name, expected] of Object.entries(files)) {
       const path = this.path(ref, name);
       let actual: FileDigest;
       try {
@@ -156,8 +185,9 @@ export class ArtifactStore {
     await mkdir(tmp, { recursive: true });
     try {
       const result = await build(tmp);
-      const ref: ArtifactRef = { dir, files: await digestTree(tmp) };
-      const manifest: Manifest<T> = { identity, ref, result };
+      const files = await digestTree(tmp);
+      const ref: ArtifactRef = { dir, digest: listDigest(files) };
+      const manifest: Manifest<T> = { identity, ref, files, result };
       await writeFile(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
       const final = join(this.root, dir);
       await mkdir(dirname(final), { recursive: true });
@@ -189,6 +219,10 @@ export class ArtifactStore {
     await mkdir(dirname(to), { recursive: true });
     await rename(from, to).catch(() => rm(from, { recursive: true, force: true }));
   }
+}
+
+function listDigest(files: Record<string, FileDigest>): string {
+  return createHash('sha256').update(canonicalJson(files)).digest('hex');
 }
 
 async function digestTree(dir: string): Promise<Record<string, FileDigest>> {

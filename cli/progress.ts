@@ -70,10 +70,15 @@ function pick(t: TrialProgress): Partial<TrialProgress> {
 export function trialLine(t: TrialProgress): string {
   const variant = String(t.cell.pooling ?? t.trial);
   const seed = t.cell.seed !== undefined ? `seed ${String(t.cell.seed)}` : '';
-  const acc = t.bestValidAcc !== undefined ? `best val acc ${t.bestValidAcc.toFixed(4)}` : '';
+  const acc =
+    t.state === 'running' && t.validAcc !== undefined
+      ? `val acc ${t.validAcc.toFixed(4)} (best ${(t.bestValidAcc ?? t.validAcc).toFixed(4)})`
+      : t.bestValidAcc !== undefined
+        ? `best val acc ${t.bestValidAcc.toFixed(4)}`
+        : '';
   const epoch = t.state === 'waiting' ? '' : `epoch ${t.epoch}/${t.epochs}`;
   const state = t.state + (t.cached ? ' (cached)' : '') + (t.error ? ` — ${t.error}` : '');
-  return [t.trial.padEnd(22), variant.padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(22), state].join(' ').replace(/\s+$/, '');
+  return [t.trial.padEnd(22), variant.padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
 }
 
 function bar(fraction: number, width = 30): string {

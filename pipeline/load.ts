@@ -4,7 +4,7 @@ import { LineCounter, parseDocument, parse as parseYaml, isMap, isSeq, type Docu
 import { z } from 'zod';
 import { canonicalJson } from '../artifacts/canonical';
 import type { Plan, PlanStep, PlanTrial } from './plan';
-import { pipelineSchema, type PipelineFile, type StepDecl } from './schema';
+import { pipelineOuterSchema, stepSchema, type StepDecl } from './schema';
 import { stepTypes, type StepType } from './steps';
 
 export interface Problem {
@@ -73,13 +73,23 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
   }
   if (overrideProblems.length > 0) throw new PipelineError(file, overrideProblems);
 
-  const parsed = pipelineSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new PipelineError(file, parsed.error.issues.map((issue) => toProblem(issue, [], locate)));
+  const problems: Problem[] = [];
+  const report = (p: Problem) => problems.push(p);
+  const outer = pipelineOuterSchema.safeParse(raw, { reportInput: true });
+  if (!outer.success) {
+    for (const issue of outer.error.issues) report(toProblem(issue, [], locate));
+    // Without a steps mapping there is nothing more to check.
+    if (!outer.data && !(raw && typeof raw === 'object' && 'steps' in raw)) throw new PipelineError(file, problems);
   }
-  const pipeline = parsed.data;
+  const rawSteps = (raw as { steps?: Record<string, unknown> } | null)?.steps ?? {};
+  const decls: Record<string, StepDecl> = {};
+  for (const [name, rawStep] of Object.entries(typeof rawSteps === 'object' ? rawSteps : {})) {
+    const step = stepSchema.safeParse(rawStep, { reportInput: true });
+    if (step.success) decls[name] = step.data;
+    else for (const issue of step.error.issues) report(toProblem(issue, ['steps', name], locate));
+  }
   if (options.dataMirrors?.length) {
-    for (const step of Object.values(pipeline.steps)) {
+    for (const step of Object.values(decls)) {
       if (step.uses === 'download') {
         const urls = Array.isArray(step.with.urls) ? (step.with.urls as unknown[]) : [];
         step.with.urls = [...options.dataMirrors, ...urls];
@@ -87,14 +97,14 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
     }
   }
 
-  const problems: Problem[] = [];
   const steps: PlanStep[] = [];
-  for (const [name, decl] of Object.entries(pipeline.steps)) {
-    const step = planStep(name, decl, (p) => problems.push(p), locate);
+  for (const [name, decl] of Object.entries(decls)) {
+    const step = planStep(name, decl, report, locate);
     if (step) steps.push(step);
   }
-  problems.push(...graphProblems(pipeline, locate));
+  problems.push(...graphProblems(Object.keys(rawSteps), decls, locate));
   if (problems.length > 0) throw new PipelineError(file, problems);
+  const pipeline = outer.data!;
 
   const ordered = topologicalOrder(steps);
   const effective = { name: pipeline.name, steps: ordered };
@@ -115,7 +125,7 @@ function planStep(
     if (decl.concurrency !== undefined) {
       report({ path: `steps.${name}.concurrency`, message: 'concurrency only applies to a step with a matrix', ...locate(['steps', name, 'concurrency']) });
     }
-    const result = schema.safeParse(decl.with);
+    const result = schema.safeParse(decl.with, { reportInput: true });
     if (!result.success) {
       for (const issue of result.error.issues) report(toProblem(issue, ['steps', name, 'with'], locate));
       return undefined;
@@ -125,6 +135,17 @@ function planStep(
 
   const shape = shapeOf(schema);
   let ok = true;
+  for (const [key, value] of Object.entries(decl.with)) {
+    const field = shape[key];
+    const r = field?.safeParse(value, { reportInput: true });
+    if (!field) {
+      ok = false;
+      report({ path: `steps.${name}.with`, message: `unknown key "${key}" for step type "${decl.uses}"`, ...locate(['steps', name, 'with', key]) });
+    } else if (r && !r.success) {
+      ok = false;
+      for (const issue of r.error.issues) report(toProblem(issue, ['steps', name, 'with', key], locate));
+    }
+  }
   for (const [axis, values] of Object.entries(decl.matrix)) {
     const field = shape[axis];
     if (!field) {
@@ -137,7 +158,7 @@ function planStep(
       continue;
     }
     values.forEach((value, i) => {
-      const r = field.safeParse(value);
+      const r = field.safeParse(value, { reportInput: true });
       if (!r.success) {
         ok = false;
         for (const issue of r.error.issues) report(toProblem(issue, ['steps', name, 'matrix', axis, i], locate));
@@ -159,7 +180,7 @@ function planStep(
   const trials: PlanTrial[] = [];
   const seen = new Map<string, number>();
   for (const cell of cells) {
-    const result = schema.safeParse({ ...decl.with, ...cell });
+    const result = schema.safeParse({ ...decl.with, ...cell }, { reportInput: true });
     if (!result.success) {
       for (const issue of result.error.issues) report(toProblem(issue, ['steps', name, 'with'], locate));
       return undefined;
@@ -218,10 +239,14 @@ function sampleCells<T>(cells: T[], count: number, seed: number): T[] {
     .map((i) => cells[i]!);
 }
 
-function graphProblems(pipeline: PipelineFile, locate: (path: (string | number)[]) => Pick<Problem, 'line' | 'column'>): Problem[] {
+function graphProblems(
+  allNames: string[],
+  steps: Record<string, StepDecl>,
+  locate: (path: (string | number)[]) => Pick<Problem, 'line' | 'column'>,
+): Problem[] {
   const problems: Problem[] = [];
-  const names = new Set(Object.keys(pipeline.steps));
-  for (const [name, step] of Object.entries(pipeline.steps)) {
+  const names = new Set(allNames);
+  for (const [name, step] of Object.entries(steps)) {
     step.needs.forEach((need, i) => {
       if (!names.has(need)) {
         problems.push({
@@ -234,7 +259,7 @@ function graphProblems(pipeline: PipelineFile, locate: (path: (string | number)[
       }
     });
   }
-  const cycle = findCycle(pipeline);
+  const cycle = findCycle(steps);
   if (cycle) {
     problems.push({
       path: `steps.${cycle[0]}.needs`,
@@ -245,7 +270,7 @@ function graphProblems(pipeline: PipelineFile, locate: (path: (string | number)[
   return problems;
 }
 
-function findCycle(pipeline: PipelineFile): string[] | undefined {
+function findCycle(steps: Record<string, StepDecl>): string[] | undefined {
   const state = new Map<string, 'visiting' | 'done'>();
   const stack: string[] = [];
   const visit = (name: string): string[] | undefined => {
@@ -253,8 +278,8 @@ function findCycle(pipeline: PipelineFile): string[] | undefined {
     if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
     state.set(name, 'visiting');
     stack.push(name);
-    for (const need of pipeline.steps[name]?.needs ?? []) {
-      if (need === name || !(need in pipeline.steps)) continue;
+    for (const need of steps[name]?.needs ?? []) {
+      if (need === name || !(need in steps)) continue;
       const found = visit(need);
       if (found) return found;
     }
@@ -262,7 +287,7 @@ function findCycle(pipeline: PipelineFile): string[] | undefined {
     state.set(name, 'done');
     return undefined;
   };
-  for (const name of Object.keys(pipeline.steps)) {
+  for (const name of Object.keys(steps)) {
     const found = visit(name);
     if (found) return found;
   }

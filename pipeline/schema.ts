@@ -39,9 +39,12 @@ export const pipelineSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*$/, 'pipeline names are lowercase letters, digits and "-" (they become workflow ids)'),
   description: z.string().optional(),
-  steps: z
-    .record(stepName, stepSchema)
-    .refine((steps) => Object.keys(steps).length > 0, 'a pipeline needs at least one step'),
+  steps: z.record(stepName, stepSchema).refine((steps) => Object.keys(steps).length > 0, 'a pipeline needs at least one step'),
+});
+
+/** The file's outer shape, with each step left for its own pass so that every step's problems are reported. */
+export const pipelineOuterSchema = pipelineSchema.extend({
+  steps: z.record(stepName, z.unknown()).refine((steps) => Object.keys(steps).length > 0, 'a pipeline needs at least one step'),
 });
 
 export type PipelineFile = z.infer<typeof pipelineSchema>;

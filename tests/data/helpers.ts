@@ -1,0 +1,133 @@
+import { deflateRawSync } from 'node:zlib';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pino from 'pino';
+import { ArtifactStore } from '../../artifacts/store';
+import type { ActivityDeps } from '../../activities/deps';
+
+/** The real archive, never copied into the repository: `<repo>/../shared/data/…` unless overridden. */
+export const ARCHIVE = process.env.SWEEPS_TEST_ARCHIVE
+  ? resolve(process.env.SWEEPS_TEST_ARCHIVE)
+  : resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'gestures-dataset.zip');
+export const ARCHIVE_MD5 = '7966323b95154f314e831c312e5cc33b';
+export const ARCHIVE_SHA256 = '4a6c5ac1d408f8405d456e0404b424b905ea49425c663fb08f0c3ab341efd32d';
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `sweeps-${prefix}-`));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export function testDeps(root: string): ActivityDeps {
+  return { store: new ArtifactStore(root), logger: pino({ level: process.env.SWEEPS_TEST_LOG ?? 'silent' }) };
+}
+
+/** Every file (not folder) under `dir`, relative, sorted. */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (current: string, prefix: string): void => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(join(current, entry.name), rel);
+      else out.push(rel);
+    }
+  };
+  walk(dir, '');
+  return out.sort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal zip writer, enough to build hostile archives that no well-behaved tool would make.
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+export function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const byte of data) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+export interface ZipEntrySpec {
+  name: string;
+  data?: Buffer | string;
+  /** Deflate instead of storing. */
+  deflate?: boolean;
+  /** Unix mode including the file type bits, e.g. 0o120777 for a symlink; default a regular file/folder. */
+  mode?: number;
+  /** Claim this uncompressed size instead of the real one (a lying header). */
+  declaredSize?: number;
+}
+
+export function makeZip(entries: ZipEntrySpec[]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const name = Buffer.from(e.name, 'utf8');
+    const raw = typeof e.data === 'string' ? Buffer.from(e.data) : (e.data ?? Buffer.alloc(0));
+    const isDir = e.name.endsWith('/');
+    const body = e.deflate ? deflateRawSync(raw) : raw;
+    const method = e.deflate ? 8 : 0;
+    const crc = crc32(raw);
+    const usize = e.declaredSize ?? raw.length;
+    const mode = e.mode ?? (isDir ? 0o040755 : 0o100644);
+
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x0800, 6); // names are UTF-8
+    local.writeUInt16LE(method, 8);
+    local.writeUInt16LE(0, 10);
+    local.writeUInt16LE(0x21, 12); // 1980-01-01
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(body.length, 18);
+    local.writeUInt32LE(usize, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(0, 28);
+    locals.push(local, name, body);
+
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix, so the mode bits count
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(method, 10);
+    central.writeUInt16LE(0, 12);
+    central.writeUInt16LE(0x21, 14);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(body.length, 20);
+    central.writeUInt32LE(usize, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt16LE(0, 30);
+    central.writeUInt16LE(0, 32);
+    central.writeUInt16LE(0, 34);
+    central.writeUInt16LE(0, 36);
+    central.writeUInt32LE((mode << 16) >>> 0, 38);
+    central.writeUInt32LE(offset, 42);
+    centrals.push(central, name);
+
+    offset += local.length + name.length + body.length;
+  }
+  const cd = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(0, 4);
+  end.writeUInt16LE(0, 6);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt32LE(offset, 16);
+  end.writeUInt16LE(0, 20);
+  return Buffer.concat([...locals, cd, end]);
+}
