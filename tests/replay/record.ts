@@ -1,0 +1,33 @@
+/**
+ * Records the histories of a finished sweep and its trials into tests/replay/histories/, for the
+ * replay test. Run against a server that has one:
+ *   node dist/tests/replay/record.js <sweep-id> [address]
+ * Re-record (and keep the old files) only when a workflow change is deliberately incompatible and
+ * guarded with patched(): old histories must keep replaying.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+
+async function main(): Promise<void> {
+  const [sweepId, address = '127.0.0.1:7233'] = process.argv.slice(2);
+  if (!sweepId) throw new Error('usage: record.js <sweep-id> [address]');
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  const ids = [sweepId];
+  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${sweepId}/"` })) ids.push(wf.workflowId);
+  const dir = join(__dirname, '..', '..', '..', 'tests', 'replay', 'histories');
+  for (const id of new Set(ids)) {
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    const file = join(dir, `${id.replace(/[^A-Za-z0-9_.-]+/g, '_')}.json`);
+    writeFileSync(file, historyToJSON(history));
+    process.stdout.write(`${file}\n`);
+  }
+  await connection.close();
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+});
