@@ -1,0 +1,206 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * Per-epoch training checkpoints: `<dir>/epoch-NNNN/` with
+ *   weights.bin    every parameter, float32 little-endian, concatenated in `params` order
+ *   optimizer.bin  Adam's m then v for every parameter, same layout
+ *   state.json     everything else, with the sha256 of both binaries
+ * A checkpoint is written into a temporary folder and renamed into place, so a folder
+ * named epoch-NNNN is either complete or was damaged afterwards (then the digests catch it).
+ */
+
+export const CHECKPOINT_FORMAT = 'durable-sweeps/gru-checkpoint@1';
+const EPOCH_DIR = /^epoch-(\d{4,})$/;
+const TEMP_PREFIX = '.tmp-epoch-';
+
+export interface BinaryRef {
+  file: string;
+  sha256: string;
+  floats: number;
+}
+
+/** The JSON part of a checkpoint. `T` is the trainer's own payload (config, counters, metrics). */
+export interface CheckpointState<T> {
+  format: typeof CHECKPOINT_FORMAT;
+  epoch: number;
+  /** Identifies the run (config + data) the checkpoint belongs to. */
+  fingerprint: string;
+  params: Array<{ name: string; shape: number[] }>;
+  weights: BinaryRef;
+  optimizer: BinaryRef;
+  payload: T;
+}
+
+export interface Checkpoint<T> {
+  path: string;
+  state: CheckpointState<T>;
+  weights: Float32Array;
+  optimizer: Float32Array;
+}
+
+export function epochDirName(epoch: number): string {
+  return `epoch-${String(epoch).padStart(4, '0')}`;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function bytesOf(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/** A copy, because a Buffer from readFileSync may sit at an offset not aligned for floats. */
+function floatsOf(bytes: Buffer): Float32Array {
+  if (bytes.byteLength % 4 !== 0) throw new Error(`${bytes.byteLength} bytes is not a whole number of float32`);
+  const out = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+function writeDurably(file: string, data: Uint8Array | string): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic there.
+  }
+}
+
+// JSON has no NaN or ±Infinity (a diverged run's losses); keep them instead of turning them into null.
+function encodeNumbers(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? { $number: String(value) } : value;
+}
+
+function decodeNumbers(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && '$number' in value) {
+    return Number((value as { $number: string }).$number);
+  }
+  return value;
+}
+
+export function writeCheckpoint<T>(
+  dir: string,
+  epoch: number,
+  fingerprint: string,
+  params: Array<{ name: string; shape: number[] }>,
+  weights: Float32Array,
+  optimizer: Float32Array,
+  payload: T,
+): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const finalPath = path.join(dir, epochDirName(epoch));
+  const temp = fs.mkdtempSync(path.join(dir, `${TEMP_PREFIX}${String(epoch).padStart(4, '0')}-`));
+  fs.chmodSync(temp, 0o755); // mkdtemp's 0700 would hide checkpoints from other users of a shared store
+  try {
+    const w = bytesOf(weights);
+    const o = bytesOf(optimizer);
+    writeDurably(path.join(temp, 'weights.bin'), w);
+    writeDurably(path.join(temp, 'optimizer.bin'), o);
+    const state: CheckpointState<T> = {
+      format: CHECKPOINT_FORMAT,
+      epoch,
+      fingerprint,
+      params,
+      weights: { file: 'weights.bin', sha256: sha256(w), floats: weights.length },
+      optimizer: { file: 'optimizer.bin', sha256: sha256(o), floats: optimizer.length },
+      payload,
+    };
+    writeDurably(path.join(temp, 'state.json'), JSON.stringify(state, encodeNumbers, 2));
+    fsyncDir(temp);
+    if (fs.existsSync(finalPath)) {
+      // Left by an earlier attempt of the same run (same fingerprint, same epoch): runs are
+      // deterministic, so a valid one holds the same numbers; a damaged one is replaced.
+      if (readCheckpoint<T>(finalPath, fingerprint) !== null) {
+        fs.rmSync(temp, { recursive: true, force: true });
+        return finalPath;
+      }
+      fs.rmSync(finalPath, { recursive: true, force: true });
+    }
+    fs.renameSync(temp, finalPath);
+    fsyncDir(dir);
+    return finalPath;
+  } catch (err) {
+    fs.rmSync(temp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export class CheckpointMismatchError extends Error {
+  override name = 'CheckpointMismatchError';
+}
+
+/**
+ * Reads and verifies one checkpoint folder. Returns null when it is incomplete or damaged;
+ * throws CheckpointMismatchError when it is intact but belongs to a different run.
+ */
+export function readCheckpoint<T>(folder: string, fingerprint: string): Checkpoint<T> | null {
+  let state: CheckpointState<T>;
+  let weights: Float32Array;
+  let optimizer: Float32Array;
+  try {
+    state = JSON.parse(fs.readFileSync(path.join(folder, 'state.json'), 'utf8'), decodeNumbers) as CheckpointState<T>;
+    if (state.format !== CHECKPOINT_FORMAT) return null;
+    const load = (ref: BinaryRef): Float32Array | null => {
+      const bytes = fs.readFileSync(path.join(folder, path.basename(ref.file)));
+      if (sha256(bytes) !== ref.sha256) return null;
+      const floats = floatsOf(bytes);
+      return floats.length === ref.floats ? floats : null;
+    };
+    const w = load(state.weights);
+    const o = load(state.optimizer);
+    if (w === null || o === null) return null;
+    weights = w;
+    optimizer = o;
+  } catch {
+    return null;
+  }
+  if (state.fingerprint !== fingerprint) {
+    throw new CheckpointMismatchError(
+      `checkpoint ${folder} belongs to a different training run (config or data differ); ` +
+        'use a separate checkpoint folder per trial, or delete this one to start over',
+    );
+  }
+  return { path: folder, state, weights, optimizer };
+}
+
+/**
+ * The newest intact checkpoint in `dir`, or null. Damaged checkpoints newer than it and
+ * leftover temporary folders are removed, so the next write starts from a clean folder.
+ */
+export function latestCheckpoint<T>(dir: string, fingerprint: string): Checkpoint<T> | null {
+  if (!fs.existsSync(dir)) return null;
+  const entries = fs.readdirSync(dir, { withFileTypes: true });
+  for (const e of entries) {
+    if (e.name.startsWith(TEMP_PREFIX)) fs.rmSync(path.join(dir, e.name), { recursive: true, force: true });
+  }
+  const epochs = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => ({ name: e.name, match: EPOCH_DIR.exec(e.name) }))
+    .filter((e): e is { name: string; match: RegExpExecArray } => e.match !== null)
+    .map((e) => ({ name: e.name, epoch: Number(e.match[1]) }))
+    .sort((a, b) => b.epoch - a.epoch);
+  for (const { name, epoch } of epochs) {
+    const folder = path.join(dir, name);
+    const cp = readCheckpoint<T>(folder, fingerprint);
+    if (cp !== null && cp.state.epoch === epoch) return cp;
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+  return null;
+}
