@@ -24,10 +24,11 @@ const defaults: Record<StepType, ActivityOptions> = {
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
   },
   // Training is long and resumes from its last epoch checkpoint, so retrying it is cheap: allow
-  // many attempts, and detect a dead worker quickly through the heartbeat.
+  // many attempts, and detect a dead worker quickly through the heartbeat. The trainer runs in a
+  // child process, so the worker's event loop is free to heartbeat however busy the cores are.
   train: {
     startToCloseTimeout: '6h',
-    heartbeatTimeout: '2m',
+    heartbeatTimeout: '30s',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
   },
   report: {

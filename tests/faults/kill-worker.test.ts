@@ -1,0 +1,108 @@
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { EpochMetrics, TrainResult } from '../../activities/types';
+import { trialProgressQuery } from '../../workflows/progress';
+import type { SweepResult } from '../../workflows/sweep';
+import { GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
+import { runCli, spawnWorker, startTestServer, untilExit, waitFor } from '../helpers/processes';
+
+jest.setTimeout(12 * 60_000);
+
+function pipeline(name: string): string {
+  return `name: ${name}
+steps:
+  download:
+    uses: download
+    with: { urls: ["${pathToFileURL(gesturesArchive()).href}"], md5: ${GESTURES_MD5} }
+  dataset:
+    uses: dataset
+    needs: [download]
+    with: { limit: 800 }
+  padding:
+    uses: padding
+    needs: [dataset]
+  train:
+    uses: train
+    needs: [padding]
+    matrix: { pooling: [mean], seed: [3] }
+    with: { epochs: 6, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm }
+`;
+}
+
+/** Training child processes that belong to this test's state folder (orphans would show here). */
+function trainingProcessesOf(home: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (cmdline.includes('train-child') && environ.includes(`SWEEPS_HOME=${home}`)) pids.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+
+const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);
+
+describe('a worker killed with SIGKILL during training', () => {
+  const home = mkdtempSync(join(tmpdir(), 'sweeps-kill-'));
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+
+  beforeAll(async () => {
+    server = await startTestServer(home);
+  });
+  afterAll(async () => {
+    await server.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('costs no finished epoch: the trial resumes on a new worker and ends bit for bit like an uninterrupted run', async () => {
+    // The reference: the same trial, never interrupted, in an artifact store of its own.
+    const baselineFile = join(home, 'baseline.yaml');
+    writeFileSync(baselineFile, pipeline('faults-baseline'));
+    const baselineArtifacts = join(home, 'artifacts-baseline');
+    const baseline = await runCli(['sweep', baselineFile, '--json'], { ...server.env, SWEEPS_ARTIFACTS: baselineArtifacts });
+    expect({ code: baseline.code, stderr: baseline.code === 0 ? '' : baseline.stderr }).toEqual({ code: 0, stderr: '' });
+    const reference = (JSON.parse(baseline.stdout) as SweepResult).outputs.train as TrainResult[];
+
+    const file = join(home, 'killed.yaml');
+    writeFileSync(file, pipeline('faults-killed'));
+    const env = { ...server.env, SWEEPS_ARTIFACTS: join(home, 'artifacts-killed') };
+    let worker = spawnWorker(env);
+    const submitted = await runCli(['sweep', file, '--detach'], env);
+    expect(submitted.code).toBe(0);
+    const sweepId = submitted.stdout.trim();
+    const trialId = `${sweepId}/trial-gru_mean-h32-s3`;
+    const epochOf = async () => (await server.client.workflow.getHandle(trialId).query(trialProgressQuery)).epoch;
+
+    // Two crashes at different epochs; each time a fresh worker process takes over.
+    for (const killAt of [2, 4]) {
+      await waitFor(`epoch ${killAt} of ${trialId}`, async () => ((await epochOf()) >= killAt ? true : undefined));
+      worker.kill('SIGKILL');
+      await untilExit(worker);
+      // The trainer notices its parent is gone and exits: no orphan keeps a core busy.
+      await waitFor('the orphaned trainer to exit', async () => (trainingProcessesOf(home).length === 0 ? true : undefined), 15_000);
+      worker = spawnWorker(env);
+    }
+
+    const result = (await server.client.workflow.getHandle(sweepId).result()) as SweepResult;
+    worker.kill('SIGTERM');
+    await untilExit(worker);
+
+    const [trial] = result.outputs.train as TrainResult[];
+    expect(trial!.resumedFromEpoch).toBeGreaterThanOrEqual(4);
+    expect(trial!.epochsRun).toBe(reference[0]!.epochsRun);
+    expect(trial!.best).toEqual({ ...reference[0]!.best, seconds: trial!.best.seconds });
+
+    const metricsOf = (root: string, t: TrainResult) =>
+      JSON.parse(readFileSync(join(root, t.ref.dir, t.metrics), 'utf8')) as EpochMetrics[];
+    expect(withoutTimes(metricsOf(join(home, 'artifacts-killed'), trial!))).toEqual(
+      withoutTimes(metricsOf(baselineArtifacts, reference[0]!)),
+    );
+  });
+});
