@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
-import { stepKey, writeFileAtomic } from '../artifacts/store';
+import { ArtifactCorrupt, stepKey, writeFileAtomic } from '../artifacts/store';
 import { trainInChildProcess } from '../ml/train-process';
 import type { TrainConfig } from '../ml/trainer';
 import { trainParams, type TrainParams } from '../pipeline/steps';
 import { epochSignal, type EpochReport } from '../workflows/progress';
 import { activityContext } from './context';
 import type { ActivityDeps } from './deps';
+import { trackTrial } from './tracking';
 import type { PaddingResult, StepInput, TrainResult } from './types';
 import { upstreamOf } from './upstream';
 
@@ -37,8 +38,11 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
 
   const { ref, result, cached } = await deps.store.getOrBuild(identity, async (dir) => {
     // A damaged padded table must never be trained on silently: check it against its digest.
-    await deps.store.verifyFile(padded.ref, padded.table);
+    await deps.store.verifyFile(padded.ref, padded.table).catch((err: Error) => {
+      throw asFailure(err, input);
+    });
     const checkpointDir = await deps.store.workDir('train', stepKey(identity).slice(0, 32));
+    const tracker = trackTrial({ sweepId: input.sweepId, step: input.step, trial: input.trial ?? input.step, identity }, deps, log);
     // "Best" means what early stopping keeps: the epoch with the lowest valid loss.
     let best = { loss: Infinity, acc: 0 };
     const outcome = await trainInChildProcess(
@@ -58,18 +62,24 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
             bestValidAcc: best.acc,
           };
           notifyTrialWorkflow(report, log);
+          tracker.epoch(m);
         },
       },
-    );
+    ).catch((err: Error) => {
+      throw asFailure(err, input);
+    });
     resumedFromEpoch = outcome.resumedFromEpoch;
     if (resumedFromEpoch > 0) log.info({ resumedFromEpoch }, 'resumed from checkpoint');
     await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
+    // MLflow, TensorBoard and settings.toml; never throws (tracking problems are recorded, not fatal).
+    const tracking = await tracker.finish(outcome, dir);
     return {
       best: outcome.best,
       epochsRun: outcome.epochs.length,
       stoppedEarly: outcome.stoppedEarly,
       backend: outcome.backend,
       trainSeconds: (Date.now() - started) / 1000,
+      tracking,
     };
   });
 
@@ -86,7 +96,23 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
     metrics: 'metrics.json',
     resumedFromEpoch,
     worker: `${hostname()}:${process.pid}`,
+    tracking: result.tracking,
   };
+}
+
+/** Errors that no retry can fix become non-retryable failures that name the trial and the way out. */
+function asFailure(err: Error, input: StepInput<TrainParams>): Error {
+  const where = `trial ${input.trial ?? input.step}`;
+  if (err.name === 'TrainConfigError' || err.name === 'CheckpointMismatchError') {
+    return ApplicationFailure.nonRetryable(`${where}: ${err.message}`, err.name);
+  }
+  if (err instanceof ArtifactCorrupt) {
+    return ApplicationFailure.nonRetryable(
+      `${where}: ${err.message}. It was not used; \`sweeps resume ${input.sweepId}\` rebuilds it.`,
+      'ArtifactCorrupt',
+    );
+  }
+  return err;
 }
 
 export function toConfig(p: TrainParams): TrainConfig {

@@ -83,28 +83,33 @@ interface TrainingProgress {
 // Streams of randomness; renaming one changes every result, so they are fixed strings.
 const STREAM = { init: 'init', trainOrder: 'train-order', validOrder: 'valid-order', dropout: 'dropout' } as const;
 
+/** A configuration or data problem that no retry can fix. */
+export class TrainConfigError extends Error {
+  override name = 'TrainConfigError';
+}
+
 function validate(data: PaddedData, cfg: TrainConfig): void {
   const positive = { hidden: cfg.hidden, layers: cfg.layers, epochs: cfg.epochs, batchSize: cfg.batchSize };
   for (const [k, v] of Object.entries(positive)) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`train config: ${k} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) throw new TrainConfigError(`train config: ${k} must be a positive integer, got ${v}`);
   }
   for (const k of ['trainBatches', 'validBatches'] as const) {
     const v = cfg[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`train config: ${k} must be a positive integer, got ${v}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new TrainConfigError(`train config: ${k} must be a positive integer, got ${v}`);
   }
-  if (!Number.isInteger(cfg.seed)) throw new Error(`train config: seed must be an integer, got ${cfg.seed}`);
+  if (!Number.isInteger(cfg.seed)) throw new TrainConfigError(`train config: seed must be an integer, got ${cfg.seed}`);
   for (const [name, split] of [['train', data.train], ['valid', data.valid]] as const) {
     if (split.count < cfg.batchSize) {
-      throw new Error(`${name} split has ${split.count} sequences, fewer than one batch of ${cfg.batchSize}`);
+      throw new TrainConfigError(`${name} split has ${split.count} sequences, fewer than one batch of ${cfg.batchSize}`);
     }
     if (split.values.length !== split.count * data.maxLength * data.features) {
-      throw new Error(`${name} split: ${split.values.length} values for ${split.count} × ${data.maxLength} × ${data.features}`);
+      throw new TrainConfigError(`${name} split: ${split.values.length} values for ${split.count} × ${data.maxLength} × ${data.features}`);
     }
     for (let i = 0; i < split.count; i++) {
       const len = split.lengths[i] as number;
       const y = split.labels[i] as number;
-      if (!(len >= 1 && len <= data.maxLength)) throw new Error(`${name} row ${i}: length ${len} outside 1..${data.maxLength}`);
-      if (!(y >= 0 && y < data.classes)) throw new Error(`${name} row ${i}: label ${y} outside 0..${data.classes - 1}`);
+      if (!(len >= 1 && len <= data.maxLength)) throw new TrainConfigError(`${name} row ${i}: length ${len} outside 1..${data.maxLength}`);
+      if (!(y >= 0 && y < data.classes)) throw new TrainConfigError(`${name} row ${i}: label ${y} outside 0..${data.classes - 1}`);
     }
   }
 }

@@ -61,6 +61,7 @@ export async function startWorkers(
         workflowsPath: require.resolve('../workflows'),
         activities,
         maxConcurrentActivityTaskExecutions: 4,
+        maxHeartbeatThrottleInterval: '3s',
       }),
     );
   }
@@ -73,6 +74,9 @@ export async function startWorkers(
         identity: `${identity}/train`,
         activities,
         maxConcurrentActivityTaskExecutions: config.trainSlots,
+        // Cancellation reaches an activity only through a heartbeat's response: send them often
+        // enough that cancelling a sweep stops its trainings within seconds.
+        maxHeartbeatThrottleInterval: '3s',
       }),
     );
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,7 +6,7 @@ import type { EpochMetrics, TrainResult } from '../../activities/types';
 import { trialProgressQuery } from '../../workflows/progress';
 import type { SweepResult } from '../../workflows/sweep';
 import { GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
-import { runCli, spawnWorker, startTestServer, untilExit, waitFor } from '../helpers/processes';
+import { runCli, spawnWorker, startTestServer, trainingProcessesOf, untilExit, waitFor } from '../helpers/processes';
 
 jest.setTimeout(12 * 60_000);
 
@@ -29,22 +29,6 @@ steps:
     matrix: { pooling: [mean], seed: [3] }
     with: { epochs: 6, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm }
 `;
-}
-
-/** Training child processes that belong to this test's state folder (orphans would show here). */
-function trainingProcessesOf(home: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
-      if (cmdline.includes('train-child') && environ.includes(`SWEEPS_HOME=${home}`)) pids.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return pids;
 }
 
 const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);

@@ -1,0 +1,150 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TrainResult } from '../../activities/types';
+import { loadConfig } from '../../client/config';
+import { ensureEmbeddedServer, stopEmbeddedServer } from '../../client/server';
+import { findTemporalCli } from '../../client/temporal-cli';
+import { sweepProgressQuery, trialProgressQuery } from '../../workflows/progress';
+import type { SweepResult } from '../../workflows/sweep';
+import { GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
+import { runCli, spawnWorker, startTestServer, trainingProcessesOf, untilExit, waitFor } from '../helpers/processes';
+
+jest.setTimeout(10 * 60_000);
+
+/** A pipeline of small, real trials: a subset of the real data, a few short epochs. */
+function pipeline(name: string, matrix: string, epochs = 4): string {
+  return `name: ${name}
+steps:
+  download:
+    uses: download
+    with: { urls: ["${pathToFileURL(gesturesArchive()).href}"], md5: ${GESTURES_MD5} }
+  dataset:
+    uses: dataset
+    needs: [download]
+    with: { limit: 400 }
+  padding:
+    uses: padding
+    needs: [dataset]
+  train:
+    uses: train
+    needs: [padding]
+    matrix: ${matrix}
+    concurrency: 2
+    with: { epochs: ${epochs}, hidden: 16, train_batches: 8, valid_batches: 2, backend: wasm }
+`;
+}
+
+describe('recovering sweeps', () => {
+  const home = mkdtempSync(join(tmpdir(), 'sweeps-recovery-'));
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let worker: ReturnType<typeof spawnWorker>;
+
+  const write = (name: string, text: string) => {
+    const file = join(home, `${name}.yaml`);
+    writeFileSync(file, text);
+    return file;
+  };
+  const submit = async (file: string) => {
+    const run = await runCli(['sweep', file, '--detach'], server.env);
+    expect({ code: run.code, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, stderr: '' });
+    return run.stdout.trim();
+  };
+  const epochOf = async (workflowId: string) => (await server.client.workflow.getHandle(workflowId).query(trialProgressQuery)).epoch;
+
+  beforeAll(async () => {
+    server = await startTestServer(home);
+    worker = spawnWorker(server.env);
+  });
+  afterAll(async () => {
+    worker.kill('SIGTERM');
+    await untilExit(worker);
+    await server.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('finishes a sweep whose Temporal server was stopped and restarted in the middle of training', async () => {
+    const sweepId = await submit(write('restart', pipeline('faults-restart', '{ pooling: [last, mean], seed: [1] }', 6)));
+    await waitFor('training to be under way', async () => ((await epochOf(`${sweepId}/trial-gru_last-h16-s1`)) >= 2 ? true : undefined));
+
+    const config = loadConfig({ home, server: { ip: '127.0.0.1', port: Number(server.env.SWEEPS_SERVER_PORT), uiPort: Number(server.env.SWEEPS_UI_PORT) } });
+    expect(await stopEmbeddedServer(config)).toBe(true);
+    await ensureEmbeddedServer(config, () => undefined); // same database file: history survives
+
+    // The worker process reconnects by itself; the client's connection does too.
+    const result = (await server.client.workflow.getHandle(sweepId).result()) as SweepResult;
+    const trials = result.outputs.train as TrainResult[];
+    expect(trials.map((t) => t.epochsRun)).toEqual([6, 6]);
+  });
+
+  it('resumes a terminated sweep: finished trials are cache hits, the interrupted one continues from its checkpoint', async () => {
+    // Long enough that the terminated attempt (which learns of it at its next heartbeat) cannot finish first.
+    const sweepId = await submit(write('resume', pipeline('faults-resume', '{ pooling: [mean], seed: [1, 2, 3] }', 16)));
+    const handle = server.client.workflow.getHandle(sweepId);
+    // Two trials run at once; wait until the third has started and has a checkpoint or two.
+    await waitFor('two finished trials and a third under way', async () => {
+      const p = await handle.query(sweepProgressQuery);
+      const third = p.trials.find((t) => t.trial === 'gru_mean-h16-s3');
+      if (p.trials.filter((t) => t.state === 'done').length < 2 || !third || third.state !== 'running') return undefined;
+      return (await epochOf(third.workflowId)) >= 2 ? true : undefined;
+    });
+    await handle.terminate('test: an operator stops the sweep');
+
+    const resumed = await runCli(['resume', sweepId, '--no-worker', '--json'], server.env);
+    expect({ code: resumed.code, stderr: resumed.code === 0 ? '' : resumed.stderr }).toEqual({ code: 0, stderr: '' });
+    const trials = (JSON.parse(resumed.stdout) as SweepResult).outputs.train as TrainResult[];
+    const byId = Object.fromEntries(trials.map((t) => [t.trial, t]));
+    expect(byId['gru_mean-h16-s1']!.cached).toBe(true);
+    expect(byId['gru_mean-h16-s2']!.cached).toBe(true);
+    expect(byId['gru_mean-h16-s3']!.cached).toBe(false);
+    expect(byId['gru_mean-h16-s3']!.resumedFromEpoch).toBeGreaterThanOrEqual(2);
+    expect(byId['gru_mean-h16-s3']!.epochsRun).toBe(16);
+  });
+
+  it('fails clearly on an error no retry can fix, and after the fix redoes only the failed trial', async () => {
+    const bad = await runCli(['sweep', write('bad', pipeline('faults-bad', '{ pooling: [mean], seed: [1], batch_size: [16, 5000] }')), '--no-worker'], server.env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('gru_mean-h16-batch_size5000-s1');
+    expect(bad.stderr).toContain('fewer than one batch of 5000');
+    expect(bad.stderr).toContain('sweeps resume');
+
+    const fixed = await runCli(['sweep', write('fixed', pipeline('faults-bad', '{ pooling: [mean], seed: [1], batch_size: [16, 32] }')), '--no-worker', '--json'], server.env);
+    expect(fixed.code).toBe(0);
+    const trials = (JSON.parse(fixed.stdout) as SweepResult).outputs.train as TrainResult[];
+    expect(trials.filter((t) => !t.cached).map((t) => t.trial)).toEqual(['gru_mean-h16-batch_size32-s1']);
+  });
+
+  it('stops every trial promptly when a sweep is cancelled, leaving no training process behind', async () => {
+    const sweepId = await submit(write('cancel', pipeline('faults-cancel', '{ pooling: [last, mean], seed: [1] }', 200)));
+    await waitFor('both trials training', async () => (trainingProcessesOf(home).length === 2 ? true : undefined));
+    const cancelledAt = Date.now();
+    await server.client.workflow.getHandle(sweepId).cancel();
+    await expect(server.client.workflow.getHandle(sweepId).result()).rejects.toThrow(WorkflowFailedError);
+    await waitFor('the trainings to stop', async () => (trainingProcessesOf(home).length === 0 ? true : undefined), 30_000);
+    const seconds = (Date.now() - cancelledAt) / 1000;
+    console.log(`cancel → every training process gone in ${seconds.toFixed(1)} s`);
+    expect(seconds).toBeLessThan(30);
+  });
+
+  it("survives Temporal's own Reset: the re-run finds every step's output in the store", async () => {
+    const file = write('reset', pipeline('faults-reset', '{ pooling: [last], seed: [4] }', 2));
+    const first = await runCli(['sweep', file, '--no-worker', '--json'], server.env);
+    expect(first.code).toBe(0);
+    const { sweepId } = JSON.parse(first.stdout) as SweepResult;
+    const temporal = findTemporalCli();
+    if (!temporal) throw new Error('the temporal CLI is needed for this test (npm run setup)');
+    const reset = spawnSync(
+      temporal,
+      ['workflow', 'reset', '--address', `127.0.0.1:${server.env.SWEEPS_SERVER_PORT}`, '-w', sweepId, '--type', 'FirstWorkflowTask', '--reason', 'test reset', '-y'],
+      { encoding: 'utf8' },
+    );
+    expect({ status: reset.status, stderr: reset.stderr }).toEqual({ status: 0, stderr: '' });
+    const after = (await server.client.workflow.getHandle(sweepId).result()) as SweepResult;
+    const trials = after.outputs.train as TrainResult[];
+    expect(trials.every((t) => t.cached)).toBe(true);
+    expect((after.outputs.download as { cached: boolean }).cached).toBe(true);
+  });
+});
