@@ -182,8 +182,8 @@ export class ArtifactStore {
 
     const dir = this.dirFor(identity);
     const tmp = join(this.root, '.tmp', `${identity.type}-${randomBytes(6).toString('hex')}`);
-    await mkdir(tmp, { recursive: true });
     try {
+      await mkdir(tmp, { recursive: true });
       const result = await build(tmp);
       const files = await digestTree(tmp);
       const ref: ArtifactRef = { dir, digest: listDigest(files) };
@@ -204,9 +204,26 @@ export class ArtifactStore {
       }
       return { ref, result, cached: false };
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
-      throw err;
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw this.explain(err as NodeJS.ErrnoException, identity);
     }
+  }
+
+  /** Storage errors name the store and what to do; other errors pass through unchanged. */
+  private explain(err: NodeJS.ErrnoException, identity: StepIdentity): Error {
+    const hints: Record<string, string> = {
+      ENOSPC: 'the disk is full: free space, or point SWEEPS_ARTIFACTS at a larger disk',
+      EDQUOT: 'the disk quota is exhausted: free space, or point SWEEPS_ARTIFACTS elsewhere',
+      EACCES: 'no permission to write there: fix the permissions, or point SWEEPS_ARTIFACTS at a writable folder',
+      EPERM: 'no permission to write there: fix the permissions, or point SWEEPS_ARTIFACTS at a writable folder',
+      EROFS: 'the file system is read-only: point SWEEPS_ARTIFACTS at a writable folder',
+      ENOTDIR: 'a file stands where a folder is needed: point SWEEPS_ARTIFACTS at a folder',
+    };
+    const hint = err.code ? hints[err.code] : undefined;
+    if (!hint) return err;
+    const wrapped = new Error(`cannot write the ${identity.type} artifact into ${this.root}: ${err.message} (${hint}); nothing was committed`);
+    (wrapped as NodeJS.ErrnoException).code = err.code;
+    return wrapped;
   }
 
   dirFor(identity: StepIdentity): string {

@@ -1,0 +1,132 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ArtifactCorrupt, ArtifactStore, writeFileAtomic } from '../../artifacts/store';
+
+const identity = (params: unknown) => ({ type: 'unit', version: 1, params, inputs: {} });
+
+describe('the content-addressed artifact store', () => {
+  let root: string;
+  let store: ArtifactStore;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'store-'));
+    store = new ArtifactStore(root);
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  const build = (text: string) => async (dir: string) => {
+    writeFileSync(join(dir, 'out.txt'), text);
+    mkdirSync(join(dir, 'nested'));
+    writeFileSync(join(dir, 'nested', 'more.txt'), `${text}!`);
+    return { length: text.length };
+  };
+
+  it('builds once, then returns the committed result without building again', async () => {
+    let builds = 0;
+    const counted = async (dir: string) => {
+      builds++;
+      return build('hello')(dir);
+    };
+    const first = await store.getOrBuild(identity({ a: 1 }), counted);
+    const second = await store.getOrBuild(identity({ a: 1 }), counted);
+    expect(builds).toBe(1);
+    expect([first.cached, second.cached]).toEqual([false, true]);
+    expect(second.ref).toEqual(first.ref);
+    expect(second.result).toEqual({ length: 5 });
+    expect(readFileSync(store.path(first.ref, 'nested/more.txt'), 'utf8')).toBe('hello!');
+  });
+
+  it('derives the location from the identity: key order does not matter, values do', async () => {
+    const a = await store.getOrBuild(identity({ x: 1, y: 2 }), build('a'));
+    const b = await store.getOrBuild({ inputs: {}, version: 1, params: { y: 2, x: 1 }, type: 'unit' }, build('b'));
+    const c = await store.getOrBuild(identity({ x: 1, y: 3 }), build('c'));
+    expect(b.ref.dir).toBe(a.ref.dir);
+    expect(b.cached).toBe(true);
+    expect(c.ref.dir).not.toBe(a.ref.dir);
+  });
+
+  it('keeps the file list out of the reference: refs stay small however many files an artifact has', async () => {
+    const many = await store.getOrBuild(identity('many'), async (dir) => {
+      for (let i = 0; i < 500; i++) writeFileSync(join(dir, `f${i}.txt`), String(i));
+      return {};
+    });
+    expect(JSON.stringify(many.ref).length).toBeLessThan(200);
+    expect(Object.keys(await store.files(many.ref))).toHaveLength(500);
+  });
+
+  it('detects a truncated file by its digest, moves the artifact aside and rebuilds it', async () => {
+    const first = await store.getOrBuild(identity('t'), build('precious content'));
+    truncateSync(store.path(first.ref, 'out.txt'), 3);
+    await expect(store.verify(first.ref)).rejects.toThrow(ArtifactCorrupt);
+    await expect(store.verifyFile(first.ref, 'out.txt')).rejects.toThrow(/out.txt has sha256 .* expected/);
+
+    const again = await store.getOrBuild(identity('t'), build('precious content'));
+    expect(again.cached).toBe(false);
+    expect(readFileSync(store.path(again.ref, 'out.txt'), 'utf8')).toBe('precious content');
+    expect(readdirSync(join(root, '.corrupt'))).toHaveLength(1);
+  });
+
+  it('leaves nothing behind when a build fails', async () => {
+    await expect(
+      store.getOrBuild(identity('fails'), async (dir) => {
+        writeFileSync(join(dir, 'half.txt'), 'half');
+        throw new Error('the step broke');
+      }),
+    ).rejects.toThrow('the step broke');
+    expect(await store.lookup(identity('fails'))).toBeUndefined();
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('lets two builders race for the same identity: both get the one committed artifact', async () => {
+    const [a, b] = await Promise.all([store.getOrBuild(identity('race'), build('same')), store.getOrBuild(identity('race'), build('same'))]);
+    expect(a.ref).toEqual(b.ref);
+    expect([a.cached, b.cached].sort()).toEqual([false, true]);
+  });
+
+  it('refuses paths that escape the store', () => {
+    expect(() => store.path('unit/abc', '../../../etc/passwd')).toThrow(/escapes the artifact root/);
+  });
+
+  it('fails clearly when the store root is not a folder', async () => {
+    const file = join(root, 'not-a-folder');
+    writeFileSync(file, 'x');
+    await expect(new ArtifactStore(file).getOrBuild(identity('x'), build('x'))).rejects.toThrow(/ENOTDIR|not a directory/);
+  });
+
+  it('writes files atomically: a reader sees the old or the new content, never a part', async () => {
+    const path = join(root, 'state.json');
+    await writeFileAtomic(path, 'old');
+    await writeFileAtomic(path, 'new');
+    expect(readFileSync(path, 'utf8')).toBe('new');
+    expect(readdirSync(root).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+});
+
+// A real full disk: a 1 MiB tmpfs (needs root, as on the CI machines).
+const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
+(canMount ? describe : describe.skip)('on a full disk', () => {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'full-disk-'));
+  let mounted = false;
+  beforeAll(() => {
+    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status === 0;
+  });
+  afterAll(() => {
+    if (mounted) spawnSync('umount', [mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  it('reports ENOSPC and leaves neither a committed artifact nor temp files', async () => {
+    if (!mounted) throw new Error(`could not mount a tmpfs on ${mountPoint}`);
+    const store = new ArtifactStore(mountPoint);
+    await expect(
+      store.getOrBuild(identity('big'), async (dir) => {
+        writeFileSync(join(dir, 'big.bin'), Buffer.alloc(2 * 1024 * 1024, 1));
+        return {};
+      }),
+    ).rejects.toThrow(/ENOSPC/);
+    expect(await store.lookup(identity('big'))).toBeUndefined();
+    expect(existsSync(join(mountPoint, 'unit'))).toBe(false);
+    expect(readdirSync(join(mountPoint, '.tmp'))).toEqual([]);
+  });
+});
