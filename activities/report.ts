@@ -1,230 +1,282 @@
-import { meanInterval, pairedComparison, type Interval, type PairedComparison } from '../ml/stats';
+import { ApplicationFailure } from '@temporalio/common';
+import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ArtifactCorrupt, type ArtifactStore } from '../artifacts/store';
 import { trialWorkflowId } from '../pipeline/plan';
 import { reportParams, type ReportParams } from '../pipeline/steps';
+import { buildReport, type TrialInput } from '../report/analysis';
+import type { DataArtifact, ReportDocument, ReportEnvironment, ReportTracking } from '../report/document';
+import { renderHtml } from '../report/html';
+import { plotFile, renderMarkdown } from '../report/markdown';
+import { plotSpecs, renderSvgs } from '../report/plots';
+import { plotsOf } from '../report/tables';
+import { activityContext } from './context';
 import type { ActivityDeps } from './deps';
-import type { ReportResult, StepInput, TrainResult } from './types';
-import { ApplicationFailure } from '@temporalio/common';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { codeVersion, pipelineOfSweep, SweepRun, temporalUiLink, type CodeVersion } from './tracking';
+import type { EpochMetrics, ReportResult, StepInput, TrainResult } from './types';
 
-export const REPORT_VERSION = 1;
+/** Bump when the files a report writes for the same trials change. */
+export const REPORT_VERSION = 2;
 
-interface VariantSummary {
-  name: string;
-  /** Other matrix values shared by this group (e.g. hidden size), empty for a single cell. */
-  cell: Record<string, unknown>;
-  trials: number;
-  validAcc: Interval;
-  validLoss: Interval;
-  bestEpoch: Interval;
-  stoppedEarly: number;
-  trainSeconds: number;
+interface TrialOfStep {
+  step: string;
+  result: TrainResult;
 }
 
-interface Comparison extends PairedComparison {
-  variant: string;
-  baseline: string;
-  cell: Record<string, unknown>;
-}
-
-export interface ReportDocument {
-  sweepId: string;
-  compare: string;
-  baseline: string;
-  variants: VariantSummary[];
-  comparisons: Comparison[];
+/** What the report's manifest records besides its files (small: it goes into workflow history). */
+interface ReportBody {
   verdict: string;
-  trials: Array<{
-    trial: string;
-    variant: string;
-    seed: unknown;
-    validAcc: number;
-    validLoss: number;
-    bestEpoch: number;
-    epochsRun: number;
-    stoppedEarly: boolean;
-    backend: string;
-    seconds: number;
-    link?: string;
-  }>;
+  variants: ReportResult['variants'];
+  mlflow?: string;
+  trackingProblems: number;
 }
 
-/** Compares every trial of the upstream matrix step(s) by one parameter, paired by seed. */
+/**
+ * Compares every trial of the upstream matrix step(s) by one parameter, paired by seed, and writes
+ * report.html (self-contained), report.md (+ plots/*.svg) and report.json, plus a TensorBoard
+ * logdir with every trial's events. With MLFLOW_TRACKING_URI set, the report also becomes the
+ * artifact of a parent MLflow run for the sweep.
+ */
 export async function report(input: StepInput<ReportParams>, deps: ActivityDeps): Promise<ReportResult> {
   const params = reportParams.parse(input.params);
-  const trials = Object.values(input.inputs)
-    .filter(Array.isArray)
-    .flat()
-    .filter((t): t is TrainResult => typeof t === 'object' && t !== null && 'best' in t && 'params' in t);
+  const trials: TrialOfStep[] = Object.entries(input.inputs).flatMap(([step, value]) =>
+    (Array.isArray(value) ? value : []).filter(isTrainResult).map((result) => ({ step, result })),
+  );
   if (trials.length === 0) {
     throw ApplicationFailure.nonRetryable(
       `step ${input.step}: no trial results among its needs [${Object.keys(input.inputs).join(', ')}]; a report needs a matrix step upstream`,
       'BadPipeline',
     );
   }
+  const log = deps.logger.child({ sweep: input.sweepId, step: input.step });
   const started = Date.now();
   const identity = {
     type: 'report',
     version: REPORT_VERSION,
     params,
-    inputs: { sweep: input.sweepId, trials: trials.map((t) => t.ref.dir).sort() },
+    inputs: { sweep: input.sweepId, trials: trials.map((t) => t.result.ref.dir).sort() },
   };
-  const { ref, result, cached } = await deps.store.getOrBuild(identity, async (dir) => {
-    const doc = buildReport(input.sweepId, input.step, trials, params, deps.ui);
-    await writeFile(join(dir, 'report.json'), JSON.stringify(doc, null, 2));
-    await writeFile(join(dir, 'report.md'), renderMarkdown(doc));
-    return {
-      verdict: doc.verdict,
-      variants: doc.variants.map((v) => ({ name: v.name, trials: v.trials, meanAcc: v.validAcc.mean, stdAcc: v.validAcc.std })),
-    };
-  });
+  // The report's MLflow calls may wait out retries on a struggling server: keep the heartbeat going.
+  const ctx = activityContext();
+  const keepAlive = ctx ? setInterval(() => ctx.heartbeat({ phase: 'report' }), 10_000) : undefined;
+  const { ref, result, cached } = await deps.store
+    .getOrBuild<ReportBody>(identity, (dir) => writeReport(dir, input, params, trials, deps, log))
+    .finally(() => clearInterval(keepAlive));
   return {
     ref,
     cached,
     seconds: (Date.now() - started) / 1000,
-    files: { markdown: deps.store.path(ref, 'report.md'), json: deps.store.path(ref, 'report.json') },
+    files: {
+      html: deps.store.path(ref, 'report.html'),
+      markdown: deps.store.path(ref, 'report.md'),
+      json: deps.store.path(ref, 'report.json'),
+    },
+    tracking: { ...(result.mlflow ? { mlflow: result.mlflow } : {}), tensorboard: deps.store.path(ref, 'tensorboard'), problems: result.trackingProblems },
     verdict: result.verdict,
     variants: result.variants,
   };
 }
 
-export function buildReport(
-  sweepId: string,
-  trainStep: string,
-  trials: TrainResult[],
+const isTrainResult = (t: unknown): t is TrainResult => typeof t === 'object' && t !== null && 'best' in t && 'params' in t && 'ref' in t;
+
+async function writeReport(
+  dir: string,
+  input: StepInput<ReportParams>,
   params: ReportParams,
-  ui?: ActivityDeps['ui'],
-): ReportDocument {
-  const { compare, baseline } = params;
-  const variantOf = (t: TrainResult) => String(t.params[compare]);
-  // Trials are grouped by every parameter except the compared one and the seed: one group per cell.
-  const cellOf = (t: TrainResult) => {
-    const cell: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(t.params)) if (k !== compare && k !== 'seed') cell[k] = v;
-    return cell;
-  };
-  const varying = new Set<string>();
-  for (const key of Object.keys(trials[0]!.params)) {
-    if (key === compare || key === 'seed') continue;
-    if (new Set(trials.map((t) => JSON.stringify(t.params[key]))).size > 1) varying.add(key);
+  trials: TrialOfStep[],
+  deps: ActivityDeps,
+  log: ActivityDeps['logger'],
+): Promise<ReportBody> {
+  const sweepUrl = temporalUiLink(deps.ui, input.sweepId);
+  // Opened first so that the report can link to its own MLflow run.
+  const sweepRun = await SweepRun.open({ sweepId: input.sweepId, step: input.step, params, link: sweepUrl }, log);
+  try {
+    return await writeReportFiles(dir, input, params, trials, deps, log, sweepRun, sweepUrl);
+  } catch (err) {
+    await sweepRun.abandon();
+    throw err;
   }
-  const cellKey = (t: TrainResult) => JSON.stringify(Object.fromEntries([...varying].sort().map((k) => [k, cellOf(t)[k]])));
+}
 
-  const groups = new Map<string, TrainResult[]>();
-  for (const t of trials) {
-    const key = `${variantOf(t)}|${cellKey(t)}`;
-    groups.set(key, [...(groups.get(key) ?? []), t]);
-  }
-  const variants: VariantSummary[] = [...groups.values()].map((group) => ({
-    name: variantOf(group[0]!),
-    cell: JSON.parse(cellKey(group[0]!)) as Record<string, unknown>,
-    trials: group.length,
-    validAcc: meanInterval(group.map((t) => t.best.valid_acc)),
-    validLoss: meanInterval(group.map((t) => t.best.valid_loss)),
-    bestEpoch: meanInterval(group.map((t) => t.best.epoch)),
-    stoppedEarly: group.filter((t) => t.stoppedEarly).length,
-    trainSeconds: group.reduce((a, t) => a + t.seconds, 0),
-  }));
+async function writeReportFiles(
+  dir: string,
+  input: StepInput<ReportParams>,
+  params: ReportParams,
+  trials: TrialOfStep[],
+  deps: ActivityDeps,
+  log: ActivityDeps['logger'],
+  sweepRun: SweepRun,
+  sweepUrl: string | undefined,
+): Promise<ReportBody> {
+  const problems: ReportTracking['problems'] = [
+    ...trials.flatMap(({ result }) => (result.tracking?.problems ?? []).map((message) => ({ source: `trial ${result.trial}`, message }))),
+    ...sweepRun.record.problems.map((message) => ({ source: 'report', message })),
+  ];
+  problems.push(...(await collectEventFiles(deps.store, trials, join(dir, 'tensorboard'))));
 
-  const comparisons: Comparison[] = [];
-  for (const v of variants) {
-    if (v.name === baseline) continue;
-    const key = JSON.stringify(v.cell);
-    const base = trials.filter((t) => variantOf(t) === baseline && cellKey(t) === key);
-    const mine = trials.filter((t) => variantOf(t) === v.name && cellKey(t) === key);
-    const diffs = mine.flatMap((t) => {
-      const pair = base.find((b) => b.params.seed === t.params.seed);
-      return pair ? [t.best.valid_acc - pair.best.valid_acc] : [];
-    });
-    if (diffs.length > 0) comparisons.push({ variant: v.name, baseline, cell: v.cell, ...pairedComparison(diffs) });
-  }
+  const inputs: TrialInput[] = await Promise.all(
+    trials.map(async ({ step, result }) => {
+      const workflowId = trialWorkflowId(input.sweepId, step, result.trial);
+      const temporalUrl = temporalUiLink(deps.ui, workflowId);
+      return {
+        trial: result.trial,
+        step,
+        params: result.params,
+        best: result.best,
+        epochs: await readEpochs(deps.store, result),
+        stoppedEarly: result.stoppedEarly,
+        backend: result.backend,
+        workflowId,
+        ...(temporalUrl ? { temporalUrl } : {}),
+        ...(result.tracking?.mlflow?.url ? { mlflowUrl: result.tracking.mlflow.url } : {}),
+        trackingProblems: result.tracking?.problems ?? [],
+      };
+    }),
+  );
+  const opened = sweepRun.record.mlflow;
+  const doc = buildReport({
+    sweepId: input.sweepId,
+    pipeline: pipelineOfSweep(input.sweepId),
+    generatedAt: new Date().toISOString(),
+    compare: params.compare,
+    baseline: params.baseline,
+    trials: inputs,
+    environment: await environmentOf(deps.store, trials.map((t) => t.result)),
+    tracking: {
+      ...(opened ? { mlflow: { status: opened.status, ...(opened.url ? { url: opened.url } : {}), ...(opened.experimentUrl ? { experimentUrl: opened.experimentUrl } : {}) } } : {}),
+      tensorboard: 'tensorboard',
+      problems,
+    },
+    ...(sweepUrl ? { sweepUrl } : {}),
+  });
 
-  const link = (t: TrainResult) =>
-    ui ? `${ui.url}/namespaces/${ui.namespace}/workflows/${encodeURIComponent(trialWorkflowId(sweepId, trainStep, t.trial))}` : undefined;
+  const plots = plotsOf(doc);
+  const svgs = await renderSvgs(plotSpecs(doc, plots));
+  await mkdir(join(dir, 'plots'), { recursive: true });
+  for (const plot of plots) await writeFile(join(dir, plotFile(plot)), svgs[plot] ?? '');
+  await writeFile(join(dir, 'report.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  await writeFile(join(dir, 'report.md'), renderMarkdown(doc));
+  await writeFile(join(dir, 'report.html'), renderHtml(doc, svgs));
+
+  const problemsAtOpen = sweepRun.record.problems.length;
+  const trialRuns = trials.flatMap(({ result }) => (result.tracking?.mlflow?.runId ? [result.tracking.mlflow.runId] : []));
+  const tracked = await sweepRun.complete(dir, ['report.html', 'report.md', 'report.json', ...plots.map(plotFile)], sweepMetrics(doc), trialRuns);
+  if (tracked.mlflow?.url) log.info({ mlflowRun: tracked.mlflow.url }, 'report logged to MLflow');
   return {
-    sweepId,
-    compare,
-    baseline,
-    variants,
-    comparisons,
-    verdict: verdictOf(variants, comparisons, baseline, compare),
-    trials: trials.map((t) => ({
-      trial: t.trial,
-      variant: variantOf(t),
-      seed: t.params.seed,
-      validAcc: t.best.valid_acc,
-      validLoss: t.best.valid_loss,
-      bestEpoch: t.best.epoch,
-      epochsRun: t.epochsRun,
-      stoppedEarly: t.stoppedEarly,
-      backend: t.backend,
-      seconds: t.seconds,
-      link: link(t),
-    })),
+    verdict: doc.verdict,
+    variants: doc.groups.map((g) => ({ name: g.label, trials: g.trials, meanAcc: g.bestValidAcc.mean, stdAcc: g.bestValidAcc.std })),
+    ...(tracked.mlflow?.url ? { mlflow: tracked.mlflow.url } : {}),
+    // Those of the upload came after the files were written: they are in the log and counted here.
+    trackingProblems: problems.length + tracked.problems.length - problemsAtOpen,
   };
 }
 
-function verdictOf(variants: VariantSummary[], comparisons: Comparison[], baseline: string, compare: string): string {
-  if (comparisons.length === 0) {
-    const names = variants.map((v) => `${v.name} ${pct(v.validAcc.mean)}`).join(', ');
-    return `Best validation accuracy by ${compare}: ${names}. No trials of the baseline "${baseline}" to pair with, so no comparison was made.`;
-  }
-  return comparisons
-    .map((c) => {
-      const cell = Object.keys(c.cell).length ? ` (${Object.entries(c.cell).map(([k, v]) => `${k}=${String(v)}`).join(', ')})` : '';
-      const size = `${c.mean >= 0 ? '+' : ''}${(c.mean * 100).toFixed(2)} points`;
-      if (c.n < 2) {
-        return `${c.variant} vs ${c.baseline}${cell}: ${size} from a single pair of runs — not enough evidence to tell; run more seeds.`;
-      }
-      const ci = `95% interval ${(c.low * 100).toFixed(2)} to ${(c.high * 100).toFixed(2)} points`;
-      const sure =
-        c.low > 0
-          ? `${c.variant} is better, and the interval excludes zero`
-          : c.high < 0
-            ? `${c.variant} is worse, and the interval excludes zero`
-            : 'the interval includes zero, so the evidence is not enough to call a winner';
-      return `${c.variant} vs ${c.baseline}${cell}: ${size} valid accuracy (${ci}; better in ${c.wins} of ${c.n} seeds; one-sided p = ${c.pValueGreater.toFixed(3)}): ${sure}.`;
-    })
-    .join(' ');
-}
-
-const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-
-export function renderMarkdown(doc: ReportDocument): string {
-  const lines: string[] = [];
-  lines.push(`# Sweep ${doc.sweepId}`, '', `**Verdict.** ${doc.verdict}`, '');
-  lines.push(`## Best validation accuracy by ${doc.compare}`, '');
-  lines.push('| variant | cell | trials | valid acc mean ± std | 95% interval | valid loss | best epoch | early-stopped | train s |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const v of doc.variants) {
-    const cell = Object.entries(v.cell).map(([k, x]) => `${k}=${String(x)}`).join(' ') || '–';
-    lines.push(
-      `| ${v.name} | ${cell} | ${v.trials} | ${v.validAcc.mean.toFixed(4)} ± ${v.validAcc.std.toFixed(4)} | ` +
-        `${v.validAcc.low.toFixed(4)} – ${v.validAcc.high.toFixed(4)} | ${v.validLoss.mean.toFixed(4)} | ` +
-        `${v.bestEpoch.mean.toFixed(1)} | ${v.stoppedEarly}/${v.trials} | ${v.trainSeconds.toFixed(0)} |`,
-    );
-  }
-  if (doc.comparisons.length > 0) {
-    lines.push('', `## Paired by seed, against ${doc.baseline}`, '');
-    lines.push('| variant | pairs | mean difference | 95% interval | better in | one-sided p |');
-    lines.push('|---|---:|---:|---:|---:|---:|');
-    for (const c of doc.comparisons) {
-      lines.push(
-        `| ${c.variant} | ${c.n} | ${(c.mean * 100).toFixed(2)} pts | ${(c.low * 100).toFixed(2)} – ${(c.high * 100).toFixed(2)} pts | ` +
-          `${c.wins}/${c.n} | ${Number.isNaN(c.pValueGreater) ? '–' : c.pValueGreater.toFixed(3)} |`,
+async function readEpochs(store: ArtifactStore, result: TrainResult): Promise<EpochMetrics[]> {
+  try {
+    // A damaged metrics file must not turn into a wrong report: check it against the trial's manifest.
+    await store.verifyFile(result.ref, result.metrics);
+    return JSON.parse(await readFile(store.path(result.ref, result.metrics), 'utf8')) as EpochMetrics[];
+  } catch (err) {
+    if (err instanceof ArtifactCorrupt) {
+      throw ApplicationFailure.nonRetryable(
+        `trial ${result.trial}: ${err.message}; run the sweep again (the trial retrains, its damaged artifact is set aside)`,
+        'ArtifactCorrupt',
       );
     }
+    throw err;
   }
-  lines.push('', '## Trials', '');
-  lines.push('| trial | variant | seed | valid acc | valid loss | best epoch | epochs | backend | s |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---|---:|');
-  for (const t of doc.trials) {
-    const name = t.link ? `[${t.trial}](${t.link})` : t.trial;
-    lines.push(
-      `| ${name} | ${t.variant} | ${String(t.seed)} | ${t.validAcc.toFixed(4)} | ${t.validLoss.toFixed(4)} | ${t.bestEpoch} | ` +
-        `${t.epochsRun}${t.stoppedEarly ? ' (early stop)' : ''} | ${t.backend} | ${t.seconds.toFixed(0)} |`,
-    );
+}
+
+/** Copies each trial's event file into `<report>/tensorboard/<trial>/`: one logdir for the whole sweep. */
+async function collectEventFiles(store: ArtifactStore, trials: TrialOfStep[], target: string): Promise<ReportTracking['problems']> {
+  const problems: ReportTracking['problems'] = [];
+  const steps = new Set(trials.map((t) => t.step));
+  for (const { step, result } of trials) {
+    const folder = result.tracking?.tensorboard;
+    if (!folder) continue;
+    const run = steps.size > 1 ? `${step}-${result.trial}` : result.trial;
+    try {
+      const source = store.path(result.ref, folder);
+      const files = (await readdir(source)).filter((f) => f.includes('tfevents'));
+      await mkdir(join(target, run), { recursive: true });
+      for (const file of files) await copyFile(join(source, file), join(target, run, file));
+    } catch (err) {
+      problems.push({ source: `trial ${result.trial}`, message: `tensorboard: ${(err as Error).message}` });
+    }
   }
-  lines.push('');
-  return lines.join('\n');
+  return problems;
+}
+
+interface ManifestHead {
+  identity: { type: string; version: number; params: unknown; inputs: unknown };
+  ref: { dir: string; digest: string };
+}
+
+const STORE_DIR = /^[a-z][\w-]*\/[0-9a-f]{32}$/;
+
+/**
+ * The environment the trials ran in (from their results) and the data they trained on: the chain
+ * of upstream artifacts (padding ← dataset ← download), read from the store's manifests, whose
+ * identities name their inputs.
+ */
+async function environmentOf(store: ArtifactStore, results: TrainResult[]): Promise<ReportEnvironment> {
+  const envs = results.flatMap((r) => (r.tracking?.environment ? [r.tracking.environment] : []));
+  const distinct = <T extends string | number>(xs: Array<T | undefined>) => [...new Set(xs.filter((x): x is T => x !== undefined))].sort();
+  const trainVersions: number[] = [];
+  const data = new Map<string, DataArtifact>();
+
+  const visit = async (dir: string, isTrain: boolean): Promise<void> => {
+    let manifest: ManifestHead;
+    try {
+      manifest = JSON.parse(await readFile(store.path(dir, 'manifest.json'), 'utf8')) as ManifestHead;
+    } catch {
+      return; // an upstream artifact cleaned away: the report says less, it does not fail
+    }
+    if (isTrain) trainVersions.push(manifest.identity.version);
+    else if (!data.has(dir)) {
+      data.set(dir, { type: manifest.identity.type, dir, digest: manifest.ref.digest, version: manifest.identity.version, details: flatten(manifest.identity.params) });
+    }
+    for (const value of Object.values((manifest.identity.inputs ?? {}) as Record<string, unknown>)) {
+      if (typeof value === 'string' && STORE_DIR.test(value) && !data.has(value)) await visit(value, false);
+    }
+  };
+  for (const r of results) await visit(r.ref.dir, true);
+
+  return {
+    backends: distinct(results.map((r) => r.backend)),
+    node: distinct(envs.map((e) => e.node)),
+    tfjs: distinct(envs.map((e) => e.tfjs)),
+    backendPackages: distinct(envs.map((e) => e.backendPackage)),
+    temporalSdk: distinct(envs.map((e) => e.temporal)),
+    hosts: distinct(envs.map((e) => e.host)),
+    code: distinct([...envs.map((e) => codeLabel(e.code)), codeLabel(codeVersion())]),
+    trainVersions: distinct(trainVersions),
+    reportVersion: REPORT_VERSION,
+    data: [...data.values()],
+    unrecorded: results.length - envs.length,
+  };
+}
+
+const codeLabel = (c: CodeVersion) => `${c.package}${c.commit ? `, git ${c.commit.slice(0, 12)}${c.dirty ? ' with uncommitted changes' : ''}` : ''}`;
+
+function flatten(value: unknown, prefix = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) {
+    if (v === undefined) continue;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v, `${prefix}${k}.`));
+    else out[`${prefix}${k}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
+/** The sweep run's headline numbers in MLflow (keys allow only a few characters). */
+function sweepMetrics(doc: ReportDocument): Record<string, number> {
+  const key = (s: string) => s.replace(/[^A-Za-z0-9_\-. /]+/g, '_');
+  const metrics: Record<string, number> = {};
+  for (const g of doc.groups) metrics[`best_valid_acc_mean/${key(g.label)}`] = g.bestValidAcc.mean;
+  for (const c of doc.comparisons) {
+    metrics[`diff_vs_${key(c.baseline)}/${key(c.label)}`] = c.mean;
+    metrics[`p_better_vs_${key(c.baseline)}/${key(c.label)}`] = c.probabilityBetter;
+  }
+  return metrics;
 }

@@ -43,6 +43,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
     });
     const checkpointDir = await deps.store.workDir('train', stepKey(identity).slice(0, 32));
     const tracker = trackTrial({ sweepId: input.sweepId, step: input.step, trial: input.trial ?? input.step, identity }, deps, log);
+    const notifyTrialWorkflow = progressNotifier(log);
     // "Best" means what early stopping keeps: the epoch with the lowest valid loss.
     let best = { loss: Infinity, acc: 0 };
     const outcome = await trainInChildProcess(
@@ -61,8 +62,8 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
             validLoss: m.valid_loss,
             bestValidAcc: best.acc,
           };
-          notifyTrialWorkflow(report, log);
-          tracker.epoch(m);
+          notifyTrialWorkflow(report);
+          tracker.epoch(m, checkpoint);
         },
       },
     ).catch((err: Error) => {
@@ -134,17 +135,26 @@ export function toConfig(p: TrainParams): TrainConfig {
     trainBatches: p.train_batches,
     validBatches: p.valid_batches,
     backend: p.backend,
+    engine: p.engine,
   };
 }
 
-/** Progress for the UI and the CLI; losing one (server briefly away) costs nothing, so never fail on it. */
-function notifyTrialWorkflow(report: EpochReport, log: ActivityDeps['logger']): void {
-  const ctx = activityContext();
-  if (!ctx) return;
-  const workflowId = ctx.info.workflowExecution?.workflowId;
-  if (!workflowId) return;
-  ctx.client.workflow
-    .getHandle(workflowId)
-    .signal(epochSignal, report)
-    .catch((err: Error) => log.debug({ err: err.message }, 'could not report epoch progress'));
+/**
+ * Progress for the UI and the CLI. At most one signal every two seconds: each adds events to the
+ * trial's history, and a fast engine finishes many epochs a second. The trial's final state comes
+ * from its result, so a skipped report loses nothing; losing one (server briefly away) costs
+ * nothing either, so this never fails the trial.
+ */
+function progressNotifier(log: ActivityDeps['logger'], minIntervalMs = 2000): (report: EpochReport) => void {
+  let last = 0;
+  return (report) => {
+    const ctx = activityContext();
+    const workflowId = ctx?.info.workflowExecution?.workflowId;
+    if (!ctx || !workflowId || Date.now() - last < minIntervalMs) return;
+    last = Date.now();
+    ctx.client.workflow
+      .getHandle(workflowId)
+      .signal(epochSignal, report)
+      .catch((err: Error) => log.debug({ err: err.message }, 'could not report epoch progress'));
+  };
 }

@@ -1,4 +1,6 @@
 import type { ArtifactRef } from '../artifacts/store';
+import type { EpochMetrics } from '../ml/trainer';
+import type { TrialTracking } from './tracking';
 
 /**
  * What every step activity receives: who is asking (for logs and summaries), its validated
@@ -63,14 +65,8 @@ export interface PaddingResult extends StepResultBase {
   paddedFractionBucket: number;
 }
 
-export interface EpochMetrics {
-  epoch: number;
-  train_loss: number;
-  valid_loss: number;
-  valid_acc: number;
-  lr: number;
-  seconds: number;
-}
+/** One epoch's metrics, as the trainer reports them (defined with the training code). */
+export type { EpochMetrics } from '../ml/trainer';
 
 export interface TrainResult extends StepResultBase {
   trial: string;
@@ -84,11 +80,18 @@ export interface TrainResult extends StepResultBase {
   /** Epoch the last attempt resumed from (0 when it started fresh). */
   resumedFromEpoch: number;
   worker: string;
+  /**
+   * MLflow run, TensorBoard and settings files, training environment, tracking problems. Absent in
+   * results of trials trained before tracking existed (their cached artifacts are still valid).
+   */
+  tracking?: TrialTracking;
 }
 
 export interface ReportResult extends StepResultBase {
   /** Absolute paths of the written report files, for the user to open. */
-  files: { markdown: string; json: string };
+  files: { html: string; markdown: string; json: string };
+  /** Where else the sweep can be inspected: its MLflow parent run and a TensorBoard logdir of all its trials. */
+  tracking: { mlflow?: string; tensorboard: string; problems: number };
   verdict: string;
   variants: Array<{ name: string; trials: number; meanAcc: number; stdAcc: number }>;
 }

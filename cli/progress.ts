@@ -1,9 +1,11 @@
-import type { Client } from '@temporalio/client';
-import { sweepProgressQuery, trialProgressQuery, type SweepProgress, type TrialProgress } from '../workflows/progress';
+import type { StepState, SweepProgress, TrialProgress } from '../workflows/progress';
+
+const finishedStates: ReadonlySet<StepState> = new Set(['done', 'failed', 'cancelled']);
 
 /**
- * Live progress of a sweep: one line per step and per trial. On a terminal the block is redrawn
- * in place; without one (CI, pipes) a line is printed only when it changes.
+ * Live progress of a sweep: a line per step and per trial, and a bar for the whole sweep. On a
+ * terminal the block is redrawn in place (trimmed to the window: running and failed trials first);
+ * without one (CI, pipes) a line is printed only when it changes, so logs stay readable.
  */
 export class ProgressView {
   private lastLines = new Map<string, string>();
@@ -14,61 +16,87 @@ export class ProgressView {
     private readonly tty = Boolean(out.isTTY),
   ) {}
 
-  async poll(client: Client, sweepId: string): Promise<SweepProgress | undefined> {
-    let progress: SweepProgress;
-    try {
-      progress = await client.workflow.getHandle(sweepId).query(sweepProgressQuery);
-    } catch {
-      return undefined; // not started yet, or between workflow tasks: try again next tick
-    }
-    await Promise.all(
-      progress.trials
-        .filter((t) => t.state === 'running')
-        .map(async (t) => {
-          try {
-            Object.assign(t, pick(await client.workflow.getHandle(t.workflowId).query(trialProgressQuery)));
-          } catch {
-            // the trial's workflow may not have had its first task yet
-          }
-        }),
-    );
-    this.render(progress);
-    return progress;
-  }
-
-  render(progress: SweepProgress): void {
-    const lines: Array<[string, string]> = progress.steps.map((s) => [
+  /** `note` is one line about where the progress comes from (e.g. no worker answering). */
+  render(progress: SweepProgress, note?: string): void {
+    const steps: Array<[string, string]> = progress.steps.map((s) => [
       `step:${s.name}`,
       `  ${s.name.padEnd(10)} ${s.state}${s.cached ? ' (cached)' : ''}${s.trials ? ` · ${s.trials} trials` : ''}${s.error ? ` — ${s.error}` : ''}`,
     ]);
-    for (const t of progress.trials) lines.push([`trial:${t.trial}`, `    ${trialLine(t)}`]);
     const total = progress.trials.length;
-    if (total > 0) {
-      const finished = progress.trials.filter((t) => t.state === 'done' || t.state === 'failed').length;
-      lines.push(['bar', `  ${bar(finished / total)} ${finished}/${total} trials`]);
-    }
-    if (this.tty) {
-      if (this.drawn > 0) this.out.write(`\x1b[${this.drawn}A\x1b[0J`);
-      this.out.write(lines.map(([, l]) => l).join('\n') + '\n');
-      this.drawn = lines.length;
-      return;
+    const finished = progress.trials.filter((t) => finishedStates.has(t.state)).length;
+    const summary = total > 0 ? `  ${bar(finished / total)} ${finished}/${total} trials${countsOf(progress.trials)}` : undefined;
+    if (this.tty) this.redraw(steps, progress.trials, summary, note);
+    else this.appendChanges(steps, progress.trials, `${finished}/${total} trials finished`, note);
+  }
+
+  private redraw(steps: Array<[string, string]>, trials: TrialProgress[], summary: string | undefined, note?: string): void {
+    const room = Math.max(5, (this.out.rows ?? 40) - steps.length - 3);
+    const lines = [...(note ? [`  ${note}`] : []), ...steps.map(([, l]) => l)];
+    const shown = trials.length <= room ? trials : pickForWindow(trials, room);
+    for (const t of shown) lines.push(`    ${trialLine(t)}`);
+    if (shown.length < trials.length) lines.push(`    … ${trials.length - shown.length} more trials not shown`);
+    if (summary) lines.push(summary);
+    if (this.drawn > 0) this.out.write(`\x1b[${this.drawn}A\x1b[0J`);
+    this.out.write(`${lines.join('\n')}\n`);
+    this.drawn = lines.length;
+  }
+
+  private appendChanges(steps: Array<[string, string]>, trials: TrialProgress[], count: string, note?: string): void {
+    const lines: Array<[string, string]> = [...(note ? [['note', note] as [string, string]] : []), ...steps];
+    for (const t of trials) {
+      lines.push([`trial:${t.workflowId}`, `${trialLine(t)}${finishedStates.has(t.state) ? ` · ${count}` : ''}`]);
     }
     for (const [key, line] of lines) {
-      if (key === 'bar') continue;
-      if (this.lastLines.get(key) !== line) {
-        this.out.write(line.trimStart() + '\n');
-        this.lastLines.set(key, line);
+      // The count changes on every finish; compare without it so a line prints once per change.
+      const identity = line.replace(/ · \d+\/\d+ trials finished$/, '');
+      if (this.lastLines.get(key) !== identity) {
+        this.out.write(`${line.trimStart()}\n`);
+        this.lastLines.set(key, identity);
       }
     }
   }
 }
 
-function pick(t: TrialProgress): Partial<TrialProgress> {
-  return { epoch: t.epoch, epochs: t.epochs, validAcc: t.validAcc, bestValidAcc: t.bestValidAcc };
+/** When the window is too small: running and failed trials, then the most recently finished. */
+function pickForWindow(trials: TrialProgress[], room: number): TrialProgress[] {
+  const rank = (t: TrialProgress) => (t.state === 'running' ? 0 : t.state === 'failed' ? 1 : finishedStates.has(t.state) ? 2 : 3);
+  const chosen = new Set(
+    trials
+      .map((t, i) => ({ t, i }))
+      .sort((a, b) => rank(a.t) - rank(b.t) || (rank(a.t) === 2 ? b.i - a.i : a.i - b.i))
+      .slice(0, room)
+      .map(({ t }) => t),
+  );
+  return trials.filter((t) => chosen.has(t));
 }
 
+function countsOf(trials: TrialProgress[]): string {
+  const counts = new Map<string, number>();
+  for (const t of trials) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
+  const order: StepState[] = ['running', 'waiting', 'done', 'failed', 'cancelled'];
+  const parts = order.filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s}`);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
+/** `mean`, or `mean hidden=32` when the matrix varies more than the pooling (the seed is shown apart). */
+export function variantOf(t: Pick<TrialProgress, 'cell' | 'trial'>): string {
+  const parts = Object.entries(t.cell)
+    .filter(([k]) => k !== 'seed')
+    .map(([k, v]) => (k === 'pooling' ? String(v) : `${k}=${String(v)}`));
+  return parts.join(' ') || t.trial;
+}
+
+/**
+ * The trial's name as its workflow id ends: `gru_mean-h64-s1` for the usual `train` step, and
+ * `train_b-gru_mean-h64-s1` for another matrix step, whose trials may have the same ids.
+ */
+function labelOf(t: Pick<TrialProgress, 'trial' | 'workflowId'>): string {
+  const suffix = t.workflowId.slice(t.workflowId.indexOf('/') + 1);
+  return !suffix || suffix.startsWith('trial-') ? t.trial : suffix;
+}
+
+/** One trial: id, variant, seed, epoch n/N, validation accuracy, state. */
 export function trialLine(t: TrialProgress): string {
-  const variant = String(t.cell.pooling ?? t.trial);
   const seed = t.cell.seed !== undefined ? `seed ${String(t.cell.seed)}` : '';
   const acc =
     t.state === 'running' && t.validAcc !== undefined
@@ -76,9 +104,10 @@ export function trialLine(t: TrialProgress): string {
       : t.bestValidAcc !== undefined
         ? `best val acc ${t.bestValidAcc.toFixed(4)}`
         : '';
-  const epoch = t.state === 'waiting' ? '' : `epoch ${t.epoch}/${t.epochs}`;
+  // Without a worker to ask, a finished trial's epoch count is unknown (0): leave it out.
+  const epoch = t.state === 'waiting' || (t.epoch === 0 && t.state !== 'running') ? '' : `epoch ${t.epoch}/${t.epochs}`;
   const state = t.state + (t.cached ? ' (cached)' : '') + (t.error ? ` — ${t.error}` : '');
-  return [t.trial.padEnd(22), variant.padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
+  return [labelOf(t).padEnd(22), variantOf(t).padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
 }
 
 function bar(fraction: number, width = 30): string {

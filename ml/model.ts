@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { gruLayer, type GruLayerWeights } from './gru';
+import { fusedGruPooled, fusedGruSequence } from './kernel/gru-op';
 import { poolOverTime, type Pooling } from './pooling';
 import type { Rng } from './rng';
 
@@ -11,6 +12,12 @@ export interface GruClassifierConfig {
   dropout: number;
   classes: number;
   pooling: Pooling;
+  /**
+   * How the GRU layers run: `ops` (default), op by op in TensorFlow.js (ml/gru.ts, the tested
+   * reference); `fused`, each layer's whole sequence as one custom op with its own gradient
+   * (ml/kernel/gru-op.ts). Same equations, same parameters; results equal up to rounding.
+   */
+  gru?: 'ops' | 'fused';
 }
 
 export interface ModelParam {
@@ -106,6 +113,16 @@ export class GruClassifier {
   logits(x: tf.Tensor3D, lengths: Int32Array, dropoutRng?: Rng): tf.Tensor2D {
     const { dropout, layers, pooling } = this.config;
     let input: tf.Tensor3D = tf.transpose(x, [1, 0, 2]);
+    if (this.config.gru === 'fused') {
+      for (let l = 0; l < layers - 1; l++) {
+        input = fusedGruSequence(input, this.layerWeights[l] as GruLayerWeights);
+        if (dropoutRng !== undefined && dropout > 0) {
+          input = tf.mul(input, tf.tensor(dropoutMask(dropoutRng, input.size, dropout), input.shape));
+        }
+      }
+      const pooled = fusedGruPooled(input, this.layerWeights[layers - 1] as GruLayerWeights, lengths, pooling);
+      return tf.add(tf.matMul(pooled, this.headWeight as tf.Tensor2D), this.headBias);
+    }
     let steps: tf.Tensor2D[] = [];
     for (let l = 0; l < layers; l++) {
       steps = gruLayer(input, this.layerWeights[l] as GruLayerWeights);

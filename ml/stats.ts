@@ -102,20 +102,50 @@ function logGamma(z: number): number {
 }
 
 export interface PairedComparison extends Interval {
-  /** Seeds (pairs) where the variant beat the baseline. */
+  /** Seeds (pairs) where the variant beat the baseline, and where the two were equal. */
   wins: number;
+  ties: number;
   /** One-sided probability, under a paired t model, that the true difference is ≤ 0. */
   pValueGreater: number;
+  /**
+   * Probability that the variant is truly better (mean difference > 0) given these pairs. With a
+   * flat prior on the mean and scale of the differences, the mean's posterior is Student's t around
+   * the sample mean, so this is 1 − pValueGreater: the same model, read as the plain-words
+   * statement a reader wants ("97% likely to be better"). NaN below two pairs.
+   */
+  probabilityBetter: number;
 }
 
 /** Paired comparison of a variant to a baseline: differences (variant − baseline) by seed. */
 export function pairedComparison(differences: readonly number[]): PairedComparison {
   const interval = meanInterval(differences);
   const wins = differences.filter((d) => d > 0).length;
+  const ties = differences.filter((d) => d === 0).length;
   let p = NaN;
   if (differences.length >= 2) {
-    if (interval.std === 0) p = interval.mean > 0 ? 0 : 1;
+    // Identical differences leave no spread to model: the evidence is as certain as it gets.
+    if (interval.std === 0) p = interval.mean > 0 ? 0 : interval.mean < 0 ? 1 : 0.5;
     else p = 1 - tCdf(interval.mean / (interval.std / Math.sqrt(differences.length)), differences.length - 1);
   }
-  return { ...interval, wins, pValueGreater: p };
+  return { ...interval, wins, ties, pValueGreater: p, probabilityBetter: 1 - p };
+}
+
+/**
+ * Roughly how many pairs it would take for the 95% interval to exclude zero if the observed mean
+ * difference and spread were the truth: the smallest n with t(n−1) · std / √n < |mean|. A planning
+ * hint for "run more seeds", not a power analysis; undefined when there is no spread or no effect
+ * to resolve, or when more than `limit` pairs would be needed.
+ */
+export function pairsToExcludeZero(differences: readonly number[], limit = 1000): number | undefined {
+  if (differences.length < 2) return undefined;
+  const m = Math.abs(mean(differences));
+  const s = std(differences);
+  if (s === 0 || m === 0) return undefined;
+  for (let n = 2; n <= limit; n++) if (tQuantile975(n - 1) * (s / Math.sqrt(n)) < m) return n;
+  return undefined;
+}
+
+/** Smallest and largest value; NaN for none. */
+export function range(xs: readonly number[]): { min: number; max: number } {
+  return xs.length === 0 ? { min: NaN, max: NaN } : { min: Math.min(...xs), max: Math.max(...xs) };
 }

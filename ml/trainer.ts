@@ -4,12 +4,32 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend';
 import { gatherBatch, planBatches, type Batch, type Batching } from './batches';
 import { latestCheckpoint, writeCheckpoint } from './checkpoint';
+import { FusedTrainer } from './kernel/engine';
+import { kernel, kernelAvailable, type KernelKind } from './kernel/load';
 import { crossEntropy, GruClassifier } from './model';
 import { Adam } from './optim';
 import type { PaddedData, PaddedSplit } from './padded-data';
 import type { Pooling } from './pooling';
 import { rngFor, type Rng } from './rng';
 import { EarlyStopping, ReduceLROnPlateau, type EarlyStoppingState, type PlateauState } from './schedule';
+
+/**
+ * How a training step is computed. Every engine trains the same model with the same recipe,
+ * randomness and checkpoints; results agree up to float32 rounding.
+ * - `tfjs`: op by op in TensorFlow.js (ml/gru.ts, autodiff, ml/optim.ts): the tested reference;
+ * - `fused-gru`: the same TensorFlow.js model, but each GRU layer is one custom op with its own
+ *   backward pass through time (ml/kernel/gru-op.ts); head, loss and Adam stay TensorFlow.js ops;
+ * - `fused`: the whole step (GRU, pooling, head, loss, backward, Adam) in one kernel call
+ *   (ml/kernel/engine.ts), ~15–30× faster than `tfjs`;
+ * - `auto`: `fused`, or `tfjs` where the kernel cannot load.
+ */
+export type EngineChoice = 'auto' | 'fused' | 'fused-gru' | 'tfjs';
+export type Engine = Exclude<EngineChoice, 'auto'>;
+
+export function resolveEngine(choice: EngineChoice = 'auto'): Engine {
+  if (choice !== 'auto') return choice;
+  return kernelAvailable() ? 'fused' : 'tfjs';
+}
 
 export interface TrainConfig {
   pooling: Pooling;
@@ -29,6 +49,8 @@ export interface TrainConfig {
   trainBatches?: number;
   validBatches?: number;
   backend: BackendPreference;
+  /** Default `auto`. */
+  engine?: EngineChoice;
 }
 
 export interface EpochMetrics {
@@ -49,6 +71,9 @@ export interface TrainOutcome {
   epochs: EpochMetrics[];
   stoppedEarly: boolean;
   backend: string;
+  engine: Engine;
+  /** The fused engines' kernel build: the committed WebAssembly, or a native build of it made on this machine. */
+  kernel?: KernelKind;
   /** Epochs restored from a checkpoint when this call started (0 when it started fresh). */
   resumedFromEpoch: number;
 }
@@ -116,11 +141,12 @@ function validate(data: PaddedData, cfg: TrainConfig): void {
 
 /**
  * What a checkpoint must match to be resumed: every setting that changes the numbers, and
- * the data. `epochs` is left out so a finished run can be extended; `backend` is left out so a
- * retry on a machine with another backend still resumes (then equal only up to rounding).
+ * the data. `epochs` is left out so a finished run can be extended; `backend` and `engine` are
+ * left out so a retry on a machine with another backend or engine still resumes (then equal
+ * only up to rounding).
  */
 function fingerprint(data: PaddedData, cfg: TrainConfig): string {
-  const { epochs: _epochs, backend: _backend, ...rest } = cfg;
+  const { epochs: _epochs, backend: _backend, engine: _engine, ...rest } = cfg;
   const settings = Object.fromEntries(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)));
   const h = createHash('sha256');
   h.update(JSON.stringify({ settings, maxLength: data.maxLength, features: data.features, classes: data.classes }));
@@ -185,6 +211,62 @@ function split(flat: Float32Array, sizes: number[]): Float32Array[] {
   return sizes.map((n) => flat.slice(at, (at += n)));
 }
 
+/**
+ * The fused engine computes nothing in TensorFlow.js (its variables only mirror the kernel's
+ * state at checkpoints), so its `auto` backend is the one that loads fastest and smallest: native
+ * TensorFlow would add ~200 MB and a second to every training process for nothing. wasm rather
+ * than cpu, whose first tensor prints an "install tfjs-node" banner into every trial's log.
+ */
+async function mirrorBackend(pref: BackendPreference): Promise<string> {
+  if (pref !== 'auto') return initBackend(pref);
+  try {
+    return await initBackend('wasm');
+  } catch {
+    return initBackend('cpu');
+  }
+}
+
+/** One training run's steps, whichever engine computes them. */
+interface StepRunner {
+  step(batch: Batch, lr: number, dropoutRng?: Rng): number;
+  evaluate(batch: Batch): { loss: number; accuracy: number };
+  /** Makes the model's variables and the optimizer's state the runner's (before a checkpoint). */
+  sync(): void;
+  dispose(): void;
+}
+
+function tfjsRunner(model: GruClassifier, optimizer: Adam): StepRunner {
+  return {
+    step: (batch, lr, dropoutRng) => {
+      optimizer.lr = lr;
+      return trainStep(model, optimizer, batch, dropoutRng);
+    },
+    evaluate: (batch) => evaluateBatch(model, batch),
+    sync: () => undefined,
+    dispose: () => undefined,
+  };
+}
+
+/** The kernel owns weights and moments while training; the tfjs model and Adam mirror them at checkpoints. */
+function fusedRunner(model: GruClassifier, optimizer: Adam, data: PaddedData, cfg: TrainConfig): StepRunner {
+  const { inputSize, hidden, layers, classes, dropout, pooling } = model.config;
+  const trainer = new FusedTrainer(
+    { inputSize, hidden, layers, classes, dropout, pooling, maxSteps: data.maxLength, maxBatch: cfg.batchSize },
+    { beta1: optimizer.beta1, beta2: optimizer.beta2, eps: optimizer.eps, weightDecay: optimizer.weightDecay },
+  );
+  trainer.loadState(model.getWeights(), optimizer.exportState());
+  const sizes = model.params.map((p) => p.variable.size);
+  return {
+    step: (batch, lr, dropoutRng) => trainer.step(batch, lr, dropoutRng),
+    evaluate: (batch) => trainer.evaluate(batch),
+    sync: () => {
+      model.setWeights(trainer.weights);
+      optimizer.importState(trainer.adamState(sizes));
+    },
+    dispose: () => trainer.dispose(),
+  };
+}
+
 function bestOf(metrics: EpochMetrics[], bestEpoch: number | null): EpochMetrics {
   const best = bestEpoch === null ? undefined : metrics[bestEpoch - 1];
   return best ?? (metrics[metrics.length - 1] as EpochMetrics);
@@ -200,14 +282,24 @@ function bestOf(metrics: EpochMetrics[], bestEpoch: number | null): EpochMetrics
  */
 export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptions): Promise<TrainOutcome> {
   validate(data, cfg);
-  const backend = await initBackend(cfg.backend);
+  const engine = resolveEngine(cfg.engine);
+  const backend = engine === 'fused' ? await mirrorBackend(cfg.backend) : await initBackend(cfg.backend);
   const print = fingerprint(data, cfg);
 
   const model = new GruClassifier(
-    { inputSize: data.features, hidden: cfg.hidden, layers: cfg.layers, dropout: cfg.dropout, classes: data.classes, pooling: cfg.pooling },
+    {
+      inputSize: data.features,
+      hidden: cfg.hidden,
+      layers: cfg.layers,
+      dropout: cfg.dropout,
+      classes: data.classes,
+      pooling: cfg.pooling,
+      gru: engine === 'fused-gru' ? 'fused' : 'ops',
+    },
     rngFor(cfg.seed, STREAM.init),
   );
   const optimizer = new Adam(model.variables, { lr: cfg.lr, weightDecay: cfg.weightDecay });
+  let runner: StepRunner | undefined;
   try {
     const plateau = new ReduceLROnPlateau({ lr: cfg.lr, mode: 'min', factor: cfg.plateauFactor, patience: cfg.plateauPatience });
     const earlyStopping = new EarlyStopping(cfg.earlyStopPatience, cfg.earlyStopDelta);
@@ -227,11 +319,11 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       stoppedEarly = p.stoppedEarly;
     }
     const resumedFromEpoch = metrics.length;
+    runner = engine === 'fused' ? fusedRunner(model, optimizer, data, cfg) : tfjsRunner(model, optimizer);
 
     for (let epoch = metrics.length + 1; epoch <= cfg.epochs && !stoppedEarly; epoch++) {
       const started = performance.now();
       const lr = plateau.lr;
-      optimizer.lr = lr;
 
       const trainPlan = planBatches(data.train, cfg.batchSize, cfg.batching, rngFor(cfg.seed, STREAM.trainOrder, epoch), cfg.trainBatches);
       let trainLoss = 0;
@@ -239,7 +331,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
         if (opts.shouldStop?.()) throw new TrainingInterruptedError(epoch - 1);
         const batch = gatherBatch(data.train, data.maxLength, data.features, trainPlan[b] as Int32Array);
         const dropoutRng = cfg.dropout > 0 && cfg.layers > 1 ? rngFor(cfg.seed, STREAM.dropout, epoch, b) : undefined;
-        trainLoss += trainStep(model, optimizer, batch, dropoutRng);
+        trainLoss += runner.step(batch, lr, dropoutRng);
         opts.onBatch?.(epoch, b + 1, trainPlan.length);
         await yieldToEventLoop();
       }
@@ -248,7 +340,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       let validLoss = 0;
       let validAcc = 0;
       for (const rows of validPlan) {
-        const r = evaluateBatch(model, gatherBatch(data.valid, data.maxLength, data.features, rows));
+        const r = runner.evaluate(gatherBatch(data.valid, data.maxLength, data.features, rows));
         validLoss += r.loss;
         validAcc += r.accuracy;
         await yieldToEventLoop();
@@ -267,6 +359,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       stoppedEarly = earlyStopping.shouldStop;
       metrics = [...metrics, m];
 
+      runner.sync();
       const adam = optimizer.exportState();
       const checkpointPath = writeCheckpoint<TrainingProgress>(
         opts.checkpointDir,
@@ -282,8 +375,10 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
     }
 
     if (metrics.length === 0) throw new Error('train: no epoch ran (epochs must be at least 1)');
-    return { best: bestOf(metrics, earlyStopping.bestEpoch), epochs: metrics, stoppedEarly, backend, resumedFromEpoch };
+    const kernelKind = engine === 'tfjs' ? {} : { kernel: kernel().kind };
+    return { best: bestOf(metrics, earlyStopping.bestEpoch), epochs: metrics, stoppedEarly, backend, engine, ...kernelKind, resumedFromEpoch };
   } finally {
+    runner?.dispose();
     optimizer.dispose();
     model.dispose();
   }

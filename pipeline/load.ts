@@ -1,34 +1,25 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, parse as parseYaml, isMap, isSeq, type Document } from 'yaml';
-import { z } from 'zod';
+import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
 import { canonicalJson } from '../artifacts/canonical';
-import type { Plan, PlanStep, PlanTrial } from './plan';
-import { pipelineOuterSchema, stepSchema, type StepDecl } from './schema';
-import { stepTypes, type StepType } from './steps';
+import { applyOverride, isWithin, parseOverride, type Override } from './overrides';
+import type { Plan, PlanStep } from './plan';
+import { PipelineError, type PathKey, type Problem } from './problems';
+import { validatePipeline, type Finding } from './validate';
 
-export interface Problem {
-  /** Dotted path inside the pipeline, e.g. `steps.train.matrix.seed[1]`. */
-  path: string;
-  message: string;
-  line?: number;
-  column?: number;
-}
+export { PipelineError, type Problem } from './problems';
 
-/** Every problem found in a pipeline file, each with its location; nothing was submitted. */
-export class PipelineError extends Error {
-  override name = 'PipelineError';
-  constructor(
-    readonly file: string,
-    readonly problems: Problem[],
-  ) {
-    super(
-      problems
-        .map((p) => `${file}${p.line ? `:${p.line}:${p.column ?? 1}` : ''}: ${p.path ? `${p.path}: ` : ''}${p.message}`)
-        .join('\n'),
-    );
-  }
-}
+/**
+ * Trials in one sweep. Measured on a sweep of 200 tiny trials (bench/sweep-history.ts): each trial
+ * adds about 9 events (1.3 KB of its result) to the sweep's history, and the sweep's result and the
+ * report's input carry every trial's result (about 1.3 KB each). At 1,000 trials that is about
+ * 9,000 events (Temporal warns at 10,240) and payloads of about 1.3 MB (it rejects 2 MB). Larger
+ * studies: draw a `sample:` or split them into several sweeps.
+ */
+export const MAX_TRIALS = 1000;
+
+/** The plan is the sweep workflow's input, one payload (75 KB for 200 trials): Temporal rejects 2 MB. */
+export const MAX_PLAN_BYTES = 1_000_000;
 
 export interface LoadOptions {
   /** `path=value` overrides applied before validation (values are YAML scalars or flow collections). */
@@ -60,240 +51,67 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
       }),
     );
   }
-  const locate = (path: (string | number)[]): Pick<Problem, 'line' | 'column'> => locateIn(doc, lines, path);
 
+  // Overrides are judged like the file itself; their problems name the --set they come from.
   let raw: unknown = doc.toJS();
+  const overrides: Override[] = [];
   const overrideProblems: Problem[] = [];
   for (const assignment of options.set ?? []) {
     try {
-      raw = applyOverride(raw, assignment);
+      const override = parseOverride(assignment);
+      raw = applyOverride(raw, override);
+      overrides.push(override);
     } catch (err) {
-      overrideProblems.push({ path: `--set ${assignment}`, message: (err as Error).message });
+      overrideProblems.push({ path: '', origin: `--set ${assignment}`, message: (err as Error).message });
     }
   }
   if (overrideProblems.length > 0) throw new PipelineError(file, overrideProblems);
 
   const problems: Problem[] = [];
-  const report = (p: Problem) => problems.push(p);
-  const outer = pipelineOuterSchema.safeParse(raw, { reportInput: true });
-  if (!outer.success) {
-    for (const issue of outer.error.issues) report(toProblem(issue, [], locate));
-    // Without a steps mapping there is nothing more to check.
-    if (!outer.data && !(raw && typeof raw === 'object' && 'steps' in raw)) throw new PipelineError(file, problems);
+  const report = (f: Finding) => problems.push(locate(doc, lines, overrides, f));
+  const pipeline = validatePipeline(raw, report);
+  if (!pipeline || problems.length > 0) {
+    // In the file's order, as an editor lists them; problems of --set values (no line) last.
+    const order = (p: Problem) => (p.line ?? Infinity) * 1e4 + (p.column ?? 0);
+    problems.sort((a, b) => order(a) - order(b));
+    throw new PipelineError(file, problems.length ? problems : [{ path: '', message: 'not a pipeline' }]);
   }
-  const rawSteps = (raw as { steps?: Record<string, unknown> } | null)?.steps ?? {};
-  const decls: Record<string, StepDecl> = {};
-  for (const [name, rawStep] of Object.entries(typeof rawSteps === 'object' ? rawSteps : {})) {
-    const step = stepSchema.safeParse(rawStep, { reportInput: true });
-    if (step.success) decls[name] = step.data;
-    else for (const issue of step.error.issues) report(toProblem(issue, ['steps', name], locate));
-  }
+
   if (options.dataMirrors?.length) {
-    for (const step of Object.values(decls)) {
-      if (step.uses === 'download') {
-        const urls = Array.isArray(step.with.urls) ? (step.with.urls as unknown[]) : [];
-        step.with.urls = [...options.dataMirrors, ...urls];
+    for (const step of pipeline.steps) {
+      if (step.uses === 'download' && step.params) {
+        step.params = { ...step.params, urls: [...options.dataMirrors, ...(step.params.urls as string[])] };
       }
     }
   }
-
-  const steps: PlanStep[] = [];
-  for (const [name, decl] of Object.entries(decls)) {
-    const step = planStep(name, decl, report, locate);
-    if (step) steps.push(step);
-  }
-  problems.push(...graphProblems(Object.keys(rawSteps), decls, locate));
-  if (problems.length > 0) throw new PipelineError(file, problems);
-  const pipeline = outer.data!;
-
-  const ordered = topologicalOrder(steps);
+  const ordered = topologicalOrder(pipeline.steps);
   const effective = { name: pipeline.name, steps: ordered };
   const digest = createHash('sha256').update(canonicalJson(effective)).digest('hex');
-  return { pipeline: pipeline.name, description: pipeline.description, source: file, digest, steps: ordered };
+  const plan: Plan = { pipeline: pipeline.name, description: pipeline.description, source: file, digest, steps: ordered };
+  checkLimits(plan, file);
+  return plan;
 }
 
-function planStep(
-  name: string,
-  decl: StepDecl,
-  report: (p: Problem) => void,
-  locate: (path: (string | number)[]) => Pick<Problem, 'line' | 'column'>,
-): PlanStep | undefined {
-  const schema = stepTypes[decl.uses] as z.ZodType<Record<string, unknown>>;
-  const base = { name, uses: decl.uses, needs: decl.needs, retry: decl.retry, timeout: decl.timeout };
-  if (!decl.matrix) {
-    if (decl.sample) report({ path: `steps.${name}.sample`, message: 'sample needs a matrix to draw from', ...locate(['steps', name, 'sample']) });
-    if (decl.concurrency !== undefined) {
-      report({ path: `steps.${name}.concurrency`, message: 'concurrency only applies to a step with a matrix', ...locate(['steps', name, 'concurrency']) });
-    }
-    const result = schema.safeParse(decl.with, { reportInput: true });
-    if (!result.success) {
-      for (const issue of result.error.issues) report(toProblem(issue, ['steps', name, 'with'], locate));
-      return undefined;
-    }
-    return { ...base, params: result.data, concurrency: 1 };
-  }
-
-  const shape = shapeOf(schema);
-  let ok = true;
-  for (const [key, value] of Object.entries(decl.with)) {
-    const field = shape[key];
-    const r = field?.safeParse(value, { reportInput: true });
-    if (!field) {
-      ok = false;
-      report({ path: `steps.${name}.with`, message: `unknown key "${key}" for step type "${decl.uses}"`, ...locate(['steps', name, 'with', key]) });
-    } else if (r && !r.success) {
-      ok = false;
-      for (const issue of r.error.issues) report(toProblem(issue, ['steps', name, 'with', key], locate));
-    }
-  }
-  for (const [axis, values] of Object.entries(decl.matrix)) {
-    const field = shape[axis];
-    if (!field) {
-      ok = false;
-      report({
-        path: `steps.${name}.matrix.${axis}`,
-        message: `"${axis}" is not a parameter of step type "${decl.uses}" (known: ${Object.keys(shape).join(', ')})`,
-        ...locate(['steps', name, 'matrix', axis]),
-      });
-      continue;
-    }
-    values.forEach((value, i) => {
-      const r = field.safeParse(value, { reportInput: true });
-      if (!r.success) {
-        ok = false;
-        for (const issue of r.error.issues) report(toProblem(issue, ['steps', name, 'matrix', axis, i], locate));
-      }
-    });
-    if (axis in decl.with) {
-      ok = false;
-      report({
-        path: `steps.${name}.with.${axis}`,
-        message: `"${axis}" is set both in with: and in matrix:; keep one`,
-        ...locate(['steps', name, 'with', axis]),
-      });
-    }
-  }
-  if (!ok) return undefined;
-
-  let cells = grid(decl.matrix);
-  if (decl.sample) cells = sampleCells(cells, decl.sample.count, decl.sample.seed);
-  const trials: PlanTrial[] = [];
-  const seen = new Map<string, number>();
-  for (const cell of cells) {
-    const result = schema.safeParse({ ...decl.with, ...cell }, { reportInput: true });
-    if (!result.success) {
-      for (const issue of result.error.issues) report(toProblem(issue, ['steps', name, 'with'], locate));
-      return undefined;
-    }
-    let id = trialId(decl.uses, result.data, cell);
-    const n = seen.get(id) ?? 0;
-    seen.set(id, n + 1);
-    if (n > 0) id = `${id}-${n + 1}`;
-    trials.push({ id, params: result.data, cell });
-  }
-  return { ...base, trials, concurrency: decl.concurrency ?? 2 };
-}
-
-/** `gru_mean-h64-s1` for training trials (the names people use); `key-value` pairs otherwise. */
-export function trialId(uses: StepType, params: Record<string, unknown>, cell: Record<string, unknown>): string {
-  const clean = (v: unknown) => String(v).replace(/[^A-Za-z0-9.]+/g, '_');
-  if (uses === 'train') {
-    const extra = Object.keys(cell)
-      .filter((k) => !['pooling', 'hidden', 'seed'].includes(k))
-      .sort()
-      .map((k) => `${k}${clean(cell[k])}`);
-    return [`gru_${clean(params.pooling)}`, `h${clean(params.hidden)}`, ...extra, `s${clean(params.seed)}`].join('-');
-  }
-  return Object.keys(cell)
-    .sort()
-    .map((k) => `${k}${clean(cell[k])}`)
-    .join('-');
-}
-
-function grid(matrix: Record<string, unknown[]>): Record<string, unknown>[] {
-  let cells: Record<string, unknown>[] = [{}];
-  for (const [axis, values] of Object.entries(matrix)) {
-    cells = cells.flatMap((cell) => values.map((v) => ({ ...cell, [axis]: v })));
-  }
-  return cells;
-}
-
-/** A seeded draw without replacement, keeping the grid's order so trial ids stay readable. */
-function sampleCells<T>(cells: T[], count: number, seed: number): T[] {
-  if (count >= cells.length) return cells;
-  let state = seed >>> 0 || 0x9e3779b9;
-  const next = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4294967296;
-  };
-  const index = cells.map((_, i) => i);
-  for (let i = index.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [index[i], index[j]] = [index[j]!, index[i]!];
-  }
-  return index
-    .slice(0, count)
-    .sort((a, b) => a - b)
-    .map((i) => cells[i]!);
-}
-
-function graphProblems(
-  allNames: string[],
-  steps: Record<string, StepDecl>,
-  locate: (path: (string | number)[]) => Pick<Problem, 'line' | 'column'>,
-): Problem[] {
+function checkLimits(plan: Plan, file: string): void {
   const problems: Problem[] = [];
-  const names = new Set(allNames);
-  for (const [name, step] of Object.entries(steps)) {
-    step.needs.forEach((need, i) => {
-      if (!names.has(need)) {
-        problems.push({
-          path: `steps.${name}.needs[${i}]`,
-          message: `needs "${need}", but there is no step of that name (steps: ${[...names].join(', ')})`,
-          ...locate(['steps', name, 'needs', i]),
-        });
-      } else if (need === name) {
-        problems.push({ path: `steps.${name}.needs[${i}]`, message: 'a step cannot need itself', ...locate(['steps', name, 'needs', i]) });
-      }
-    });
-  }
-  const cycle = findCycle(steps);
-  if (cycle) {
+  const trials = plan.steps.reduce((n, s) => n + (s.trials?.length ?? 0), 0);
+  if (trials > MAX_TRIALS) {
     problems.push({
-      path: `steps.${cycle[0]}.needs`,
-      message: `the steps form a cycle: ${cycle.join(' → ')}`,
-      ...locate(['steps', cycle[0]!, 'needs']),
+      path: 'steps',
+      message: `the sweep would run ${trials} trials; at most ${MAX_TRIALS} fit one sweep's history. Draw fewer with sample: {count, seed}, or split the study`,
     });
   }
-  return problems;
-}
-
-function findCycle(steps: Record<string, StepDecl>): string[] | undefined {
-  const state = new Map<string, 'visiting' | 'done'>();
-  const stack: string[] = [];
-  const visit = (name: string): string[] | undefined => {
-    if (state.get(name) === 'done') return undefined;
-    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
-    state.set(name, 'visiting');
-    stack.push(name);
-    for (const need of steps[name]?.needs ?? []) {
-      if (need === name || !(need in steps)) continue;
-      const found = visit(need);
-      if (found) return found;
-    }
-    stack.pop();
-    state.set(name, 'done');
-    return undefined;
-  };
-  for (const name of Object.keys(steps)) {
-    const found = visit(name);
-    if (found) return found;
+  const bytes = Buffer.byteLength(JSON.stringify(plan));
+  if (bytes > MAX_PLAN_BYTES) {
+    problems.push({
+      path: 'steps',
+      message: `the expanded plan is ${(bytes / 1e6).toFixed(2)} MB; the sweep's input must stay under ${MAX_PLAN_BYTES / 1e6} MB (Temporal rejects 2 MB payloads)`,
+    });
   }
-  return undefined;
+  if (problems.length > 0) throw new PipelineError(file, problems);
 }
 
+/** Every step after the steps it needs; otherwise the file's order. */
 function topologicalOrder(steps: PlanStep[]): PlanStep[] {
   const byName = new Map(steps.map((s) => [s.name, s]));
   const done = new Set<string>();
@@ -311,99 +129,36 @@ function topologicalOrder(steps: PlanStep[]): PlanStep[] {
   return out;
 }
 
-/** Applies `a.b[2].c=value` to a plain object; the value is read as YAML (`3`, `true`, `[1, 2]`). */
-export function applyOverride(target: unknown, assignment: string): unknown {
-  const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new Error('expected <path>=<value>, e.g. steps.train.with.epochs=3');
-  const path = parsePath(assignment.slice(0, eq));
-  const value: unknown = parseYaml(assignment.slice(eq + 1));
-  const root = (target ?? {}) as Record<string | number, unknown>;
-  let node: Record<string | number, unknown> = root;
-  path.forEach((key, i) => {
-    if (i === path.length - 1) {
-      node[key] = value;
-      return;
+/**
+ * Gives a finding its line and column in the file, or names the --set it comes from: a value set
+ * on the command line has no line, and pointing at the file's old value would mislead.
+ */
+function locate(doc: Document, lines: LineCounter, overrides: Override[], f: Finding): Problem {
+  const override = [...overrides].reverse().find((o) => isWithin(f.at, o.path) || isWithin(o.path, f.at));
+  const problem: Problem = { path: f.path, message: f.message };
+  if (override) problem.origin = `--set ${override.text}`;
+  if (override && isWithin(f.at, override.path)) return problem;
+  return { ...problem, ...positionOf(doc, lines, f.at) };
+}
+
+function positionOf(doc: Document, lines: LineCounter, path: PathKey[]): Pick<Problem, 'line' | 'column'> {
+  // Walk up to the deepest node the file has: a default or an override may name a path it lacks.
+  for (let n = path.length; n > 0; n--) {
+    const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+    if (isMap(parent)) {
+      // Point at the key rather than at its value: that is where a person looks.
+      const pair = parent.items.find((item) => String((item.key as { value?: unknown } | null)?.value) === String(path[n - 1]));
+      const range = (pair?.key as { range?: [number, number, number] } | null)?.range;
+      if (range) return position(lines, range[0]);
     }
-    const child = node[key];
-    if (child === undefined || child === null) {
-      node[key] = typeof path[i + 1] === 'number' ? [] : {};
-    } else if (typeof child !== 'object') {
-      throw new Error(`${path.slice(0, i + 1).join('.')} is a ${typeof child}, not a mapping`);
-    }
-    node = node[key] as Record<string | number, unknown>;
-  });
-  return root;
-}
-
-function parsePath(text: string): (string | number)[] {
-  const path: (string | number)[] = [];
-  const re = /([^.[\]]+)|\[(\d+)\]/g;
-  let consumed = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    path.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
-    consumed += m[0].length;
+    const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | null | undefined;
+    if (node?.range) return position(lines, node.range[0]);
   }
-  const dots = (text.match(/\./g) ?? []).length;
-  if (path.length === 0 || consumed + dots !== text.length) throw new Error(`"${text}" is not a path like steps.train.with.epochs`);
-  return path;
+  const root = (doc.contents as { range?: [number, number, number] } | null)?.range;
+  return root ? position(lines, root[0]) : {};
 }
 
-function shapeOf(schema: z.ZodType): Record<string, z.ZodType> {
-  const def = (schema as unknown as { shape?: Record<string, z.ZodType> }).shape;
-  return def ?? {};
-}
-
-function toProblem(
-  issue: z.core.$ZodIssue,
-  prefix: (string | number)[],
-  locate: (path: (string | number)[]) => Pick<Problem, 'line' | 'column'>,
-): Problem {
-  const full = [...prefix, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
-  let message = issue.message;
-  if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys;
-    return {
-      path: formatPath(full),
-      message: `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`,
-      ...locate([...full, keys[0]!]),
-    };
-  }
-  if (issue.code === 'invalid_type') {
-    message = `expected ${issue.expected === 'int' ? 'an integer' : issue.expected}, got ${describe(issue.input)}`;
-  } else if (issue.code === 'invalid_value' && 'values' in issue) {
-    message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(issue.input)}`;
-  }
-  return { path: formatPath(full), message, ...locate(full) };
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  return JSON.stringify(value) ?? String(value);
-}
-
-export function formatPath(path: (string | number)[]): string {
-  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${key}` : key), '');
-}
-
-function locateIn(doc: Document, lines: LineCounter, path: (string | number)[]): Pick<Problem, 'line' | 'column'> {
-  // Walk down as far as the document has nodes: an override or a default may name a path the file lacks.
-  for (let n = path.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-    const range = (node as { range?: [number, number, number] } | null)?.range;
-    if (range && (n === 0 || isMap(node) || isSeq(node) || node)) {
-      // For a key we would rather point at the key than at its value: find the pair.
-      const parent = n > 0 ? (n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true)) : undefined;
-      if (isMap(parent)) {
-        const pair = parent.items.find((item) => (item.key as { value?: unknown } | null)?.value === path[n - 1]);
-        const keyRange = (pair?.key as { range?: [number, number, number] } | null)?.range;
-        if (keyRange) {
-          const pos = lines.linePos(keyRange[0]);
-          return { line: pos.line, column: pos.col };
-        }
-      }
-      const pos = lines.linePos(range[0]);
-      return { line: pos.line, column: pos.col };
-    }
-  }
-  return {};
+function position(lines: LineCounter, offset: number): Pick<Problem, 'line' | 'column'> {
+  const pos = lines.linePos(offset);
+  return { line: pos.line, column: pos.col };
 }

@@ -1,46 +1,74 @@
 import { z } from 'zod';
 import { stepTypes } from './steps';
 
+/**
+ * The shape of a pipeline file: the one source of its TypeScript types (`z.infer`) and of the
+ * published JSON Schema (`schema/pipeline.schema.json`, see ./json-schema.ts). Descriptions are
+ * what editors show on hover.
+ */
+
 /** A duration as pipeline files write it: `90s`, `15m`, `6h`, `1d`. */
 export const duration = z
   .string()
   .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a duration such as "90s", "15m" or "6h"');
 
-export const retryPolicy = z.strictObject({
-  max_attempts: z.number().int().positive().optional(),
-  initial_interval: duration.optional(),
-  maximum_interval: duration.optional(),
-  backoff: z.number().min(1).optional(),
-});
+export const retryPolicy = z
+  .strictObject({
+    max_attempts: z.number().int().positive().optional().describe('Attempts in all, the first one included.'),
+    initial_interval: duration.optional().describe('Wait before the first retry.'),
+    maximum_interval: duration.optional().describe('Longest wait between two attempts.'),
+    backoff: z.number().min(1).optional().describe('Factor by which the wait grows after each attempt.'),
+  })
+  .describe("Overrides of the step type's retry policy.");
 export type RetryOverride = z.infer<typeof retryPolicy>;
 
 const stepName = z
   .string()
   .regex(/^[a-z][a-z0-9_-]*$/, 'step names are lowercase letters, digits, "-" and "_", starting with a letter');
 
-export const stepSchema = z.strictObject({
-  uses: z.enum(Object.keys(stepTypes) as [keyof typeof stepTypes, ...(keyof typeof stepTypes)[]]),
-  needs: z.array(z.string()).default([]),
-  /** Parameters of the step type; validated against that type's schema in a second pass. */
-  with: z.record(z.string(), z.unknown()).default({}),
-  /** Fan out: every combination of these parameter values becomes one trial. */
-  matrix: z.record(z.string(), z.array(z.unknown()).min(1, 'a matrix axis needs at least one value')).optional(),
-  /** Draw this many combinations of the matrix at random (seeded) instead of the full grid. */
-  sample: z.strictObject({ count: z.number().int().positive(), seed: z.number().int().default(0) }).optional(),
-  /** How many trials of a matrix step run at once. */
-  concurrency: z.number().int().positive().optional(),
-  retry: retryPolicy.optional(),
-  /** Upper bound on one attempt of the step (start-to-close). */
-  timeout: duration.optional(),
-});
+const stepTypeNames = Object.keys(stepTypes) as [keyof typeof stepTypes, ...(keyof typeof stepTypes)[]];
 
-export const pipelineSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]*$/, 'pipeline names are lowercase letters, digits and "-" (they become workflow ids)'),
-  description: z.string().optional(),
-  steps: z.record(stepName, stepSchema).refine((steps) => Object.keys(steps).length > 0, 'a pipeline needs at least one step'),
-});
+const matrixSchema = z
+  .record(z.string(), z.array(z.unknown()).min(1, 'a matrix axis needs at least one value'))
+  .refine((axes) => Object.keys(axes).length > 0, 'a matrix needs at least one axis (parameter: [values…])')
+  .describe('Fan out: every combination of these parameter values becomes one trial.');
+
+const sampleSchema = z
+  .strictObject({
+    count: z.number().int().positive().describe('Trial budget: how many combinations to draw.'),
+    seed: z.number().int().default(0).describe('Seed of the draw: the same seed draws the same trials.'),
+  })
+  .describe('Draw `count` combinations of the matrix at random (seeded) instead of running the full grid.');
+
+export const stepSchema = z
+  .strictObject({
+    uses: z.enum(stepTypeNames).describe('The registered step type this step runs.'),
+    needs: z.array(z.string()).default([]).describe('Steps that must finish first; their results are this step\'s inputs.'),
+    with: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe("Parameters of the step type (checked against that type's parameters)."),
+    matrix: matrixSchema.optional(),
+    sample: sampleSchema.optional(),
+    concurrency: z.number().int().positive().optional().describe('How many trials of the matrix run at once (default 2).'),
+    retry: retryPolicy.optional(),
+    timeout: duration.optional().describe('Upper bound on one attempt of the step (start to close).'),
+  })
+  .describe('One step of the pipeline.');
+
+export const pipelineSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'pipeline names are lowercase letters, digits and "-" (they become workflow ids)')
+      .describe('Name of the pipeline; sweeps are named `sweep-<name>-<hash>`.'),
+    description: z.string().optional().describe('One line for people: shown in the Temporal UI.'),
+    steps: z
+      .record(stepName, stepSchema)
+      .refine((steps) => Object.keys(steps).length > 0, 'a pipeline needs at least one step')
+      .describe('The steps, by name: a DAG through their `needs`.'),
+  })
+  .describe('A durable-sweeps pipeline: a DAG of steps, run as a Temporal sweep workflow.');
 
 /** The file's outer shape, with each step left for its own pass so that every step's problems are reported. */
 export const pipelineOuterSchema = pipelineSchema.extend({

@@ -1,6 +1,6 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 
-export type StepState = 'waiting' | 'running' | 'done' | 'failed';
+export type StepState = 'waiting' | 'running' | 'done' | 'failed' | 'cancelled';
 
 export interface TrialProgress {
   trial: string;

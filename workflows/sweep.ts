@@ -1,6 +1,8 @@
 import {
   ApplicationFailure,
+  isCancellation,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -31,6 +33,12 @@ export interface SweepResult {
 }
 
 const activities = proxyActivities<SweepActivities>({ startToCloseTimeout: '15m' });
+
+/**
+ * Sweeps cancelled before this change ended as failed (their cancelled trials counted as failures);
+ * a sweep being replayed mid-cancellation must keep doing so.
+ */
+const ENDS_CANCELLED = 'sweep-ends-cancelled';
 
 /**
  * Interprets a plan: every step starts as soon as the steps it needs have finished, so independent
@@ -67,8 +75,8 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
           state.cached = isCached(output);
           return output;
         } catch (err) {
-          state.state = 'failed';
-          state.error = (err as Error).message;
+          state.state = isCancellation(err) ? 'cancelled' : 'failed';
+          state.error = isCancellation(err) ? undefined : (err as Error).message;
           throw err;
         } finally {
           refreshDetails();
@@ -110,8 +118,8 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
           view.cached = result.cached;
           return result;
         } catch (err) {
-          view.state = 'failed';
-          view.error = (err as Error).message;
+          view.state = isCancellation(err) ? 'cancelled' : 'failed';
+          view.error = isCancellation(err) ? undefined : causeOf(err);
           throw err;
         } finally {
           slots.release();
@@ -119,6 +127,9 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
         }
       }),
     );
+    // A cancelled sweep ends as cancelled, not as failed trials: rethrow the cancellation itself.
+    const cancelled = settled.find((s) => s.status === 'rejected' && isCancellation(s.reason));
+    if (cancelled && patched(ENDS_CANCELLED)) throw (cancelled as PromiseRejectedResult).reason;
     const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${trials[i]!.id}: ${causeOf(s.reason)}`] : []));
     if (failed.length > 0) {
       // Every other trial was left to finish: its result is cached, so a resume redoes only these.
@@ -132,9 +143,12 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
   };
 
   const runTrial = async (step: PlanStep, trial: PlanTrial, inputs: Record<string, unknown>, workflowId: string) => {
+    // The trial needs its step's settings, not its siblings: with every trial in each child's
+    // input, the sweep's history would grow with the square of the number of trials.
+    const { trials: _siblings, ...settings } = step;
     const handle = await startChild(trialWorkflow, {
       workflowId,
-      args: [{ sweepId, step, trial, inputs, trainQueue: input.trainQueue }],
+      args: [{ sweepId, step: settings, trial, inputs, trainQueue: input.trainQueue }],
       staticSummary: `${plan.pipeline} · trial ${trialLabel(trial)}`,
       staticDetails: trialDetails(sweepId, step, trial),
       parentClosePolicy: ParentClosePolicy.TERMINATE,
@@ -158,6 +172,11 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
     if (s.status === 'fulfilled') outputs[name] = s.value;
     else failures.push(`${name}: ${causeOf(s.reason)}`);
   });
+  const cancelled = settled.find((s) => s.status === 'rejected' && isCancellation(s.reason));
+  if (cancelled && patched(ENDS_CANCELLED)) {
+    upsertSearchAttributes([{ key: searchAttributes.state, value: 'cancelled' }]);
+    throw (cancelled as PromiseRejectedResult).reason;
+  }
   if (failures.length > 0) {
     upsertSearchAttributes([{ key: searchAttributes.state, value: 'failed' }]);
     throw ApplicationFailure.create({
@@ -227,9 +246,10 @@ function describeSweep(p: SweepProgress): string {
   const done = p.trials.filter((t) => t.state === 'done').length;
   const running = p.trials.filter((t) => t.state === 'running').length;
   const failed = p.trials.filter((t) => t.state === 'failed').length;
+  const cancelled = p.trials.filter((t) => t.state === 'cancelled').length;
   const best = Math.max(...p.trials.map((t) => t.bestValidAcc ?? -Infinity));
   const trials = p.trials.length
-    ? `\n\ntrials: ${done} done, ${running} running, ${failed} failed of ${p.trials.length}` +
+    ? `\n\ntrials: ${done} done, ${running} running, ${failed} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length}` +
       (Number.isFinite(best) ? ` · best valid accuracy ${best.toFixed(4)}` : '')
     : '';
   return `${steps}${trials}`;

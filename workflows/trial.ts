@@ -1,4 +1,4 @@
-import { proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SweepActivities } from '../activities';
 import type { StepInput, TrainResult } from '../activities/types';
 import type { PlanStep, PlanTrial } from '../pipeline/plan';
@@ -8,7 +8,8 @@ import { activityOptionsFor } from './step-options';
 
 export interface TrialInput {
   sweepId: string;
-  step: PlanStep;
+  /** The step's settings; sweeps started before this was slimmed also sent its `trials` (ignored). */
+  step: Omit<PlanStep, 'trials'>;
   trial: PlanTrial;
   inputs: Record<string, unknown>;
   trainQueue: string;
@@ -64,9 +65,9 @@ export async function trialWorkflow(input: TrialInput): Promise<TrainResult> {
     setCurrentDetails(describeProgress(progress));
     return result;
   } catch (err) {
-    progress.state = 'failed';
-    progress.error = (err as Error).message;
-    upsertSearchAttributes([{ key: searchAttributes.state, value: 'failed' }]);
+    progress.state = isCancellation(err) ? 'cancelled' : 'failed';
+    progress.error = isCancellation(err) ? undefined : (err as Error).message;
+    upsertSearchAttributes([{ key: searchAttributes.state, value: progress.state }]);
     setCurrentDetails(describeProgress(progress));
     throw err;
   }
@@ -80,7 +81,7 @@ export function trialLabel(trial: PlanTrial): string {
 function describeProgress(p: TrialProgress): string {
   const acc = (v?: number) => (v === undefined ? '–' : v.toFixed(4));
   return [
-    `**${p.state}** · epoch ${p.epoch}/${p.epochs}`,
+    `**${p.state}** · epoch ${p.epoch} of ${p.epochs}`,
     `valid accuracy ${acc(p.validAcc)} (best ${acc(p.bestValidAcc)})`,
     p.error ? `error: ${p.error}` : '',
   ]

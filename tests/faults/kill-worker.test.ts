@@ -1,35 +1,18 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { EpochMetrics, TrainResult } from '../../activities/types';
 import { trialProgressQuery } from '../../workflows/progress';
 import type { SweepResult } from '../../workflows/sweep';
-import { GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
+import { gesturesPipeline } from '../helpers/pipelines';
 import { runCli, spawnWorker, startTestServer, trainingProcessesOf, untilExit, waitFor } from '../helpers/processes';
 
 jest.setTimeout(12 * 60_000);
 
-function pipeline(name: string): string {
-  return `name: ${name}
-steps:
-  download:
-    uses: download
-    with: { urls: ["${pathToFileURL(gesturesArchive()).href}"], md5: ${GESTURES_MD5} }
-  dataset:
-    uses: dataset
-    needs: [download]
-    with: { limit: 800 }
-  padding:
-    uses: padding
-    needs: [dataset]
-  train:
-    uses: train
-    needs: [padding]
-    matrix: { pooling: [mean], seed: [3] }
-    with: { epochs: 6, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm }
-`;
-}
+// The op-by-op engine: slow enough to be killed mid-training (the fused one finishes these epochs
+// in a blink; its own resume equivalence is tested in-process in tests/kernel).
+const pipeline = (name: string) =>
+  gesturesPipeline({ name, limit: 800, matrix: '{ pooling: [mean], seed: [3] }', train: '{ epochs: 6, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm, engine: tfjs }' });
 
 const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);
 

@@ -2,7 +2,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TrainResult } from '../../activities/types';
 import { loadConfig } from '../../client/config';
@@ -10,33 +9,14 @@ import { ensureEmbeddedServer, stopEmbeddedServer } from '../../client/server';
 import { findTemporalCli } from '../../client/temporal-cli';
 import { sweepProgressQuery, trialProgressQuery } from '../../workflows/progress';
 import type { SweepResult } from '../../workflows/sweep';
-import { GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
+import { gesturesPipeline } from '../helpers/pipelines';
 import { runCli, spawnWorker, startTestServer, trainingProcessesOf, untilExit, waitFor } from '../helpers/processes';
 
 jest.setTimeout(10 * 60_000);
 
-/** A pipeline of small, real trials: a subset of the real data, a few short epochs. */
-function pipeline(name: string, matrix: string, epochs = 4): string {
-  return `name: ${name}
-steps:
-  download:
-    uses: download
-    with: { urls: ["${pathToFileURL(gesturesArchive()).href}"], md5: ${GESTURES_MD5} }
-  dataset:
-    uses: dataset
-    needs: [download]
-    with: { limit: 400 }
-  padding:
-    uses: padding
-    needs: [dataset]
-  train:
-    uses: train
-    needs: [padding]
-    matrix: ${matrix}
-    concurrency: 2
-    with: { epochs: ${epochs}, hidden: 16, train_batches: 8, valid_batches: 2, backend: wasm }
-`;
-}
+/** Small, real trials: a subset of the real data, a few short epochs, on the op-by-op engine (slow enough to interrupt). */
+const pipeline = (name: string, matrix: string, epochs = 4) =>
+  gesturesPipeline({ name, matrix, train: `{ epochs: ${epochs}, hidden: 16, train_batches: 8, valid_batches: 2, backend: wasm, engine: tfjs }` });
 
 describe('recovering sweeps', () => {
   const home = mkdtempSync(join(tmpdir(), 'sweeps-recovery-'));

@@ -1,62 +1,28 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../client/config';
-import { stopEmbeddedServer } from '../../client/server';
+import { portOpen, stopEmbeddedServer } from '../../client/server';
 import type { SweepResult } from '../../workflows/sweep';
 import type { TrainResult } from '../../activities/types';
-import { GESTURES_MD5, freePort, gesturesArchive, repoRoot, serveFile } from '../helpers/fixtures';
+import type { ReportDocument } from '../../report/document';
+import { freePort, gesturesArchive, serveFile } from '../helpers/fixtures';
+import { gesturesPipeline } from '../helpers/pipelines';
+import { runCli } from '../helpers/processes';
 
 jest.setTimeout(15 * 60_000);
 
-const cli = join(repoRoot, 'dist', 'cli', 'main.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, cwd: repoRoot });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
 /** A small version of the seed study: a subset of the real data, a few epochs, both variants. */
-function smallPipeline(url: string): string {
-  return `name: gestures-small
-description: seed study, small
-steps:
-  download:
-    uses: download
-    with: { urls: ["${url}"], md5: ${GESTURES_MD5} }
-  dataset:
-    uses: dataset
-    needs: [download]
-    with: { limit: 2000, split: { kind: random, seed: 42, valid_fraction: 0.2 } }
-  padding:
-    uses: padding
-    needs: [dataset]
-  train:
-    uses: train
-    needs: [padding]
-    matrix: { pooling: [last, mean], seed: [7] }
-    concurrency: 2
-    with: { epochs: 3, hidden: 64, lr: 0.003, backend: wasm }
-  report:
-    uses: report
-    needs: [train]
-    with: { baseline: last }
-`;
-}
+const smallPipeline = (url: string) =>
+  gesturesPipeline({
+    name: 'gestures-small',
+    url,
+    limit: 2000,
+    matrix: '{ pooling: [last, mean], seed: [7] }',
+    train: '{ epochs: 3, hidden: 64, lr: 0.003, backend: wasm }',
+    report: true,
+  });
 
 describe('a sweep, end to end on a real Temporal server', () => {
   const home = mkdtempSync(join(tmpdir(), 'sweeps-e2e-'));
@@ -106,13 +72,14 @@ describe('a sweep, end to end on a real Temporal server', () => {
     const report = first.report!;
     expect(existsSync(report.files.markdown)).toBe(true);
     const markdown = readFileSync(report.files.markdown, 'utf8');
-    const json = JSON.parse(readFileSync(report.files.json, 'utf8')) as { variants: Array<{ name: string; validAcc: { mean: number } }> };
-    expect(json.variants.map((v) => v.name).sort()).toEqual(['last', 'mean']);
+    const json = JSON.parse(readFileSync(report.files.json, 'utf8')) as ReportDocument;
+    expect(json.groups.map((g) => g.variant).sort()).toEqual(['last', 'mean']);
     for (const t of trials) {
-      const variant = json.variants.find((v) => v.name === t.params.pooling)!;
-      expect(variant.validAcc.mean).toBeCloseTo(t.best.valid_acc, 10);
-      expect(markdown).toContain(t.best.valid_acc.toFixed(4));
+      const group = json.groups.find((g) => g.variant === t.params.pooling)!;
+      expect(group.bestValidAcc.mean).toBeCloseTo(t.best.valid_acc, 10);
+      expect(markdown).toContain(`${(t.best.valid_acc * 100).toFixed(2)}%`);
     }
+    expect(existsSync(report.files.html)).toBe(true);
   });
 
   it('keeps only references and small metrics in workflow history', async () => {
@@ -137,5 +104,18 @@ describe('a sweep, end to end on a real Temporal server', () => {
     const trials = again.outputs.train as TrainResult[];
     expect(trials.every((t) => t.cached)).toBe(true);
     expect(trials.map((t) => t.best)).toEqual((first.outputs.train as TrainResult[]).map((t) => t.best));
+  });
+
+  it('uses a configured Temporal server (TEMPORAL_ADDRESS) and starts none of its own', async () => {
+    const unused = await freePort();
+    const run = await runCli(['status', first.sweepId], {
+      ...env,
+      TEMPORAL_ADDRESS: `127.0.0.1:${env.SWEEPS_SERVER_PORT}`,
+      SWEEPS_SERVER_PORT: String(unused),
+    });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`${first.sweepId}: COMPLETED`);
+    expect(run.stderr).not.toContain('started the embedded dev server');
+    expect(await portOpen('127.0.0.1', unused)).toBe(false);
   });
 });

@@ -1,0 +1,92 @@
+"""PyTorch's training step on the benchmark's batches, one CPU thread: the baseline of bench/train-step.ts.
+
+The same model (nn.GRU(3, 64) -> pooling over time -> nn.Linear(64, 20)), loss
+(nn.CrossEntropyLoss), optimizer (torch.optim.Adam, lr 1e-3, weight_decay 1e-5: L2 added to the
+gradient) and batches as the TypeScript engines, read from the files train-step.ts writes:
+
+    python bench/torch_step.py <spec.json>      (prints one JSON object on stdout)
+
+Timed per step: zero_grad, forward, backward through time, Adam, loss.item() — what one of our
+training steps does. Input tensors are made before timing, as ours are made by the caller.
+"""
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
+
+
+class Classifier(nn.Module):
+    def __init__(self, inputs: int, hidden: int, classes: int, pooling: str):
+        super().__init__()
+        self.rnn = nn.GRU(inputs, hidden, batch_first=True)
+        self.linear = nn.Linear(hidden, classes)
+        self.pooling = pooling
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)  # [B, T, H], running over the padding as our engines do
+        T = out.shape[1]
+        if self.pooling == "last":
+            pooled = out[:, -1]
+        elif self.pooling == "mean":
+            pooled = out.mean(1)
+        else:
+            valid = (torch.arange(T)[None, :] < lengths[:, None]).unsqueeze(-1)  # [B, T, 1]
+            if self.pooling == "last-valid":
+                pooled = out[torch.arange(out.shape[0]), lengths - 1]
+            elif self.pooling == "mean-valid":
+                pooled = (out * valid).sum(1) / lengths[:, None]
+            elif self.pooling == "max":
+                pooled = out.masked_fill(~valid, float("-inf")).max(1).values
+            else:
+                raise ValueError(f"unknown pooling {self.pooling}")
+        return self.linear(pooled)
+
+
+def load_batches(blob: bytes, batches: list) -> list:
+    out = []
+    for b in batches:
+        B, T, F = b["size"], b["steps"], b["features"]
+        x = np.frombuffer(blob, dtype=np.float32, count=B * T * F, offset=b["x"]).reshape(B, T, F)
+        lengths = np.frombuffer(blob, dtype=np.int32, count=B, offset=b["lengths"])
+        labels = np.frombuffer(blob, dtype=np.int32, count=B, offset=b["labels"])
+        out.append((torch.from_numpy(x.copy()), torch.from_numpy(lengths.astype(np.int64)), torch.from_numpy(labels.astype(np.int64))))
+    return out
+
+
+def main() -> None:
+    spec = json.load(open(sys.argv[1]))
+    blob = open(spec["bin"], "rb").read()
+    torch.manual_seed(spec.get("seed", 1))
+    results = {}
+    for sc in spec["scenarios"]:
+        model = Classifier(spec["features"], spec["hidden"], spec["classes"], spec["pooling"])
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(batch) -> float:
+            x, lengths, labels = batch
+            opt.zero_grad()
+            loss = loss_fn(model(x, lengths), labels)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        for b in load_batches(blob, sc["warmup"]):
+            step(b)
+        times = []
+        for b in load_batches(blob, sc["timed"]):
+            t0 = time.perf_counter()
+            step(b)
+            times.append((time.perf_counter() - t0) * 1000)
+        results[sc["id"]] = times
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "times": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+import { z } from 'zod';
+import { grid, sampleCells, trialId } from './expand';
+import type { PlanStep, PlanTrial } from './plan';
+import { didYouMean, formatPath, issuesToProblems, knownList, parseOptions, type PathKey } from './problems';
+import { pipelineOuterSchema, stepSchema, type StepDecl } from './schema';
+import { matrixStepTypes, stepInputs, stepTypes } from './steps';
+
+/** A problem before it is located in the file: `at` is its path as keys. */
+export interface Finding {
+  at: PathKey[];
+  path: string;
+  message: string;
+}
+
+export interface ValidPipeline {
+  name: string;
+  description?: string;
+  /** In file order; every step is valid, with defaults applied and its matrix expanded. */
+  steps: PlanStep[];
+}
+
+/**
+ * A step as far as it could be read. When the step as a whole is invalid, every field that is
+ * valid on its own is still here, so that its other problems (parameters, dangling `needs`) are
+ * reported in the same run rather than one fix at a time.
+ */
+interface ReadStep {
+  decl: Partial<StepDecl>;
+  /** Valid entries of `needs`, with their index in the file. */
+  needs: Array<{ name: string; index: number }>;
+  /** The fields that failed on their own (their problems are already reported). */
+  broken: Set<string>;
+  /** Present in the file at all (even when broken). */
+  hasMatrix: boolean;
+  complete: boolean;
+}
+
+/**
+ * Checks a pipeline read from YAML (after overrides) and returns its expanded steps, reporting
+ * every problem found: the shape of the file, each step's fields, its type's parameters, matrix
+ * values, and the graph (dangling needs, cycles, steps that lack the upstream result they read).
+ */
+export function validatePipeline(raw: unknown, report: (f: Finding) => void): ValidPipeline | undefined {
+  let found = 0;
+  const note = (f: Finding) => {
+    found++;
+    report(f);
+  };
+  const outer = pipelineOuterSchema.safeParse(raw, parseOptions);
+  if (!outer.success) for (const f of issuesToProblems(outer.error.issues, [], pipelineOuterSchema)) note(f);
+  const rawSteps = isMapping(raw) && isMapping(raw.steps) ? raw.steps : undefined;
+  if (!rawSteps) return undefined;
+
+  const read = new Map<string, ReadStep>();
+  for (const [name, rawStep] of Object.entries(rawSteps)) read.set(name, readStep(name, rawStep, note));
+  const steps: PlanStep[] = [];
+  for (const [name, step] of read) {
+    const planned = planStep(name, step, rawSteps[name], note);
+    if (planned) steps.push(planned);
+  }
+  checkGraph(read, note);
+  if (found > 0 || !outer.success) return undefined;
+  return { name: outer.data.name, description: outer.data.description, steps };
+}
+
+function readStep(name: string, raw: unknown, report: (f: Finding) => void): ReadStep {
+  const parsed = stepSchema.safeParse(raw, parseOptions);
+  const needsOf = (value: unknown) =>
+    Array.isArray(value) ? value.flatMap((n, index) => (typeof n === 'string' ? [{ name: n, index }] : [])) : [];
+  if (parsed.success) {
+    return { decl: parsed.data, needs: needsOf(parsed.data.needs), broken: new Set(), hasMatrix: parsed.data.matrix !== undefined, complete: true };
+  }
+  for (const f of issuesToProblems(parsed.error.issues, ['steps', name], stepSchema)) report(f);
+  if (!isMapping(raw)) return { decl: {}, needs: [], broken: new Set(['*']), hasMatrix: false, complete: false };
+
+  const decl: Record<string, unknown> = {};
+  const broken = new Set<string>();
+  for (const [key, field] of Object.entries(stepSchema.shape) as Array<[string, z.ZodType]>) {
+    const r = field.safeParse(raw[key]);
+    if (r.success) decl[key] = r.data;
+    else broken.add(key);
+  }
+  return { decl: decl as Partial<StepDecl>, needs: needsOf(raw.needs), broken, hasMatrix: raw.matrix !== undefined, complete: false };
+}
+
+/** The second pass: the step type's parameters, its matrix, and (when all is well) its trials. */
+function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Finding) => void): PlanStep | undefined {
+  const { decl } = step;
+  if (!decl.uses) return undefined;
+  const uses = decl.uses;
+  const schema = stepTypes[uses] as unknown as z.ZodType<Record<string, unknown>>;
+  const at = (...keys: PathKey[]): PathKey[] => ['steps', name, ...keys];
+  const problem = (keys: PathKey[], message: string) => report({ at: at(...keys), path: formatPath(at(...keys)), message });
+  const issues = (result: z.ZodSafeParseError<unknown>, keys: PathKey[]) => {
+    for (const f of issuesToProblems(result.error.issues, at(...keys), schema)) report(f);
+  };
+  let ok = step.complete;
+  const base = { name, uses, needs: decl.needs ?? [], retry: decl.retry, timeout: decl.timeout };
+
+  if (!step.hasMatrix) {
+    for (const key of ['sample', 'concurrency'] as const) {
+      if (isMapping(raw) && raw[key] !== undefined) {
+        problem([key], `${key} applies only to a step with a matrix`);
+        ok = false;
+      }
+    }
+    if (step.broken.has('with') || !decl.with) return undefined;
+    const result = schema.safeParse(decl.with, parseOptions);
+    if (!result.success) {
+      issues(result, ['with']);
+      return undefined;
+    }
+    return ok ? { ...base, params: result.data, concurrency: 1 } : undefined;
+  }
+
+  if (!matrixStepTypes.includes(uses)) {
+    problem(['matrix'], `a ${uses} step cannot fan out over a matrix; only ${matrixStepTypes.join(', ')} steps run trials`);
+    return undefined;
+  }
+  // The matrix may be partly broken (an empty axis): its other axes are still worth checking.
+  const matrix = decl.matrix ?? lenientMatrix(isMapping(raw) ? raw.matrix : undefined);
+  const shape = shapeOf(schema);
+  const known = Object.keys(shape);
+  if (!step.broken.has('with')) {
+    for (const [key, value] of Object.entries(decl.with ?? {})) {
+      const field = shape[key];
+      if (!field) {
+        ok = false;
+        problem(['with', key], `unknown parameter "${key}" of step type "${uses}"${didYouMean(key, known) || knownList(known)}`);
+        continue;
+      }
+      const r = field.safeParse(value, parseOptions);
+      if (!r.success) {
+        ok = false;
+        issues(r, ['with', key]);
+      }
+    }
+  }
+  for (const [axis, values] of Object.entries(matrix)) {
+    const field = shape[axis];
+    if (!field) {
+      ok = false;
+      problem(['matrix', axis], `"${axis}" is not a parameter of step type "${uses}"${didYouMean(axis, known) || knownList(known)}`);
+      continue;
+    }
+    values.forEach((value, i) => {
+      const r = field.safeParse(value, parseOptions);
+      if (!r.success) {
+        ok = false;
+        issues(r, ['matrix', axis, i]);
+      }
+    });
+    if (decl.with && axis in decl.with) {
+      ok = false;
+      problem(['with', axis], `"${axis}" is set both in with: and in matrix:; keep one`);
+    }
+  }
+  if (!ok || step.broken.size > 0) return undefined;
+
+  let cells = grid(matrix);
+  if (decl.sample) cells = sampleCells(cells, decl.sample.count, decl.sample.seed);
+  const trials: PlanTrial[] = [];
+  const seen = new Map<string, number>();
+  for (const cell of cells) {
+    const result = schema.safeParse({ ...decl.with, ...cell }, parseOptions);
+    if (!result.success) {
+      // A rule across parameters: say it once for the step, not once per trial.
+      issues(result, ['with']);
+      return undefined;
+    }
+    let id = trialId(uses, result.data, cell);
+    const n = seen.get(id) ?? 0;
+    seen.set(id, n + 1);
+    if (n > 0) id = `${id}-${n + 1}`;
+    trials.push({ id, params: result.data, cell });
+  }
+  return { ...base, trials, concurrency: decl.concurrency ?? 2 };
+}
+
+function checkGraph(steps: Map<string, ReadStep>, report: (f: Finding) => void): void {
+  const names = [...steps.keys()];
+  const problem = (at: PathKey[], message: string) => report({ at, path: formatPath(at), message });
+  for (const [name, step] of steps) {
+    const listed = new Set<string>();
+    for (const { name: need, index } of step.needs) {
+      const at = ['steps', name, 'needs', index];
+      if (need === name) problem(at, 'a step cannot need itself');
+      else if (!steps.has(need)) problem(at, `there is no step "${need}"${didYouMean(need, names)} (steps: ${names.join(', ')})`);
+      else if (listed.has(need)) problem(at, `"${need}" is listed twice`);
+      listed.add(need);
+    }
+  }
+  const cycle = findCycle(steps);
+  if (cycle) problem(['steps', cycle[0]!, 'needs'], `the steps form a cycle: ${cycle.join(' → ')}`);
+
+  // Each step type reads one kind of upstream result; say so now rather than after the data steps ran.
+  for (const [name, step] of steps) {
+    const uses = step.decl.uses;
+    const input = uses && stepInputs[uses];
+    if (!input || step.broken.has('needs')) continue;
+    const upstream = step.needs.map((n) => steps.get(n.name));
+    if (upstream.some((u) => !u?.decl.uses)) continue; // a dangling or broken need is reported already
+    const matching = step.needs.filter((n) => {
+      const u = steps.get(n.name)!;
+      return u.decl.uses === input.from && (uses !== 'report' || u.hasMatrix);
+    });
+    const wanted = uses === 'report' ? `the trials of ${input.count} ${input.from} step with a matrix` : `the result of ${input.count} ${input.from} step`;
+    const found = matching.length === 0 ? 'none' : `${matching.length} (${matching.map((n) => n.name).join(', ')})`;
+    if (matching.length === 0 || (input.count === 'exactly one' && matching.length > 1)) {
+      problem(['steps', name, 'needs'], `a ${uses} step reads ${wanted} among its needs; it has ${found}`);
+    }
+  }
+}
+
+function findCycle(steps: Map<string, ReadStep>): string[] | undefined {
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const { name: need } of steps.get(name)?.needs ?? []) {
+      if (need === name || !steps.has(need)) continue;
+      const found = visit(need);
+      if (found) return found;
+    }
+    stack.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const name of steps.keys()) {
+    const found = visit(name);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The axes of a matrix that failed as a whole (their own problems are reported already) that are usable lists. */
+function lenientMatrix(raw: unknown): Record<string, unknown[]> {
+  if (!isMapping(raw)) return {};
+  return Object.fromEntries(Object.entries(raw).filter((e): e is [string, unknown[]] => Array.isArray(e[1]) && e[1].length > 0));
+}
+
+function shapeOf(schema: z.ZodType): Record<string, z.ZodType> {
+  return (schema as unknown as { shape?: Record<string, z.ZodType> }).shape ?? {};
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,131 @@
+/**
+ * The report of a sweep as data: what report.json holds, and what report.md and report.html are
+ * rendered from. Every number the two renderings show comes from here, formatted by report/format.ts.
+ */
+import type { Interval, PairedComparison } from '../ml/stats';
+
+export const REPORT_SCHEMA = 'durable-sweeps/report@2';
+
+/** The other matrix values a group of trials shares (e.g. `{ hidden: 64 }`); empty for a single cell. */
+export type Cell = Record<string, unknown>;
+
+export interface TrialSummary {
+  trial: string;
+  /** The train step it belongs to (a report may read more than one). */
+  step: string;
+  variant: string;
+  cell: Cell;
+  seed: unknown;
+  /** At the best epoch: the one early stopping keeps, with the lowest valid loss. */
+  bestValidAcc: number;
+  bestValidLoss: number;
+  bestEpoch: number;
+  finalValidLoss: number;
+  epochsRun: number;
+  stoppedEarly: boolean;
+  backend: string;
+  /** Wall time of the training epochs (sum of metrics.json's per-epoch seconds; resumes and cache hits do not distort it). */
+  trainSeconds: number;
+  workflowId: string;
+  temporalUrl?: string;
+  mlflowUrl?: string;
+  trackingProblems: string[];
+}
+
+export interface GroupSummary {
+  /** Value of the compared parameter. */
+  variant: string;
+  cell: Cell;
+  /** Names the group in tables and plots: `mean`, or `mean · hidden=64` when cells differ. */
+  label: string;
+  trials: number;
+  seeds: unknown[];
+  bestValidAcc: Interval;
+  bestValidLoss: Interval;
+  finalValidLoss: Interval;
+  bestEpoch: Interval;
+  stoppedEarly: number;
+  trainSeconds: { total: number; mean: number };
+}
+
+export type Conclusion = 'better' | 'worse' | 'inconclusive' | 'too-few-pairs';
+
+export interface ComparisonSummary extends PairedComparison {
+  variant: string;
+  baseline: string;
+  cell: Cell;
+  label: string;
+  /** Differences are variant − baseline in best valid accuracy, per seed that ran for both. */
+  pairs: Array<{ seed: unknown; variant: number; baseline: number; difference: number }>;
+  /** Seeds that ran for only one of the two, so they could not be compared. */
+  unpaired: unknown[];
+  /** Rough pairs needed for the interval to exclude zero at the observed effect (see ml/stats.ts). */
+  pairsToExcludeZero?: number;
+  conclusion: Conclusion;
+  /** The comparison in plain words. */
+  verdict: string;
+}
+
+export type CurveMetric = 'valid_acc' | 'valid_loss';
+
+/** One group's learning curve at one epoch: mean over the seeds still training, and their range. */
+export interface CurvePoint {
+  metric: CurveMetric;
+  label: string;
+  epoch: number;
+  n: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+/** An upstream data artifact the trials trained on (padding ← dataset ← download). */
+export interface DataArtifact {
+  type: string;
+  dir: string;
+  /** The artifact's content digest (sha256 of its file list). */
+  digest: string;
+  version: number;
+  /** Its identity's parameters, flattened (`md5`, `split.seed`, …). */
+  details: Record<string, string>;
+}
+
+export interface ReportEnvironment {
+  backends: string[];
+  node: string[];
+  tfjs: string[];
+  backendPackages: string[];
+  temporalSdk: string[];
+  hosts: string[];
+  /** `durable-sweeps@0.1.0, git 1a2b3c4…` per distinct code the trials and the report ran. */
+  code: string[];
+  trainVersions: number[];
+  reportVersion: number;
+  data: DataArtifact[];
+  /** Trials whose results carry no environment (trained before it was recorded). */
+  unrecorded: number;
+}
+
+export interface ReportTracking {
+  mlflow?: { status: 'logged' | 'incomplete'; url?: string; experimentUrl?: string };
+  /** Folder inside the report artifact with every trial's event file: `tensorboard --logdir` it. */
+  tensorboard: string;
+  problems: Array<{ source: string; message: string }>;
+}
+
+export interface ReportDocument {
+  schema: typeof REPORT_SCHEMA;
+  sweepId: string;
+  pipeline: string;
+  generatedAt: string;
+  compare: string;
+  baseline: string;
+  verdict: string;
+  groups: GroupSummary[];
+  comparisons: ComparisonSummary[];
+  curves: CurvePoint[];
+  trials: TrialSummary[];
+  environment: ReportEnvironment;
+  tracking: ReportTracking;
+  temporal?: { sweepUrl?: string };
+}

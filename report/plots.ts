@@ -1,0 +1,139 @@
+/**
+ * The report's plots as Vega-Lite specs, rendered to SVG by vega in a child Node process
+ * (report/render-plots.ts): vega and vega-lite are ES modules only (vega uses top-level await),
+ * which CommonJS code — the worker and jest alike — cannot require, and jest cannot import().
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { CurveMetric, ReportDocument } from './document';
+import type { PlotName } from './tables';
+
+/** A Vega-Lite spec; typed loosely here, validated by vega-lite's compiler in the child. */
+export type VegaLiteSpec = Record<string, unknown>;
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+const WIDTH = 640;
+// Colour-blind-safe (Okabe–Ito), the baseline always first and so always the same colour.
+const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
+
+function colorScale(doc: ReportDocument) {
+  const labels = doc.groups.map((g) => g.label);
+  return { domain: labels, range: labels.map((_, i) => PALETTE[i % PALETTE.length]!) };
+}
+
+export function curveSpec(doc: ReportDocument, metric: CurveMetric): VegaLiteSpec {
+  const accuracy = metric === 'valid_acc';
+  const title = accuracy ? 'validation accuracy' : 'validation loss';
+  const values = doc.curves.filter((p) => p.metric === metric).map(({ label, epoch, n, mean, min, max }) => ({ label, epoch, n, mean, min, max }));
+  const y = { type: 'quantitative', scale: { zero: false }, axis: accuracy ? { format: '.0%' } : {}, title };
+  const color = { field: 'label', type: 'nominal', title: doc.compare, scale: colorScale(doc) };
+  return {
+    $schema: SCHEMA,
+    width: WIDTH,
+    height: 300,
+    data: { values },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 }, title: 'epoch' },
+      // Band and line share one legend; its symbols drawn as lines, not as the pale band.
+      color: { ...color, legend: { symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 } },
+    },
+    layer: [
+      {
+        mark: { type: 'area', opacity: 0.18 },
+        encoding: { y: { field: 'min', ...y }, y2: { field: 'max' } },
+      },
+      {
+        mark: { type: 'line', strokeWidth: 2, point: { size: 24 } },
+        encoding: {
+          y: { field: 'mean', ...y },
+          tooltip: [
+            { field: 'label', title: doc.compare },
+            { field: 'epoch' },
+            { field: 'mean', format: accuracy ? '.2%' : '.4f' },
+            { field: 'n', title: 'seeds' },
+          ],
+        },
+      },
+    ],
+    config: { legend: { orient: 'bottom' } },
+  };
+}
+
+export function differencesSpec(doc: ReportDocument): VegaLiteSpec {
+  const label = (l: string, baseline: string) => `${l} vs ${baseline}`;
+  const intervals = doc.comparisons.map((c) => ({
+    comparison: label(c.label, c.baseline),
+    mean: c.mean * 100,
+    // A single pair has no interval: draw none rather than a zero-width one that looks certain.
+    low: c.n >= 2 ? c.low * 100 : null,
+    high: c.n >= 2 ? c.high * 100 : null,
+  }));
+  const pairs = doc.comparisons.flatMap((c) =>
+    c.pairs.map((p) => ({ comparison: label(c.label, c.baseline), seed: String(p.seed), difference: p.difference * 100 })),
+  );
+  const y = { field: 'comparison', type: 'nominal', title: null, sort: null };
+  // Padding keeps the zero line off the axis when every difference has the same sign.
+  const x = { type: 'quantitative', title: 'difference in best validation accuracy (points)', scale: { zero: true, padding: 12 } };
+  return {
+    $schema: SCHEMA,
+    width: WIDTH,
+    height: 48 * Math.max(1, intervals.length),
+    layer: [
+      { data: { values: [{ zero: 0 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#888' }, encoding: { x: { field: 'zero', ...x } } },
+      {
+        data: { values: intervals.filter((i) => i.low !== null) },
+        mark: { type: 'rule', strokeWidth: 2, color: '#333' },
+        encoding: { y, x: { field: 'low', ...x }, x2: { field: 'high' } },
+      },
+      {
+        data: { values: intervals },
+        mark: { type: 'tick', thickness: 3, size: 28, color: '#333' },
+        encoding: { y, x: { field: 'mean', ...x } },
+      },
+      {
+        // On top of the mean's tick, so that a seed at the mean stays visible.
+        data: { values: pairs },
+        mark: { type: 'circle', size: 60, opacity: 0.75, color: PALETTE[1] },
+        encoding: { y, x: { field: 'difference', ...x }, tooltip: [{ field: 'seed' }, { field: 'difference', format: '+.2f' }] },
+      },
+    ],
+  };
+}
+
+export function plotSpecs(doc: ReportDocument, plots: PlotName[]): Record<string, VegaLiteSpec> {
+  const specs: Record<string, VegaLiteSpec> = {};
+  for (const plot of plots) specs[plot] = plot === 'differences' ? differencesSpec(doc) : curveSpec(doc, plot);
+  return specs;
+}
+
+/** Renders Vega-Lite specs to SVG strings (by name) in a child Node process. */
+export function renderSvgs(specs: Record<string, VegaLiteSpec>, timeoutMs = 60_000): Promise<Record<string, string>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(__dirname, 'render-plots.js')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`rendering the report's plots took longer than ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        reject(new Error(`rendering the report's plots failed (exit ${code}): ${Buffer.concat(err).toString().trim().slice(0, 2000)}`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(Buffer.concat(out).toString()) as Record<string, string>);
+      } catch (e) {
+        reject(new Error(`the plot renderer wrote no valid JSON: ${(e as Error).message}`));
+      }
+    });
+    child.stdin.end(JSON.stringify(specs));
+  });
+}

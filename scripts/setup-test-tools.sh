@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Tools the report and tracking tests drive, installed from registries only and skipped when
+# present (idempotent; safe to call from .ci/run on every run):
+#   - Chromium (Debian apt) — the report's HTML is opened in a real headless browser;
+#   - a Python venv with MLflow (a real tracking server) and TensorBoard (its own event-file
+#     reader), under the user-level cache like the project's other heavy one-time installs.
+# The tests find them at /usr/bin/chromium and $SWEEPS_TEST_VENV (default below).
+set -euo pipefail
+
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/durable-sweeps"
+VENV="${SWEEPS_TEST_VENV:-$CACHE/venv}"
+# Versions the tests were written against; a newer MLflow or TensorBoard may well work too.
+MLFLOW_VERSION="${SWEEPS_MLFLOW_VERSION:-3.17.2}"
+TENSORBOARD_VERSION="${SWEEPS_TENSORBOARD_VERSION:-2.20.0}"
+
+log() { echo "setup-test-tools: $*"; }
+
+if [ -x /usr/bin/chromium ]; then
+  log "chromium present ($(/usr/bin/chromium --version 2>/dev/null | head -1))"
+else
+  log "installing chromium (apt, about 2 minutes)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
+fi
+
+if "$VENV/bin/python" -c 'import mlflow, tensorboard' >/dev/null 2>&1; then
+  log "mlflow + tensorboard present in $VENV"
+else
+  log "installing mlflow $MLFLOW_VERSION + tensorboard $TENSORBOARD_VERSION into $VENV (PyPI, about 3 minutes)"
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "mlflow==$MLFLOW_VERSION" "tensorboard==$TENSORBOARD_VERSION"
+  "$VENV/bin/python" -c 'import mlflow, tensorboard' # fail here, not in the tests, when it did not work
+fi

@@ -1,0 +1,149 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { epochDirName } from '../../ml/checkpoint';
+import { kernelAvailable } from '../../ml/kernel/load';
+import { resolveEngine, train, TrainingInterruptedError, type Engine, type EpochMetrics, type TrainConfig } from '../../ml/trainer';
+import { quickConfig } from '../ml/quick-config';
+import { syntheticData } from '../ml/synthetic-data';
+
+/** train() with each engine: determinism, exact resume, no leaks, and agreement with the reference. */
+const data = syntheticData({ seed: 1, train: 160, valid: 64, classes: 4, features: 3, maxLength: 12 });
+
+let root: string;
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'kernel-trainer-'));
+});
+afterAll(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+});
+let n = 0;
+const freshDir = (): string => path.join(root, `run-${++n}`);
+const numbers = (ms: EpochMetrics[]): Array<Omit<EpochMetrics, 'seconds'>> => ms.map(({ seconds: _s, ...rest }) => rest);
+const fileBytes = (dir: string, epoch: number, file: string): Buffer => fs.readFileSync(path.join(dir, epochDirName(epoch), file));
+
+test('auto means the fused kernel wherever it loads (here)', async () => {
+  expect(resolveEngine('auto')).toBe('fused');
+  expect(resolveEngine()).toBe('fused');
+  const out = await train(data, quickConfig({ epochs: 1 }), { checkpointDir: freshDir() });
+  expect(out.engine).toBe('fused');
+});
+
+// `tfjs` too: tests/ml/trainer.test.ts now runs the default engine, and the reference path's
+// determinism and resume must stay covered.
+describe.each<[Engine]>([['fused'], ['fused-gru'], ['tfjs']])('engine %s', (engine) => {
+  test('the same seed gives bit-identical metrics and weights', async () => {
+    const [a, b] = [freshDir(), freshDir()];
+    const first = await train(data, quickConfig({ engine }), { checkpointDir: a });
+    const again = await train(data, quickConfig({ engine }), { checkpointDir: b });
+    expect(first.engine).toBe(engine);
+    expect(numbers(again.epochs)).toEqual(numbers(first.epochs));
+    expect(fileBytes(b, 4, 'weights.bin').equals(fileBytes(a, 4, 'weights.bin'))).toBe(true);
+    expect(fileBytes(b, 4, 'optimizer.bin').equals(fileBytes(a, 4, 'optimizer.bin'))).toBe(true);
+  });
+
+  describe.each<[string, Partial<TrainConfig>]>([
+    ['mean pooling, batch-max', {}],
+    ['max pooling, 2 layers, dropout, bucket', { pooling: 'max', layers: 2, dropout: 0.3, batching: 'bucket', lr: 0.05, plateauPatience: 0, earlyStopPatience: 4 }],
+  ])('resume (%s)', (_name, overrides) => {
+    test('stopping after k epochs and resuming ends bit-identical to an uninterrupted run', async () => {
+      const cfg = quickConfig({ epochs: 7, engine, ...overrides });
+      const straightDir = freshDir();
+      const straight = await train(data, cfg, { checkpointDir: straightDir });
+
+      const resumedDir = freshDir();
+      let finished = 0;
+      await expect(
+        train(data, cfg, { checkpointDir: resumedDir, onEpoch: () => (finished += 1), shouldStop: () => finished >= 3 }),
+      ).rejects.toThrow(TrainingInterruptedError);
+      const resumed = await train(data, cfg, { checkpointDir: resumedDir });
+      expect(resumed.resumedFromEpoch).toBe(3);
+      expect(numbers(resumed.epochs)).toEqual(numbers(straight.epochs));
+      expect(resumed.stoppedEarly).toBe(straight.stoppedEarly);
+      const last = straight.epochs.length;
+      for (const file of ['weights.bin', 'optimizer.bin']) {
+        expect(fileBytes(resumedDir, last, file).equals(fileBytes(straightDir, last, file))).toBe(true);
+      }
+    });
+  });
+
+  test('no tensor leaks: the same tensor count after every epoch, and back to the start after training', async () => {
+    const before = tf.memory().numTensors;
+    const counts: number[] = [];
+    await train(data, quickConfig({ engine, epochs: 4, layers: 2, dropout: 0.2, pooling: 'last-valid' }), {
+      checkpointDir: freshDir(),
+      onEpoch: () => counts.push(tf.memory().numTensors),
+    });
+    expect(new Set(counts).size).toBe(1);
+    expect(counts[0]! - before).toBe(30); // 10 parameters and their two Adam moments
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  const testIfFused = engine === 'tfjs' ? test.skip : test;
+  testIfFused('it trains as the op-by-op reference does: the same metrics up to float32 rounding', async () => {
+    const cfg = quickConfig({ epochs: 5, pooling: 'mean-valid', hidden: 16 });
+    const reference = await train(data, { ...cfg, engine: 'tfjs' }, { checkpointDir: freshDir() });
+    const fused = await train(data, { ...cfg, engine }, { checkpointDir: freshDir() });
+    fused.epochs.forEach((m, i) => {
+      const r = reference.epochs[i]!;
+      expect(Math.abs(m.train_loss - r.train_loss)).toBeLessThan(1e-4);
+      expect(Math.abs(m.valid_loss - r.valid_loss)).toBeLessThan(1e-4);
+      expect(m.valid_acc).toBeCloseTo(r.valid_acc, 6);
+    });
+    expect(fused.best.valid_acc).toBeGreaterThan(0.9);
+  });
+});
+
+test('a checkpoint written by one engine resumes with another (equal up to rounding)', async () => {
+  const dir = freshDir();
+  await train(data, quickConfig({ epochs: 2, engine: 'tfjs' }), { checkpointDir: dir });
+  const resumed = await train(data, quickConfig({ epochs: 4, engine: 'fused' }), { checkpointDir: dir });
+  expect(resumed.resumedFromEpoch).toBe(2);
+  const reference = await train(data, quickConfig({ epochs: 4, engine: 'tfjs' }), { checkpointDir: freshDir() });
+  resumed.epochs.forEach((m, i) => expect(Math.abs(m.valid_loss - reference.epochs[i]!.valid_loss)).toBeLessThan(1e-4));
+});
+
+function tfjsNodeLoads(): boolean {
+  try {
+    require('@tensorflow/tfjs-node');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('the fused engine gives bit-identical results under every TensorFlow.js backend', async () => {
+  const backends = ['wasm', 'cpu', ...(tfjsNodeLoads() ? (['tensorflow'] as const) : [])] as const;
+  const runs = [];
+  for (const backend of backends) {
+    const dir = freshDir();
+    runs.push({ dir, out: await train(data, quickConfig({ epochs: 2, engine: 'fused', backend }), { checkpointDir: dir }) });
+  }
+  expect(runs.map((r) => r.out.backend)).toEqual(backends);
+  for (const r of runs.slice(1)) {
+    expect(numbers(r.out.epochs)).toEqual(numbers(runs[0]!.out.epochs));
+    expect(fileBytes(r.dir, 2, 'weights.bin').equals(fileBytes(runs[0]!.dir, 2, 'weights.bin'))).toBe(true);
+  }
+  await tf.setBackend('wasm');
+});
+
+const nativeBuilt = kernelAvailable('native');
+(nativeBuilt ? test : test.skip)('the native build of the kernel trains as the WebAssembly one, up to rounding', async () => {
+  const cfg = quickConfig({ epochs: 4, engine: 'fused', pooling: 'max', layers: 2, dropout: 0.2 });
+  const saved = process.env.SWEEPS_KERNEL;
+  try {
+    process.env.SWEEPS_KERNEL = 'wasm';
+    const wasm = await train(data, cfg, { checkpointDir: freshDir() });
+    process.env.SWEEPS_KERNEL = 'native';
+    const native = await train(data, cfg, { checkpointDir: freshDir() });
+    expect([wasm.kernel, native.kernel]).toEqual(['wasm', 'native']);
+    native.epochs.forEach((m, i) => {
+      expect(Math.abs(m.train_loss - wasm.epochs[i]!.train_loss)).toBeLessThan(1e-4);
+      expect(Math.abs(m.valid_loss - wasm.epochs[i]!.valid_loss)).toBeLessThan(1e-4);
+    });
+  } finally {
+    if (saved === undefined) delete process.env.SWEEPS_KERNEL;
+    else process.env.SWEEPS_KERNEL = saved;
+  }
+});
