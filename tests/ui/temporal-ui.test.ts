@@ -27,8 +27,8 @@ const listUrl = (query: string) => ui(`/workflows?query=${encodeURIComponent(que
 
 /**
  * Summaries and details are markdown, which the UI renders in sandboxed frames of their own: wait
- * until one of the page's frames shows text matching `pattern`, and return that text. (The
- * renderer sets "1/1" with a fraction slash, "1⁄1": patterns accept both.)
+ * until one of the page's frames shows text matching `pattern`, and return that text. (Current
+ * details say "epoch 3 of 400": the renderer would typeset "3/400" as a fraction.)
  */
 async function frameText(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
   let seen: string[] = [];
@@ -127,7 +127,7 @@ describe('the Temporal UI of the embedded server', () => {
       await waitFor('a later epoch after a reload', async () => {
         await page.reload();
         await page.getByText('User Metadata').first().click();
-        return epochOf(await frameText(/running · epoch \d+[/⁄]400/)) > epochOf(current) ? true : undefined;
+        return epochOf(await frameText(/running · epoch \d+ of 400/)) > epochOf(current) ? true : undefined;
       });
     } finally {
       await runCli(['cancel', sweepId], cluster.env);
