@@ -12,7 +12,7 @@ jest.setTimeout(12 * 60_000);
 // The op-by-op engine: slow enough to be killed mid-training (the fused one finishes these epochs
 // in a blink; its own resume equivalence is tested in-process in tests/kernel).
 const pipeline = (name: string) =>
-  gesturesPipeline({ name, limit: 800, matrix: '{ pooling: [mean], seed: [3] }', train: '{ epochs: 6, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm, engine: tfjs }' });
+  gesturesPipeline({ name, limit: 800, matrix: '{ pooling: [mean], seed: [3] }', train: '{ epochs: 24, early_stop_patience: 100, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm, engine: tfjs }' });
 
 const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);
 
@@ -48,7 +48,7 @@ describe('a worker killed with SIGKILL during training', () => {
     const epochOf = async () => (await server.client.workflow.getHandle(trialId).query(trialProgressQuery)).epoch;
 
     // Two crashes at different epochs; each time a fresh worker process takes over.
-    for (const killAt of [2, 4]) {
+    for (const killAt of [2, 6]) {
       await waitFor(`epoch ${killAt} of ${trialId}`, async () => ((await epochOf()) >= killAt ? true : undefined));
       worker.kill('SIGKILL');
       await untilExit(worker);
@@ -62,7 +62,7 @@ describe('a worker killed with SIGKILL during training', () => {
     await untilExit(worker);
 
     const [trial] = result.outputs.train as TrainResult[];
-    expect(trial!.resumedFromEpoch).toBeGreaterThanOrEqual(4);
+    expect(trial!.resumedFromEpoch).toBeGreaterThanOrEqual(6);
     expect(trial!.epochsRun).toBe(reference[0]!.epochsRun);
     expect(trial!.best).toEqual({ ...reference[0]!.best, seconds: trial!.best.seconds });
 
