@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { concat } from './arrays';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend';
@@ -196,15 +197,6 @@ export function evaluateBatch(model: GruClassifier, batch: Batch): { loss: numbe
 // Lets IPC messages out, a parent's disconnect in, and other work on this event loop run.
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function split(flat: Float32Array, sizes: number[]): Float32Array[] {
   let at = 0;

@@ -1,4 +1,5 @@
 import type { Batch } from '../batches';
+import { concat } from '../arrays';
 import { dropoutMask } from '../model';
 import type { AdamState } from '../optim';
 import type { Pooling } from '../pooling';
@@ -172,12 +173,3 @@ export class FusedTrainer {
   }
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
