@@ -33,7 +33,7 @@ export async function padding(input: StepInput<PaddingParams>, deps: ActivityDep
   const { ref, result, cached } = await deps.store.getOrBuild<Omit<PaddingResult, 'ref' | 'cached' | 'seconds'>>(
     identity,
     async (dir) => {
-      const source = deps.store.path(upstream.ref, upstream.table);
+      const source = await deps.store.localPath(upstream.ref, upstream.table);
       heartbeatIfActivity({ phase: 'read', file: upstream.table });
       let built: ReturnType<typeof buildPadded>;
       try {

@@ -62,16 +62,18 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
   const { ref, result, cached } = await deps.store
     .getOrBuild<ReportBody>(identity, (dir) => writeReport(dir, input, params, trials, deps, log))
     .finally(() => clearInterval(keepAlive));
+  // Paths on this worker (for a bucket store: in its cache), which is where the CLI of `npm start` runs too.
+  const local = (file: string) => deps.store.localPath(ref, file);
   return {
     ref,
     cached,
     seconds: (Date.now() - started) / 1000,
     files: {
-      html: deps.store.path(ref, 'report.html'),
-      markdown: deps.store.path(ref, 'report.md'),
-      json: deps.store.path(ref, 'report.json'),
+      html: await local('report.html'),
+      markdown: await local('report.md'),
+      json: await local('report.json'),
     },
-    tracking: { ...(result.mlflow ? { mlflow: result.mlflow } : {}), tensorboard: deps.store.path(ref, 'tensorboard'), problems: result.trackingProblems },
+    tracking: { ...(result.mlflow ? { mlflow: result.mlflow } : {}), tensorboard: await local('tensorboard'), problems: result.trackingProblems },
     verdict: result.verdict,
     variants: result.variants,
   };
@@ -175,7 +177,7 @@ async function readEpochs(store: ArtifactStore, result: TrainResult): Promise<Ep
   try {
     // A damaged metrics file must not turn into a wrong report: check it against the trial's manifest.
     await store.verifyFile(result.ref, result.metrics);
-    return JSON.parse(await readFile(store.path(result.ref, result.metrics), 'utf8')) as EpochMetrics[];
+    return JSON.parse(await readFile(await store.localPath(result.ref, result.metrics), 'utf8')) as EpochMetrics[];
   } catch (err) {
     if (err instanceof ArtifactCorrupt) {
       throw ApplicationFailure.nonRetryable(
@@ -196,7 +198,7 @@ async function collectEventFiles(store: ArtifactStore, trials: TrialOfStep[], ta
     if (!folder) continue;
     const run = steps.size > 1 ? `${step}-${result.trial}` : result.trial;
     try {
-      const source = store.path(result.ref, folder);
+      const source = await store.localPath(result.ref, folder);
       const files = (await readdir(source)).filter((f) => f.includes('tfevents'));
       await mkdir(join(target, run), { recursive: true });
       for (const file of files) await copyFile(join(source, file), join(target, run, file));
@@ -205,11 +207,6 @@ async function collectEventFiles(store: ArtifactStore, trials: TrialOfStep[], ta
     }
   }
   return problems;
-}
-
-interface ManifestHead {
-  identity: { type: string; version: number; params: unknown; inputs: unknown };
-  ref: { dir: string; digest: string };
 }
 
 const STORE_DIR = /^[a-z][\w-]*\/[0-9a-f]{32}$/;
@@ -226,12 +223,9 @@ async function environmentOf(store: ArtifactStore, results: TrainResult[]): Prom
   const data = new Map<string, DataArtifact>();
 
   const visit = async (dir: string, isTrain: boolean): Promise<void> => {
-    let manifest: ManifestHead;
-    try {
-      manifest = JSON.parse(await readFile(store.path(dir, 'manifest.json'), 'utf8')) as ManifestHead;
-    } catch {
-      return; // an upstream artifact cleaned away: the report says less, it does not fail
-    }
+    // An upstream artifact cleaned away (or a store that does not answer): the report says less, it does not fail.
+    const manifest = await store.describe(dir).catch(() => undefined);
+    if (!manifest) return;
     if (isTrain) trainVersions.push(manifest.identity.version);
     else if (!data.has(dir)) {
       data.set(dir, { type: manifest.identity.type, dir, digest: manifest.ref.digest, version: manifest.identity.version, details: flatten(manifest.identity.params) });

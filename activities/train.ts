@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import { ArtifactCorrupt, stepKey, writeFileAtomic } from '../artifacts/store';
+import { TrainingShare } from '../artifacts/training-share';
 import { trainInChildProcess } from '../ml/train-process';
 import type { TrainConfig } from '../ml/trainer';
 import { trainParams, type TrainParams } from '../pipeline/steps';
@@ -41,18 +42,24 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
     await deps.store.verifyFile(padded.ref, padded.table).catch((err: Error) => {
       throw asFailure(err, input);
     });
-    const checkpointDir = await deps.store.workDir('train', stepKey(identity).slice(0, 32));
+    const paddedPath = await deps.store.localPath(padded.ref, padded.table);
+    const key = stepKey(identity).slice(0, 32);
+    const checkpointDir = await deps.store.workDir('train', key);
+    // With a bucket store, this trial may have started on another machine: continue from its checkpoint.
+    const share = await TrainingShare.open(deps.store, key, log);
+    await share.restore();
     const tracker = trackTrial({ sweepId: input.sweepId, step: input.step, trial: input.trial ?? input.step, identity }, deps, log);
     const notifyTrialWorkflow = progressNotifier(log);
     // "Best" means what early stopping keeps: the epoch with the lowest valid loss.
     let best = { loss: Infinity, acc: 0 };
     const outcome = await trainInChildProcess(
-      { paddedPath: deps.store.path(padded.ref, padded.table), config: toConfig(params), checkpointDir },
+      { paddedPath, config: toConfig(params), checkpointDir },
       {
         signal: ctx?.cancellationSignal,
         onBatch: (epoch, batch, batches) => ctx?.heartbeat({ epoch, batch, batches }),
         onEpoch: (m, checkpoint) => {
           if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
+          share.checkpointWritten(checkpoint);
           ctx?.heartbeat({ epoch: m.epoch, checkpoint });
           log.info({ ...m }, 'epoch finished');
           const report: EpochReport = {
@@ -66,9 +73,12 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
           tracker.epoch(m, checkpoint);
         },
       },
-    ).catch((err: Error) => {
-      throw asFailure(err, input);
-    });
+    )
+      .catch((err: Error) => {
+        throw asFailure(err, input);
+      })
+      // Also after a failure or a cancellation: the newest checkpoint is what a retry elsewhere continues from.
+      .finally(() => share.flush());
     resumedFromEpoch = outcome.resumedFromEpoch;
     if (resumedFromEpoch > 0) log.info({ resumedFromEpoch }, 'resumed from checkpoint');
     await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
@@ -96,7 +106,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
     backend: result.backend,
     metrics: 'metrics.json',
     resumedFromEpoch,
-    worker: `${hostname()}:${process.pid}`,
+    worker: deps.worker ?? `${hostname()}:${process.pid}`,
     tracking: result.tracking,
   };
 }
@@ -152,9 +162,11 @@ function progressNotifier(log: ActivityDeps['logger'], minIntervalMs = 2000): (r
     const workflowId = ctx?.info.workflowExecution?.workflowId;
     if (!ctx || !workflowId || Date.now() - last < minIntervalMs) return;
     last = Date.now();
-    ctx.client.workflow
-      .getHandle(workflowId)
-      .signal(epochSignal, report)
-      .catch((err: Error) => log.debug({ err: err.message }, 'could not report epoch progress'));
+    const failed = (err: Error) => log.debug({ err: err.message }, 'could not report epoch progress');
+    try {
+      ctx.client.workflow.getHandle(workflowId).signal(epochSignal, report).catch(failed);
+    } catch (err) {
+      failed(err as Error); // no client at all (an activity run outside a worker): nothing to tell
+    }
   };
 }

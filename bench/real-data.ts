@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import pino from 'pino';
 import { dataset } from '../activities/dataset';
 import { download } from '../activities/download';
 import { padding } from '../activities/padding';
 import type { PaddingResult } from '../activities/types';
-import { ArtifactStore } from '../artifacts/store';
+import { LocalArtifactStore } from '../artifacts/local-store';
 import { datasetParams, downloadParams, paddingParams } from '../pipeline/steps';
 
 /**
@@ -15,7 +15,8 @@ import { datasetParams, downloadParams, paddingParams } from '../pipeline/steps'
 export async function realPadded(storeRoot: string): Promise<{ path: string; result: PaddingResult }> {
   const archive = resolve(process.env.SWEEPS_DATA ?? join(__dirname, '..', '..', '..', 'shared', 'data', 'gestures-dataset.zip'));
   if (!existsSync(archive)) throw new Error(`the gestures archive is not at ${archive}: set SWEEPS_DATA`);
-  const deps = { store: new ArtifactStore(storeRoot), logger: pino({ level: 'warn' }) };
+  // The archive's folder is the one place this download may read a `file:` source from.
+  const deps = { store: new LocalArtifactStore(storeRoot), logger: pino({ level: 'warn' }), dataRoots: [dirname(archive)] };
   const base = { sweepId: 'bench', inputs: {} };
   const dl = await download(
     { ...base, step: 'download', params: downloadParams.parse({ urls: [`file://${archive}`], md5: '7966323b95154f314e831c312e5cc33b' }) },

@@ -13,7 +13,10 @@ import * as path from 'node:path';
 
 export const CHECKPOINT_FORMAT = 'durable-sweeps/gru-checkpoint@1';
 const EPOCH_DIR = /^epoch-(\d{4,})$/;
-const TEMP_PREFIX = '.tmp-epoch-';
+/** Folders starting so are unfinished; `latestCheckpoint` removes them. */
+export const CHECKPOINT_TEMP_PREFIX = '.tmp-epoch-';
+/** Written last into a checkpoint folder: with it, the folder is complete. */
+export const CHECKPOINT_STATE_FILE = 'state.json';
 
 export interface BinaryRef {
   file: string;
@@ -42,6 +45,12 @@ export interface Checkpoint<T> {
 
 export function epochDirName(epoch: number): string {
   return `epoch-${String(epoch).padStart(4, '0')}`;
+}
+
+/** The epoch of a checkpoint folder's name, or undefined when the name is not one. */
+export function epochOfDirName(name: string): number | undefined {
+  const match = EPOCH_DIR.exec(name);
+  return match ? Number(match[1]) : undefined;
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -106,7 +115,7 @@ export function writeCheckpoint<T>(
 ): string {
   fs.mkdirSync(dir, { recursive: true });
   const finalPath = path.join(dir, epochDirName(epoch));
-  const temp = fs.mkdtempSync(path.join(dir, `${TEMP_PREFIX}${String(epoch).padStart(4, '0')}-`));
+  const temp = fs.mkdtempSync(path.join(dir, `${CHECKPOINT_TEMP_PREFIX}${String(epoch).padStart(4, '0')}-`));
   fs.chmodSync(temp, 0o755); // mkdtemp's 0700 would hide checkpoints from other users of a shared store
   try {
     const w = bytesOf(weights);
@@ -122,7 +131,7 @@ export function writeCheckpoint<T>(
       optimizer: { file: 'optimizer.bin', sha256: sha256(o), floats: optimizer.length },
       payload,
     };
-    writeDurably(path.join(temp, 'state.json'), JSON.stringify(state, encodeNumbers, 2));
+    writeDurably(path.join(temp, CHECKPOINT_STATE_FILE), JSON.stringify(state, encodeNumbers, 2));
     fsyncDir(temp);
     if (fs.existsSync(finalPath)) {
       // Left by an earlier attempt of the same run (same fingerprint, same epoch): runs are
@@ -146,16 +155,10 @@ export class CheckpointMismatchError extends Error {
   override name = 'CheckpointMismatchError';
 }
 
-/**
- * Reads and verifies one checkpoint folder. Returns null when it is incomplete or damaged;
- * throws CheckpointMismatchError when it is intact but belongs to a different run.
- */
-export function readCheckpoint<T>(folder: string, fingerprint: string): Checkpoint<T> | null {
-  let state: CheckpointState<T>;
-  let weights: Float32Array;
-  let optimizer: Float32Array;
+/** A checkpoint folder's contents when it is complete and its binaries match their digests, else null. */
+function loadIntact<T>(folder: string): Omit<Checkpoint<T>, 'path'> | null {
   try {
-    state = JSON.parse(fs.readFileSync(path.join(folder, 'state.json'), 'utf8'), decodeNumbers) as CheckpointState<T>;
+    const state = JSON.parse(fs.readFileSync(path.join(folder, CHECKPOINT_STATE_FILE), 'utf8'), decodeNumbers) as CheckpointState<T>;
     if (state.format !== CHECKPOINT_FORMAT) return null;
     const load = (ref: BinaryRef): Float32Array | null => {
       const bytes = fs.readFileSync(path.join(folder, path.basename(ref.file)));
@@ -163,21 +166,33 @@ export function readCheckpoint<T>(folder: string, fingerprint: string): Checkpoi
       const floats = floatsOf(bytes);
       return floats.length === ref.floats ? floats : null;
     };
-    const w = load(state.weights);
-    const o = load(state.optimizer);
-    if (w === null || o === null) return null;
-    weights = w;
-    optimizer = o;
+    const weights = load(state.weights);
+    const optimizer = load(state.optimizer);
+    return weights === null || optimizer === null ? null : { state, weights, optimizer };
   } catch {
     return null;
   }
-  if (state.fingerprint !== fingerprint) {
+}
+
+/** True when a checkpoint folder is complete and undamaged, whichever run it belongs to (e.g. after a copy). */
+export function checkpointIntact(folder: string): boolean {
+  return loadIntact(folder) !== null;
+}
+
+/**
+ * Reads and verifies one checkpoint folder. Returns null when it is incomplete or damaged;
+ * throws CheckpointMismatchError when it is intact but belongs to a different run.
+ */
+export function readCheckpoint<T>(folder: string, fingerprint: string): Checkpoint<T> | null {
+  const loaded = loadIntact<T>(folder);
+  if (loaded === null) return null;
+  if (loaded.state.fingerprint !== fingerprint) {
     throw new CheckpointMismatchError(
       `checkpoint ${folder} belongs to a different training run (config or data differ); ` +
         'use a separate checkpoint folder per trial, or delete this one to start over',
     );
   }
-  return { path: folder, state, weights, optimizer };
+  return { path: folder, ...loaded };
 }
 
 /**
@@ -188,7 +203,7 @@ export function latestCheckpoint<T>(dir: string, fingerprint: string): Checkpoin
   if (!fs.existsSync(dir)) return null;
   const entries = fs.readdirSync(dir, { withFileTypes: true });
   for (const e of entries) {
-    if (e.name.startsWith(TEMP_PREFIX)) fs.rmSync(path.join(dir, e.name), { recursive: true, force: true });
+    if (e.name.startsWith(CHECKPOINT_TEMP_PREFIX)) fs.rmSync(path.join(dir, e.name), { recursive: true, force: true });
   }
   const epochs = entries
     .filter((e) => e.isDirectory())

@@ -2,16 +2,17 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ArtifactCorrupt, ArtifactStore, writeFileAtomic } from '../../artifacts/store';
+import { LocalArtifactStore } from '../../artifacts/local-store';
+import { ArtifactCorrupt, writeFileAtomic } from '../../artifacts/store';
 
 const identity = (params: unknown) => ({ type: 'unit', version: 1, params, inputs: {} });
 
 describe('the content-addressed artifact store', () => {
   let root: string;
-  let store: ArtifactStore;
+  let store: LocalArtifactStore;
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), 'store-'));
-    store = new ArtifactStore(root);
+    store = new LocalArtifactStore(root);
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
@@ -91,7 +92,7 @@ describe('the content-addressed artifact store', () => {
   it('fails clearly when the store root is not a folder', async () => {
     const file = join(root, 'not-a-folder');
     writeFileSync(file, 'x');
-    await expect(new ArtifactStore(file).getOrBuild(identity('x'), build('x'))).rejects.toThrow(/ENOTDIR|not a directory/);
+    await expect(new LocalArtifactStore(file).getOrBuild(identity('x'), build('x'))).rejects.toThrow(/ENOTDIR|not a directory/);
   });
 
   it('writes files atomically: a reader sees the old or the new content, never a part', async () => {
@@ -118,7 +119,7 @@ const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).s
 
   it('reports ENOSPC and leaves neither a committed artifact nor temp files', async () => {
     if (!mounted) throw new Error(`could not mount a tmpfs on ${mountPoint}`);
-    const store = new ArtifactStore(mountPoint);
+    const store = new LocalArtifactStore(mountPoint);
     await expect(
       store.getOrBuild(identity('big'), async (dir) => {
         writeFileSync(join(dir, 'big.bin'), Buffer.alloc(2 * 1024 * 1024, 1));
