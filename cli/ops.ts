@@ -8,16 +8,31 @@ import { obtainTemporalCli } from '../client/temporal-cli';
 import { startWorkers } from '../worker/worker';
 import { parse, say, UsageError } from './args';
 
-const WORKER_HELP = `Usage: sweeps worker [--role io|train]... [--slots N] [--identity NAME]
+const WORKER_HELP = `Usage: sweeps worker [--role io|train]... [--slots N] [--identity NAME] [--queue NAME] [--train-queue NAME]
 
-Serves the sweep task queues until interrupted: "io" runs workflows and the data/report steps,
-"train" runs trainings (N at a time, default: cores). Both by default. Start more on other
-machines (same TEMPORAL_ADDRESS and SWEEPS_ARTIFACTS) to spread trials over them.`;
+Serves the sweep task queues until interrupted. Start more on other machines (same
+TEMPORAL_ADDRESS and SWEEPS_ARTIFACTS) to spread trials over them.
+
+  --role io|train      io: workflows and the data/report steps; train: trainings. Both by default;
+                       give one to scale them apart (busy training slots never starve I/O steps)
+  --slots N            trainings at once, each in its own process   env SWEEPS_TRAIN_SLOTS (default: cores)
+  --identity NAME      name in Temporal and in each trial's result  env SWEEPS_WORKER_IDENTITY (default: host:pid)
+  --queue NAME         queue of workflows and data/report steps     env SWEEPS_TASK_QUEUE (default: sweeps)
+  --train-queue NAME   queue of trainings                           env SWEEPS_TRAIN_QUEUE (default: sweeps-train)
+
+A flag wins over its environment variable. The command that submits a sweep takes its queues from
+SWEEPS_TASK_QUEUE and SWEEPS_TRAIN_QUEUE: give it the same ones as its workers.`;
 
 export async function workerCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { role: { type: 'string', multiple: true }, slots: { type: 'string' }, identity: { type: 'string' } },
+    {
+      role: { type: 'string', multiple: true },
+      slots: { type: 'string' },
+      identity: { type: 'string' },
+      queue: { type: 'string' },
+      'train-queue': { type: 'string' },
+    },
     WORKER_HELP,
   );
   if (positionals.length > 0) throw new UsageError(WORKER_HELP);
@@ -25,13 +40,21 @@ export async function workerCommand(args: string[]): Promise<number> {
   for (const r of roles) if (r !== 'io' && r !== 'train') throw new UsageError(`--role ${r}: expected io or train\n\n${WORKER_HELP}`);
   const slots = values.slots === undefined ? undefined : Number(values.slots);
   if (slots !== undefined && (!Number.isInteger(slots) || slots <= 0)) throw new UsageError(`--slots ${values.slots}: expected a positive integer`);
-  const config = loadConfig(slots ? { trainSlots: slots } : {});
+  for (const flag of ['identity', 'queue', 'train-queue'] as const) {
+    if (values[flag] !== undefined && values[flag].trim() === '') throw new UsageError(`--${flag}: expected a name, got an empty string`);
+  }
+  const config = loadConfig({
+    ...(slots !== undefined && { trainSlots: slots }),
+    ...(values.queue !== undefined && { taskQueue: values.queue }),
+    ...(values['train-queue'] !== undefined && { trainQueue: values['train-queue'] }),
+  });
   const target = await resolveTemporal(config, say);
   const workers = await startWorkers(config, target, createLogger({ file: join(config.home, 'logs', 'worker.log') }), {
     roles,
     identity: values.identity,
   });
-  say(`worker ${workers.identity} serving ${roles.join(' + ')} (${config.trainSlots} training slots); Ctrl-C to stop`);
+  const queues = roles.map((r) => (r === 'io' ? config.taskQueue : `${config.trainQueue} with ${config.trainSlots} training slots`));
+  say(`worker ${workers.identity} serving ${roles.join(' + ')} (queues ${queues.join(', ')}); Ctrl-C to stop`);
   const stop = () => void workers.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
