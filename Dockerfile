@@ -1,12 +1,35 @@
-# The project's worker (and CLI) as an image. The same scripts CI runs: npm install, npm run build.
-FROM node:20-bookworm-slim
+# The project's worker and CLI as an image (docker-compose.yml runs it). It is built by the steps
+# CI runs, in the same order: npm ci, npm run build, npm run setup. The Temporal server comes from
+# the compose file, so setup runs with TEMPORAL_ADDRESS set, which makes it skip the embedded
+# Temporal CLI; it still builds tfjs-node (from registries where Google's host is unreachable)
+# and the native training kernel, each falling back by itself when it cannot.
+#
+#   docker build -t durable-sweeps .    (--build-arg SWEEPS_SKIP_TFJS_NODE=1 skips tfjs-node: TensorFlow.js
+#                                        then runs on its WebAssembly backend)
+
+# The Node that package.json's engines and CI use; the full image has the compilers setup needs.
+FROM node:20-bookworm AS build
+# scripts/tfjs-node/setup.sh downloads TensorFlow's wheel with pip and patches it with patchelf.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-pip patchelf \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-ENV NODE_ENV=production TF_CPP_MIN_LOG_LEVEL=2 SWEEPS_HOME=/data
 COPY package.json package-lock.json ./
-# With internet (as on Docker hosts), tfjs-node's own install script fetches its binary.
-RUN npm install --no-audit --no-fund && npm rebuild @tensorflow/tfjs-node --foreground-scripts || true
+RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
-VOLUME /data
+ARG SWEEPS_SKIP_TFJS_NODE=
+RUN TEMPORAL_ADDRESS=temporal:7233 npm run setup
+
+# The runtime: the built project without the compilers. The native kernel built above is used
+# only on a machine with the build machine's CPU (ml/kernel/load.ts checks); elsewhere the
+# committed WebAssembly kernel runs.
+FROM node:20-bookworm-slim
+ENV TF_CPP_MIN_LOG_LEVEL=2 SWEEPS_HOME=/sweeps SWEEPS_ARTIFACTS=/artifacts
+COPY --from=build /app /app
+WORKDIR /app
+# An empty named volume mounted on /artifacts takes this folder's owner, so workers can write.
+RUN mkdir -p /sweeps/data /artifacts && chown node:node /sweeps /artifacts
+USER node
 ENTRYPOINT ["node", "dist/cli/main.js"]
 CMD ["worker"]

@@ -35,3 +35,17 @@ else
     "mlflow==$MLFLOW_VERSION" "tensorboard==$TENSORBOARD_VERSION"
   "$VENV/bin/python" -c 'import mlflow, tensorboard' # fail here, not in the tests, when it did not work
 fi
+
+# The Compose specification's JSON Schema, so that tests/deploy can validate docker-compose.yml
+# where no Docker engine runs. It ships in compose-go, the Go module Docker Compose loads files
+# with; the Go module proxy serves it and the test reads it from the module cache. A failure here
+# does not stop CI: the test then fails and says what is missing.
+COMPOSE_GO_MODULE="github.com/compose-spec/compose-go/v2@v2.16.2"
+if ! command -v go >/dev/null; then
+  log "go not found: cannot fetch the Compose schema ($COMPOSE_GO_MODULE)"
+elif [ -f "$(go env GOMODCACHE)/$COMPOSE_GO_MODULE/schema/compose-spec.json" ]; then
+  log "compose schema present ($COMPOSE_GO_MODULE)"
+else
+  log "downloading $COMPOSE_GO_MODULE from the Go module proxy (the Compose schema)"
+  (cd / && go mod download -json "$COMPOSE_GO_MODULE") >/dev/null || log "go mod download $COMPOSE_GO_MODULE failed"
+fi
