@@ -4,6 +4,7 @@ module.exports = {
   rootDir: 'dist',
   testEnvironment: 'node',
   testMatch: ['<rootDir>/tests/**/*.test.js'],
+  setupFiles: ['<rootDir>/tests/helpers/env.js'],
   testTimeout: 120_000,
   maxWorkers: 1,
   verbose: true,

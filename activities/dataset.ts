@@ -1,5 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve, sep } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   Field,
@@ -84,7 +84,13 @@ export async function dataset(input: StepInput<DatasetParams>, deps: ActivityDep
   const { ref, result, cached } = await deps.store.getOrBuild<Omit<DatasetResult, 'ref' | 'cached' | 'seconds'>>(
     identity,
     async (dir) => {
-      const rootDir = deps.store.path(upstream.ref, join(upstream.unpacked!, params.root));
+      // On a bucket store this brings the unpacked archive onto this machine, each file verified.
+      const unpackedDir = await deps.store.localPath(upstream.ref, upstream.unpacked!);
+      const rootDir = resolve(unpackedDir, params.root);
+      // The schema refuses such roots already; this holds for inputs that bypassed it.
+      if (rootDir !== unpackedDir && !rootDir.startsWith(unpackedDir + sep)) {
+        throw ApplicationFailure.nonRetryable(`${input.step}.with.root ${params.root}: leaves the unpacked archive; name a folder inside it`, 'BadParameter');
+      }
       let built: BuiltDataset;
       try {
         const files = await listSequenceFiles(rootDir, params.root);

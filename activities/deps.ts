@@ -5,6 +5,13 @@ import type { ArtifactStore } from '../artifacts/store';
 export interface ActivityDeps {
   store: ArtifactStore;
   logger: Logger;
+  /**
+   * Folders that `file:` download sources may read from. A pipeline comes from whoever can start
+   * a workflow; it must not make the worker read other files. Absent: no `file:` source is allowed.
+   */
+  dataRoots?: readonly string[];
+  /** This worker's identity for training results (default: host:pid). */
+  worker?: string;
   /** Base URL of the Temporal Web UI and the namespace, for links in reports. */
   ui?: { url: string; namespace: string };
 }

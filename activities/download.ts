@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { open, realpath, rename } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -120,7 +120,7 @@ export async function download(
   const signal = activitySignal();
   const report = new Reporter(log, t.progressIntervalMs);
   const { ref, result, cached } = await deps.store.getOrBuild<DownloadBody>(identity, async (dir) => {
-    const fetched = await fetchFromMirrors(params, filename, dir, t, report, signal);
+    const fetched = await fetchFromMirrors(params, filename, dir, t, report, signal, deps.dataRoots ?? []);
     let unpacked: string | undefined;
     if (unpack) {
       const target = join(dir, UNPACKED_DIR);
@@ -223,6 +223,11 @@ class MirrorError extends Error {
   override name = 'MirrorError';
 }
 
+/** A `file:` source outside the worker's data roots: refused, whatever the file holds. */
+class OutsideDataRoots extends MirrorError {
+  override name = 'OutsideDataRoots';
+}
+
 class DigestMismatch extends Error {
   override name = 'DigestMismatch';
 }
@@ -246,6 +251,7 @@ async function fetchFromMirrors(
   t: DownloadTuning,
   report: Reporter,
   signal: AbortSignal | undefined,
+  dataRoots: readonly string[],
 ): Promise<Fetched> {
   const part = join(dir, `${filename}.part`);
   const failures: Array<{ url: string; error: Error }> = [];
@@ -255,7 +261,7 @@ async function fetchFromMirrors(
       signal?.throwIfAborted();
       report.beat({ phase: 'download', url, attempt, bytes: 0 });
       try {
-        const got = await fetchOnce(url, part, t, report, signal);
+        const got = await fetchOnce(url, part, t, report, signal, dataRoots);
         verifyDigests(url, params, got);
         await rename(part, join(dir, filename));
         return { ...got, source: url };
@@ -278,6 +284,13 @@ async function fetchFromMirrors(
     throw ApplicationFailure.nonRetryable(
       `${filename}: no mirror served the declared content: ${failures.map((f) => f.error.message).join('; ')}`,
       'DigestMismatch',
+    );
+  }
+  // No retry can fix a policy refusal or a wrong digest; only a change of settings or pipeline can.
+  if (failures.every((f) => f.error instanceof DigestMismatch || f.error instanceof OutsideDataRoots)) {
+    throw ApplicationFailure.nonRetryable(
+      `${filename}: every mirror was refused: ` + failures.map((f, i) => `[${i + 1}] ${f.url}: ${f.error.message}`).join('; '),
+      'OutsideDataRoots',
     );
   }
   throw new DownloadError(
@@ -365,15 +378,42 @@ async function fetchOnce(
   t: DownloadTuning,
   report: Reporter,
   signal: AbortSignal | undefined,
+  dataRoots: readonly string[],
 ): Promise<{ bytes: number; md5: string; sha256: string }> {
   const fh = await open(part, 'w');
   try {
     if (/^https?:\/\//i.test(url)) return await fetchHttp(new URL(url), url, fh, t, report, signal, t.maxRedirects);
-    if (/^file:/i.test(url)) return await fetchFile(url, fh, t, report, signal);
+    if (/^file:/i.test(url)) return await fetchFile(url, fh, t, report, signal, dataRoots);
     throw new MirrorError(`unsupported URL scheme (use http://, https:// or file:)`);
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * The real path of a `file:` source if it lies inside one of the data roots. Links are resolved
+ * first, so a link inside a root cannot point the worker at a file outside it.
+ */
+async function insideDataRoots(path: string, dataRoots: readonly string[]): Promise<string> {
+  const advice =
+    dataRoots.length === 0
+      ? 'this worker reads no local files; start it with SWEEPS_DATA_ROOTS=<folder> to allow a folder'
+      : `this worker reads local files only under ${dataRoots.join(', ')}; add the folder to SWEEPS_DATA_ROOTS or move the file`;
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    // A missing file says nothing about the policy: check where it would be.
+    real = await realpath(dirname(path)).then(
+      (dir) => join(dir, basename(path)),
+      () => path,
+    );
+  }
+  for (const root of dataRoots) {
+    const base = await realpath(root).catch(() => resolve(root));
+    if (real === base || real.startsWith(base.endsWith(sep) ? base : base + sep)) return real;
+  }
+  throw new OutsideDataRoots(`${path} is outside the data roots (${advice})`);
 }
 
 /** `file:///abs/path`, and also `file:rel/path` relative to the working directory. */
@@ -388,6 +428,7 @@ async function fetchFile(
   t: DownloadTuning,
   report: Reporter,
   signal: AbortSignal | undefined,
+  dataRoots: readonly string[],
 ): Promise<{ bytes: number; md5: string; sha256: string }> {
   let path: string;
   try {
@@ -395,6 +436,7 @@ async function fetchFile(
   } catch (err) {
     throw new MirrorError(`not a usable file URL: ${(err as Error).message}`);
   }
+  path = await insideDataRoots(path, dataRoots);
   const sink = new Sink(fh, url, undefined, t, report);
   try {
     for await (const chunk of createReadStream(path, { signal, highWaterMark: 1 << 20 })) await sink.write(chunk as Buffer);

@@ -1,6 +1,6 @@
 import type { StepState, SweepProgress, TrialProgress } from '../workflows/progress';
 
-const finishedStates: ReadonlySet<StepState> = new Set(['done', 'failed', 'cancelled']);
+const finishedStates: ReadonlySet<StepState> = new Set(['done', 'failed', 'cancelled', 'skipped']);
 
 /**
  * Live progress of a sweep: a line per step and per trial, and a bar for the whole sweep. On a
@@ -73,7 +73,7 @@ function pickForWindow(trials: TrialProgress[], room: number): TrialProgress[] {
 function countsOf(trials: TrialProgress[]): string {
   const counts = new Map<string, number>();
   for (const t of trials) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
-  const order: StepState[] = ['running', 'waiting', 'done', 'failed', 'cancelled'];
+  const order: StepState[] = ['running', 'waiting', 'done', 'failed', 'cancelled', 'skipped'];
   const parts = order.filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s}`);
   return parts.length ? ` (${parts.join(', ')})` : '';
 }

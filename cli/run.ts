@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CancelledFailure, TerminatedFailure, WorkflowFailedError, type Client } from '@temporalio/client';
 import type { TrainResult } from '../activities/types';
-import { loadConfig, type SweepsConfig } from '../client/config';
+import { loadConfig, localDataFolder, type SweepsConfig } from '../client/config';
 import { createLogger } from '../client/logger';
 import { resolveTemporal, type TemporalTarget } from '../client/server';
 import { connectClient, liveProgress, progressFromVisibility, startOrAttach, sweepInputOf, uiLink } from '../client/sweeps';
@@ -46,6 +46,9 @@ export async function sweepCommand(args: string[]): Promise<number> {
   // Everything is checked before any connection is made: bad input submits nothing.
   const plan = loadPipeline(file, { set: values.set, dataMirrors: data ? [dataUrl(data)] : [] });
   const config = loadConfig();
+  // The local worker may read the copy it was handed, wherever it is.
+  const dataFolder = data ? localDataFolder(data) : undefined;
+  if (dataFolder) config.dataRoots.push(dataFolder);
   const target = await resolveTemporal(config, say);
   const client = await connectClient(target);
   const workers = values['no-worker'] || values.detach ? undefined : await startLocalWorkers(config, target);

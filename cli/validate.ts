@@ -1,4 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { writeFileAtomic } from '../artifacts/store';
 import { pipelineJsonSchemaText } from '../pipeline/json-schema';
 import { loadPipeline, PipelineError } from '../pipeline/load';
 import { sweepIdFor } from '../pipeline/plan';
@@ -50,7 +52,18 @@ export async function schemaCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { out: { type: 'string' } }, SCHEMA_HELP);
   if (positionals.length > 0) throw new UsageError(SCHEMA_HELP);
   const text = pipelineJsonSchemaText();
-  if (values.out) writeFileSync(values.out, text);
+  if (values.out) await writeOutput(values.out, text);
   else process.stdout.write(text);
   return 0;
+}
+
+/** Writes atomically (temp name, then rename); a bad --out names the folder and what to do. */
+async function writeOutput(out: string, text: string): Promise<void> {
+  const folder = dirname(resolve(out));
+  if (!existsSync(folder)) throw new UsageError(`--out ${out}: the folder ${folder} does not exist; create it or choose another path`);
+  try {
+    await writeFileAtomic(resolve(out), text);
+  } catch (err) {
+    throw new UsageError(`--out ${out}: cannot write it (${(err as Error).message}); choose a writable path`);
+  }
 }

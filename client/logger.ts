@@ -7,7 +7,7 @@ import pino, { type Logger } from 'pino';
 export function createLogger(options: { file?: string; name?: string } = {}): Logger {
   const level = process.env.SWEEPS_LOG_LEVEL ?? 'info';
   const destination = options.file
-    ? pino.destination({ dest: options.file, mkdir: true, sync: false })
+    ? pino.destination({ dest: options.file, mkdir: true, sync: true }) // sync: an early exit must not lose (or crash on) unflushed lines
     : pino.destination(2);
   return pino({ level, name: options.name ?? 'sweeps', base: { pid: process.pid } }, destination);
 }

@@ -21,6 +21,19 @@ export interface TemporalTarget {
 }
 
 /**
+ * A connection failure that names the address, where it came from, and what to do: the SDK's own
+ * message ("Failed to connect before the deadline") names neither.
+ */
+export function unreachable(target: TemporalTarget, err: unknown): Error {
+  const address = target.connectionOptions.address ?? 'localhost:7233';
+  const advice =
+    target.kind === 'configured'
+      ? 'start that server (or check TEMPORAL_ADDRESS / the TEMPORAL_PROFILE settings, TLS and API key included), or unset TEMPORAL_ADDRESS to use the embedded server'
+      : 'the embedded server did not answer: see $SWEEPS_HOME/logs, or run `sweeps server stop` and try again';
+  return new Error(`cannot reach the Temporal server at ${address}: ${(err as Error).message} (${advice})`, { cause: err });
+}
+
+/**
  * With a Temporal address configured (`TEMPORAL_ADDRESS`, or a profile of the SDK's standard
  * environment configuration, TLS and API key included) uses that server and starts nothing.
  * Otherwise starts, or reuses, the embedded dev server with its Web UI on 127.0.0.1, persisting

@@ -13,12 +13,14 @@ import { sweepProgressQuery, trialProgressQuery, type StepState, type SweepProgr
 import { searchAttributes } from '../workflows/search-attributes';
 import type { SweepInput, SweepResult, sweepWorkflow } from '../workflows/sweep';
 import type { SweepsConfig } from './config';
-import { ensureSearchAttributes, type TemporalTarget } from './server';
+import { ensureSearchAttributes, unreachable, type TemporalTarget } from './server';
 
 export type SweepHandle = WorkflowHandle<typeof sweepWorkflow>;
 
 export async function connectClient(target: TemporalTarget): Promise<Client> {
-  const connection = await Connection.connect(target.connectionOptions);
+  const connection = await Connection.connect(target.connectionOptions).catch((err: unknown) => {
+    throw unreachable(target, err);
+  });
   await ensureSearchAttributes(connection, target.namespace);
   return new Client({ connection, namespace: target.namespace });
 }

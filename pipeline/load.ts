@@ -34,7 +34,7 @@ export function loadPipeline(file: string, options: LoadOptions = {}): Plan {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new PipelineError(file, [{ path: '', message: `cannot read the pipeline file (${(err as Error).message})` }]);
+    throw new PipelineError(file, [{ path: '', message: readFailure(err as NodeJS.ErrnoException) }]);
   }
   return planFromText(text, file, options);
 }
@@ -161,4 +161,16 @@ function positionOf(doc: Document, lines: LineCounter, path: PathKey[]): Pick<Pr
 function position(lines: LineCounter, offset: number): Pick<Problem, 'line' | 'column'> {
   const pos = lines.linePos(offset);
   return { line: pos.line, column: pos.col };
+}
+
+function readFailure(err: NodeJS.ErrnoException): string {
+  const what =
+    err.code === 'ENOENT'
+      ? 'no such file: check the path (pipelines/ holds the shipped ones)'
+      : err.code === 'EISDIR'
+        ? 'this is a folder: name a .yaml file in it'
+        : err.code === 'EACCES'
+          ? 'no permission to read it: fix its permissions'
+          : err.message;
+  return `cannot read the pipeline file: ${what}`;
 }

@@ -12,7 +12,15 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex dig
 export const downloadParams = z
   .strictObject({
     urls: z
-      .array(z.string().min(1))
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), {
+            message: 'a URL with a user name or password: pipelines travel through workflow history, so credentials may not be in them; serve the file without credentials or copy it into a data root',
+          })
+          .refine((u) => /^(https?:\/\/|file:)/i.test(u), { message: 'use an http://, https:// or file: URL' }),
+      )
       .min(1, 'give at least one URL to download from')
       .describe('Mirrors tried in order: http(s):// or file: URLs.'),
     filename: z
@@ -47,7 +55,14 @@ export const splitParams = z.discriminatedUnion('kind', [
 export type SplitParams = z.infer<typeof splitParams>;
 
 export const datasetParams = z.strictObject({
-  root: z.string().default('gestures-dataset').describe('Folder inside the unpacked archive that holds the user folders.'),
+  root: z
+    .string()
+    .min(1)
+    .refine((r) => !/^([/\\]|[A-Za-z]:)/.test(r) && !r.split(/[/\\]/).includes('..'), {
+      message: 'a folder inside the unpacked archive: a relative path without ".." (steps read only their inputs)',
+    })
+    .default('gestures-dataset')
+    .describe('Folder inside the unpacked archive that holds the user folders.'),
   split: splitParams.default({ kind: 'random', seed: 42, valid_fraction: 0.2 }).describe('How sequences are split into train and validation.'),
   limit: z.number().int().positive().optional().describe('Keep only this many sequences (a deterministic subset), for quick runs and tests.'),
 });

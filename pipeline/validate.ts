@@ -191,7 +191,7 @@ function checkGraph(steps: Map<string, ReadStep>, report: (f: Finding) => void):
     }
   }
   const cycle = findCycle(steps);
-  if (cycle) problem(['steps', cycle[0]!, 'needs'], `the steps form a cycle: ${cycle.join(' → ')}`);
+  if (cycle) problem(['steps', cycle[0]!, 'needs'], `the steps form a cycle: ${cycle.join(' → ')}; remove one of these needs`);
 
   // Each step type reads one kind of upstream result; say so now rather than after the data steps ran.
   for (const [name, step] of steps) {

@@ -2,9 +2,9 @@ import { hostname } from 'node:os';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
-import { ArtifactStore } from '../artifacts/store';
+import { createArtifactStore } from '../artifacts/create';
 import type { SweepsConfig } from '../client/config';
-import type { TemporalTarget } from '../client/server';
+import { unreachable, type TemporalTarget } from '../client/server';
 
 export type QueueRole = 'io' | 'train';
 
@@ -43,11 +43,19 @@ export async function startWorkers(
 ): Promise<RunningWorkers> {
   installRuntime(logger);
   const roles = options.roles ?? ['io', 'train'];
-  const identity = options.identity ?? process.env.SWEEPS_WORKER_IDENTITY ?? `${hostname()}:${process.pid}`;
-  const connection = await NativeConnection.connect(target.connectionOptions);
+  const identity = options.identity ?? (process.env.SWEEPS_WORKER_IDENTITY || `${hostname()}:${process.pid}`);
+  // The store first: a bad artifact setting fails before a connection is opened.
+  const store = await createArtifactStore(config, logger);
+  const connection = await NativeConnection.connect(target.connectionOptions).catch((err: unknown) => {
+    throw unreachable(target, err);
+  });
   const activities = createActivities({
-    store: new ArtifactStore(config.artifacts),
+    store,
     logger,
+    // Each trial's result names the worker that trained it, by the identity Temporal records for
+    // the activity (what the UI shows), so a sweep spread over machines says which one ran what.
+    worker: `${identity}/train`,
+    dataRoots: config.dataRoots,
     ui: target.uiUrl ? { url: target.uiUrl, namespace: target.namespace } : undefined,
   });
   const workers: Worker[] = [];
@@ -93,3 +101,4 @@ export async function startWorkers(
     },
   };
 }
+

@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 
-export type StepState = 'waiting' | 'running' | 'done' | 'failed' | 'cancelled';
+/** `skipped`: not run, because a step it needs failed. */
+export type StepState = 'waiting' | 'running' | 'done' | 'failed' | 'cancelled' | 'skipped';
 
 export interface TrialProgress {
   trial: string;

@@ -45,6 +45,13 @@ const ENDS_CANCELLED = 'sweep-ends-cancelled';
  * steps run in parallel; a matrix step fans out into one child workflow per trial, at most
  * `concurrency` at a time. Upstream results reach downstream steps as references.
  */
+/** A step that did not run because a step it needs failed (that failure is reported once). */
+class UpstreamFailed extends Error {
+  constructor(readonly step: string) {
+    super(`${step} did not run: a step it needs failed`);
+  }
+}
+
 export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
   const { plan } = input;
   const sweepId = workflowInfo().workflowId;
@@ -64,9 +71,18 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
     if (!running) {
       running = (async () => {
         const upstream = step.needs.map((need) => plan.steps.find((s) => s.name === need)!);
-        const values = await Promise.all(upstream.map(run));
-        const inputs = Object.fromEntries(step.needs.map((need, i) => [need, values[i]]));
         const state = stepState(step.name);
+        let values: unknown[];
+        try {
+          values = await Promise.all(upstream.map(run));
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          // Said once, by the step that failed; this one only did not run.
+          state.state = 'skipped';
+          refreshDetails();
+          throw new UpstreamFailed(step.name);
+        }
+        const inputs = Object.fromEntries(step.needs.map((need, i) => [need, values[i]]));
         state.state = 'running';
         refreshDetails();
         try {
@@ -167,11 +183,14 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
   const settled = await Promise.allSettled(plan.steps.map(run));
   const outputs: Record<string, unknown> = {};
   const failures: string[] = [];
+  const skipped: string[] = [];
   settled.forEach((s, i) => {
     const name = plan.steps[i]!.name;
     if (s.status === 'fulfilled') outputs[name] = s.value;
+    else if (s.reason instanceof UpstreamFailed) skipped.push(name);
     else failures.push(`${name}: ${causeOf(s.reason)}`);
   });
+  if (skipped.length > 0) failures.push(`not run: ${skipped.join(', ')}`);
   const cancelled = settled.find((s) => s.status === 'rejected' && isCancellation(s.reason));
   if (cancelled && patched(ENDS_CANCELLED)) {
     upsertSearchAttributes([{ key: searchAttributes.state, value: 'cancelled' }]);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { TrainResult } from '../../activities/types';
 import { sweepInputOf } from '../../client/sweeps';
 import type { SweepResult } from '../../workflows/sweep';
-import { json, runCli, startCluster, type Cluster } from './harness';
+import { json, runCli, startUserStack, type UserStack } from '../helpers/processes';
 import { manyTrialsPipeline, measureHistory, type HistoryMeasure } from './history';
 
 /**
@@ -15,22 +15,22 @@ import { manyTrialsPipeline, measureHistory, type HistoryMeasure } from './histo
 jest.setTimeout(15 * 60_000);
 
 const seeds = 40; // × 5 pooling variants = 200 trials
-let cluster: Cluster;
+let stack: UserStack;
 let result: SweepResult;
 let sweep: HistoryMeasure;
 let trials: HistoryMeasure[];
 
 beforeAll(async () => {
-  cluster = await startCluster('sweeps-200-');
-  const file = join(cluster.home, 'many-trials.yaml');
+  stack = await startUserStack('sweeps-200-');
+  const file = join(stack.home, 'many-trials.yaml');
   writeFileSync(file, manyTrialsPipeline(seeds, 4));
   const started = Date.now();
-  const run = await runCli(['sweep', file, '--no-worker', '--json'], cluster.env);
+  const run = await runCli(['sweep', file, '--no-worker', '--json'], stack.env);
   if (run.code !== 0) throw new Error(`the sweep failed:\n${run.stderr.slice(-3000)}`);
   result = json(run);
-  sweep = await measureHistory(cluster.client, result.sweepId);
+  sweep = await measureHistory(stack.client, result.sweepId);
   const ids = (result.outputs.train as TrainResult[]).map((t) => `${result.sweepId}/trial-${t.trial}`);
-  trials = await Promise.all([ids[0]!, ids[ids.length - 1]!].map((id) => measureHistory(cluster.client, id)));
+  trials = await Promise.all([ids[0]!, ids[ids.length - 1]!].map((id) => measureHistory(stack.client, id)));
   const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
   process.stdout.write(
     `200 trials in ${((Date.now() - started) / 1000).toFixed(0)} s; sweep history ${sweep.events} events, ${kb(sweep.bytes)}, ` +
@@ -38,7 +38,7 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  await cluster?.stop();
+  await stack?.stop();
 });
 
 describe(`a sweep of ${seeds * 5} tiny trials`, () => {
@@ -58,7 +58,7 @@ describe(`a sweep of ${seeds * 5} tiny trials`, () => {
   });
 
   it('keeps every payload far below the 2 MB limit: the largest is the result of all trials', async () => {
-    const plan = Buffer.byteLength(JSON.stringify((await sweepInputOf(cluster.client, result.sweepId)).plan));
+    const plan = Buffer.byteLength(JSON.stringify((await sweepInputOf(stack.client, result.sweepId)).plan));
     expect(plan).toBeLessThan(150_000);
     expect(sweep.largest.bytes).toBeLessThan(400_000);
   });

@@ -4,7 +4,8 @@ import type { TrainResult } from '../../activities/types';
 import type { SweepStatus, SweepSummary } from '../../client/sweeps';
 import type { Plan } from '../../pipeline/plan';
 import type { SweepResult } from '../../workflows/sweep';
-import { json, runCli, startCli, startCluster, tinyPipeline, trainingProcessesOf, waitFor, type Cluster } from './harness';
+import { json, runCli, startCli, startUserStack, trainingProcessesOf, waitFor, type UserStack } from '../helpers/processes';
+import { tinyPipeline } from '../helpers/pipelines';
 
 /**
  * The commands a user types, against a real embedded Temporal server and a `sweeps worker`
@@ -13,13 +14,13 @@ import { json, runCli, startCli, startCluster, tinyPipeline, trainingProcessesOf
 
 jest.setTimeout(10 * 60_000);
 
-let cluster: Cluster;
+let stack: UserStack;
 const file = (name: string, text: string) => {
-  const path = join(cluster.home, `${name}.yaml`);
+  const path = join(stack.home, `${name}.yaml`);
   writeFileSync(path, text);
   return path;
 };
-const cli = (...args: string[]) => runCli(args, cluster.env);
+const cli = (...args: string[]) => runCli(args, stack.env);
 
 /**
  * Trials that run until they are stopped: hundreds of epochs of 25 batches (a fraction of a second
@@ -28,10 +29,10 @@ const cli = (...args: string[]) => runCli(args, cluster.env);
 const endless = { trainWith: 'epochs: 400, early_stop_patience: 400, hidden: 32, valid_batches: 1, backend: wasm, engine: tfjs', limit: 1000 };
 
 beforeAll(async () => {
-  cluster = await startCluster('sweeps-cli-');
+  stack = await startUserStack('sweeps-cli-');
 });
 afterAll(async () => {
-  await cluster?.stop();
+  await stack?.stop();
 });
 
 describe('sweep, status, list and watch on a finished sweep', () => {
@@ -75,7 +76,7 @@ describe('sweep, status, list and watch on a finished sweep', () => {
     ]);
     for (const t of status.trials) expect(t.bestValidAcc).toBeCloseTo((result.outputs.train as TrainResult[]).find((r) => r.trial === t.trial)!.best.valid_acc, 10);
     expect(status.result?.report?.verdict).toBe(result.report?.verdict);
-    expect(status.ui).toBe(`http://127.0.0.1:${cluster.ports.ui}/namespaces/default/workflows/${result.sweepId}`);
+    expect(status.ui).toBe(`http://127.0.0.1:${stack.ports.ui}/namespaces/default/workflows/${result.sweepId}`);
   });
 
   it('status without --json is a readable summary', async () => {
@@ -121,7 +122,7 @@ describe('cancel and watch on a running sweep', () => {
   });
 
   it('watch attaches (starting no worker) and shows each trial epoch by epoch', async () => {
-    watcher = startCli(['watch', sweepId], cluster.env);
+    watcher = startCli(['watch', sweepId], stack.env);
     await waitFor('watch to show a trial past its second epoch', async () => (/gru_last-h32-s1 +last +seed 1 +epoch ([3-9]|\d\d+)\/400/.test(watcher.stderr()) ? true : undefined));
     expect(watcher.stderr()).not.toContain('started in this process');
   });
@@ -136,7 +137,7 @@ describe('cancel and watch on a running sweep', () => {
   });
 
   it("the trials' current details in the UI move on while they train", async () => {
-    const trial = cluster.client.workflow.getHandle(`${sweepId}/trial-gru_last-h32-s1`);
+    const trial = stack.client.workflow.getHandle(`${sweepId}/trial-gru_last-h32-s1`);
     const details = async () => (await trial.query<{ currentDetails: string }>('__temporal_workflow_metadata')).currentDetails;
     const epochOf = (text: string) => Number(/epoch (\d+) of 400/.exec(text)?.[1]);
     const first = await details();
@@ -163,7 +164,7 @@ describe('cancel and watch on a running sweep', () => {
       ['waiting', undefined],
     ]);
     // The training processes were stopped, not left to run on.
-    await waitFor('the training processes to end', async () => (trainingProcessesOf(cluster.home).length === 0 ? true : undefined), 30_000);
+    await waitFor('the training processes to end', async () => (trainingProcessesOf(stack.home).length === 0 ? true : undefined), 30_000);
   });
 
   it('cancel on a sweep that has ended changes nothing', async () => {
@@ -176,7 +177,7 @@ describe('cancel and watch on a running sweep', () => {
 describe('Ctrl-C while a sweep runs', () => {
   it('detaches without cancelling, and says how to re-attach', async () => {
     const pipeline = file('cli-detach', tinyPipeline('cli-detach', '    matrix: { pooling: [mean], seed: [1] }', endless));
-    const sweep = startCli(['sweep', pipeline, '--no-worker'], cluster.env);
+    const sweep = startCli(['sweep', pipeline, '--no-worker'], stack.env);
     const sweepId = await waitFor('the sweep to start a trial', async () => {
       const id = /started sweep (\S+)/.exec(sweep.stderr())?.[1];
       return id && /epoch [1-9]\d*\/400/.test(sweep.stderr()) ? id : undefined;

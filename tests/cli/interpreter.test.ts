@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { SweepResult } from '../../workflows/sweep';
 import { GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
-import { json, runCli, startCluster, type Cluster } from './harness';
+import { json, runCli, startUserStack, type UserStack } from '../helpers/processes';
 
 /**
  * The interpreter's order and parallelism, read from the sweep's recorded history: independent
@@ -103,22 +103,22 @@ steps:
 `;
 
 describe('the interpreter runs a DAG with two independent branches', () => {
-  let cluster: Cluster;
+  let stack: UserStack;
   let timeline: Timeline;
   let result: SweepResult;
 
   beforeAll(async () => {
-    cluster = await startCluster('sweeps-dag-');
-    const file = join(cluster.home, 'two-branches.yaml');
+    stack = await startUserStack('sweeps-dag-');
+    const file = join(stack.home, 'two-branches.yaml');
     writeFileSync(file, twoBranches);
-    const run = await runCli(['sweep', file, '--no-worker', '--json'], cluster.env);
+    const run = await runCli(['sweep', file, '--no-worker', '--json'], stack.env);
     if (run.code !== 0) throw new Error(`the sweep failed:\n${run.stderr}`);
     result = json(run);
-    const history = await cluster.client.workflow.getHandle(result.sweepId).fetchHistory();
+    const history = await stack.client.workflow.getHandle(result.sweepId).fetchHistory();
     timeline = timelineOf((JSON.parse(historyToJSON(history)) as { events: Event[] }).events);
   });
   afterAll(async () => {
-    await cluster?.stop();
+    await stack?.stop();
   });
 
   it('runs every step and trial', () => {

@@ -1,9 +1,9 @@
 import { deflateRawSync } from 'node:zlib';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import pino from 'pino';
-import { ArtifactStore } from '../../artifacts/store';
+import { LocalArtifactStore } from '../../artifacts/local-store';
 import type { ActivityDeps } from '../../activities/deps';
 
 /** The real archive, never copied into the repository: `<repo>/../shared/data/…` unless overridden. */
@@ -22,7 +22,12 @@ export function removeDir(dir: string): void {
 }
 
 export function testDeps(root: string): ActivityDeps {
-  return { store: new ArtifactStore(root), logger: pino({ level: process.env.SWEEPS_TEST_LOG ?? 'silent' }) };
+  return {
+    store: new LocalArtifactStore(root),
+    logger: pino({ level: process.env.SWEEPS_TEST_LOG ?? 'silent' }),
+    // The real archive's folder and the test's temp files: what `file:` sources may read.
+    dataRoots: [dirname(ARCHIVE), tmpdir()],
+  };
 }
 
 /** Every file (not folder) under `dir`, relative, sorted. */

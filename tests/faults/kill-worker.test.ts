@@ -49,12 +49,20 @@ describe('a worker killed with SIGKILL during training', () => {
 
     // Two crashes at different epochs; each time a fresh worker process takes over.
     for (const killAt of [2, 6]) {
-      await waitFor(`epoch ${killAt} of ${trialId}`, async () => ((await epochOf()) >= killAt ? true : undefined));
+      const epochAtKill = await waitFor(`epoch ${killAt} of ${trialId}`, async () => {
+        const epoch = await epochOf();
+        return epoch >= killAt ? epoch : undefined;
+      });
       worker.kill('SIGKILL');
+      const killedAt = Date.now();
       await untilExit(worker);
       // The trainer notices its parent is gone and exits: no orphan keeps a core busy.
       await waitFor('the orphaned trainer to exit', async () => (trainingProcessesOf(home).length === 0 ? true : undefined), 15_000);
       worker = spawnWorker(env);
+      // Time to recover: from the kill until the new worker has finished an epoch past the last one
+      // reported (the server notices the dead worker when the heartbeat timeout lapses).
+      await waitFor('training to move on', async () => ((await epochOf()) > epochAtKill ? true : undefined), 180_000);
+      console.log(`SIGKILL at epoch ${epochAtKill} → training past it on a new worker after ${((Date.now() - killedAt) / 1000).toFixed(1)} s`);
     }
 
     const result = (await server.client.workflow.getHandle(sweepId).result()) as SweepResult;

@@ -48,14 +48,21 @@ describe('recovering sweeps', () => {
 
   it('finishes a sweep whose Temporal server was stopped and restarted in the middle of training', async () => {
     const sweepId = await submit(write('restart', pipeline('faults-restart', '{ pooling: [last, mean], seed: [1] }', 6)));
-    await waitFor('training to be under way', async () => ((await epochOf(`${sweepId}/trial-gru_last-h16-s1`)) >= 2 ? true : undefined));
+    const trialId = `${sweepId}/trial-gru_last-h16-s1`;
+    const epochAtStop = await waitFor('training to be under way', async () => {
+      const epoch = await epochOf(trialId);
+      return epoch >= 2 ? epoch : undefined;
+    });
 
     const config = loadConfig({ home, server: { ip: '127.0.0.1', port: Number(server.env.SWEEPS_SERVER_PORT), uiPort: Number(server.env.SWEEPS_UI_PORT) } });
+    const stoppedAt = Date.now();
     expect(await stopEmbeddedServer(config)).toBe(true);
     await ensureEmbeddedServer(config, () => undefined); // same database file: history survives
-
+    const upAt = Date.now();
+    console.log(`server stopped at epoch ${epochAtStop} of 6, back after ${((upAt - stoppedAt) / 1000).toFixed(1)} s`);
     // The worker process reconnects by itself; the client's connection does too.
     const result = (await server.client.workflow.getHandle(sweepId).result()) as SweepResult;
+    console.log(`sweep finished ${((Date.now() - upAt) / 1000).toFixed(1)} s after the restart`);
     const trials = result.outputs.train as TrainResult[];
     expect(trials.map((t) => t.epochsRun)).toEqual([6, 6]);
   });

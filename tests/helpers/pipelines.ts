@@ -44,3 +44,19 @@ ${
     : ''
 }`;
 }
+
+/** A small pipeline on the real archive: `limit: 200` sequences, trials of 1 epoch of 2 batches. */
+export function tinyPipeline(name: string, train: string, options: { trainWith?: string; limit?: number } = {}): string {
+  return `name: ${name}
+steps:
+  download: { uses: download, with: { urls: ["file://${gesturesArchive()}"], md5: ${GESTURES_MD5} } }
+  dataset: { uses: dataset, needs: [download], with: { limit: ${options.limit ?? 200} } }
+  padding: { uses: padding, needs: [dataset] }
+  train:
+    uses: train
+    needs: [padding]
+${train}
+    with: { ${options.trainWith ?? 'epochs: 1, hidden: 8, train_batches: 2, valid_batches: 1, backend: wasm'} }
+  report: { uses: report, needs: [train] }
+`;
+}

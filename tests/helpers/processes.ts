@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../client/config';
@@ -14,16 +15,38 @@ export interface CliRun {
   stderr: string;
 }
 
+export interface CliProcess {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number>;
+}
+
+/** Starts the CLI in the background (for `watch`, a worker, a sweep to interrupt). */
+export function startCli(args: string[], env: NodeJS.ProcessEnv): CliProcess {
+  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))));
+  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
 /** Runs the real CLI in its own process and collects its output. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, cwd: repoRoot });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
+  const run = startCli(args, env);
+  const code = await run.exited;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
+}
+
+/** The output of a `--json` command, or a failure that shows what the command said. */
+export function json<T>(run: CliRun): T {
+  try {
+    return JSON.parse(run.stdout) as T;
+  } catch {
+    throw new Error(`expected JSON on stdout (exit ${run.code}):\n${run.stdout}\n--- stderr:\n${run.stderr}`);
+  }
 }
 
 /** A worker in its own process (`sweeps worker`), so a test can kill it like a crash would. */
@@ -97,4 +120,49 @@ export function trainingProcessesOf(home: string): number[] {
     }
   }
   return pids;
+}
+
+export interface UserStack {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  ports: { server: number; ui: number };
+  client: Client;
+  /** A `sweeps worker` process serving both queues (2 training slots). */
+  worker: CliProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * An embedded Temporal server on free ports with a temporary SWEEPS_HOME, started with
+ * `sweeps server start`, and a `sweeps worker` process: what a user has after two commands.
+ */
+export async function startUserStack(prefix: string): Promise<UserStack> {
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  const ports = { server: await freePort(), ui: await freePort() };
+  const env: NodeJS.ProcessEnv = {
+    SWEEPS_HOME: home,
+    SWEEPS_SERVER_PORT: String(ports.server),
+    SWEEPS_UI_PORT: String(ports.ui),
+    SWEEPS_TRAIN_SLOTS: '2',
+    TEMPORAL_ADDRESS: '',
+  };
+  const server = await runCli(['server', 'start'], env);
+  if (server.code !== 0) throw new Error(`sweeps server start failed: ${server.stderr}`);
+  const worker = startCli(['worker'], env);
+  await waitFor('the worker to start', async () => (worker.stderr().includes('serving io + train') ? true : undefined), 60_000);
+  const connection = await Connection.connect({ address: `127.0.0.1:${ports.server}` });
+  return {
+    home,
+    env,
+    ports,
+    client: new Client({ connection }),
+    worker,
+    async stop() {
+      worker.child.kill('SIGINT');
+      await worker.exited;
+      await connection.close();
+      await stopEmbeddedServer(loadConfig({ home }));
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
 }

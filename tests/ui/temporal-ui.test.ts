@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { SweepResult } from '../../workflows/sweep';
-import { json, runCli, startCluster, tinyPipeline, waitFor, type Cluster } from '../cli/harness';
+import { json, runCli, startUserStack, waitFor, type UserStack } from '../helpers/processes';
+import { tinyPipeline } from '../helpers/pipelines';
 
 /**
  * The Temporal Web UI explains a sweep, seen in a real (headless) browser: the sweep and its
@@ -17,12 +18,12 @@ const chromiumPath = process.env.SWEEPS_CHROMIUM ?? '/usr/bin/chromium';
 // Screenshots are for people to look at; they stay out of the repository (and of the test's state).
 const screenshots = mkdtempSync(join(tmpdir(), 'sweeps-ui-screenshots-'));
 
-let cluster: Cluster;
+let stack: UserStack;
 let browser: Browser;
 let page: Page;
 let sweep: SweepResult;
 
-const ui = (path: string) => `http://127.0.0.1:${cluster.ports.ui}/namespaces/default${path}`;
+const ui = (path: string) => `http://127.0.0.1:${stack.ports.ui}/namespaces/default${path}`;
 const listUrl = (query: string) => ui(`/workflows?query=${encodeURIComponent(query)}`);
 
 /**
@@ -54,10 +55,10 @@ async function screenshot(name: string): Promise<void> {
 
 beforeAll(async () => {
   if (!existsSync(chromiumPath)) throw new Error(`no browser at ${chromiumPath}: apt-get install -y chromium (or set SWEEPS_CHROMIUM)`);
-  cluster = await startCluster('sweeps-ui-');
-  const file = join(cluster.home, 'ui-tiny.yaml');
+  stack = await startUserStack('sweeps-ui-');
+  const file = join(stack.home, 'ui-tiny.yaml');
   writeFileSync(file, tinyPipeline('ui-tiny', '    matrix: { pooling: [last, mean], seed: [1] }'));
-  const run = await runCli(['sweep', file, '--no-worker', '--json'], cluster.env);
+  const run = await runCli(['sweep', file, '--no-worker', '--json'], stack.env);
   if (run.code !== 0) throw new Error(`the sweep failed:\n${run.stderr}`);
   sweep = json(run);
   browser = await chromium.launch({
@@ -69,7 +70,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await cluster?.stop();
+  await stack?.stop();
 });
 
 describe('the Temporal UI of the embedded server', () => {
@@ -102,7 +103,7 @@ describe('the Temporal UI of the embedded server', () => {
   });
 
   it("shows a running trial's current details: its epoch and validation accuracy", async () => {
-    const file = join(cluster.home, 'ui-long.yaml');
+    const file = join(stack.home, 'ui-long.yaml');
     writeFileSync(
       file,
       tinyPipeline('ui-long', '    matrix: { pooling: [mean], seed: [1] }', {
@@ -110,11 +111,11 @@ describe('the Temporal UI of the embedded server', () => {
         trainWith: 'epochs: 400, early_stop_patience: 400, hidden: 32, valid_batches: 1, backend: wasm, engine: tfjs',
       }),
     );
-    const { sweepId } = json<{ sweepId: string }>(await runCli(['sweep', file, '--detach', '--json'], cluster.env));
+    const { sweepId } = json<{ sweepId: string }>(await runCli(['sweep', file, '--detach', '--json'], stack.env));
     const trial = `${sweepId}/trial-gru_mean-h32-s1`;
     try {
       await waitFor('the trial to start training', async () => {
-        const details = await cluster.client.workflow.getHandle(trial).query<{ currentDetails: string }>('__temporal_workflow_metadata');
+        const details = await stack.client.workflow.getHandle(trial).query<{ currentDetails: string }>('__temporal_workflow_metadata');
         return /epoch [1-9]\d* of 400/.test(details.currentDetails) ? true : undefined;
       });
       await page.goto(ui(`/workflows/${encodeURIComponent(trial)}`));
@@ -130,7 +131,7 @@ describe('the Temporal UI of the embedded server', () => {
         return epochOf(await frameText(/running · epoch \d+ of 400/)) > epochOf(current) ? true : undefined;
       });
     } finally {
-      await runCli(['cancel', sweepId], cluster.env);
+      await runCli(['cancel', sweepId], stack.env);
     }
   });
 });

@@ -1,0 +1,12 @@
+/**
+ * Preloaded (`node --require`) into a worker process to make it a release with a bug: its report
+ * step dereferences something that is not there, as a real slip would. The fixed release is the
+ * same worker without this file. Only that process is affected; the code on disk is unchanged.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const reportModule = require('../../activities/report') as { report: (...args: unknown[]) => Promise<unknown> };
+
+reportModule.report = async () => {
+  const options = undefined as unknown as { title: string };
+  return options.title; // TypeError: Cannot read properties of undefined
+};
