@@ -16,7 +16,7 @@ jest.setTimeout(10 * 60_000);
 
 /** Small, real trials: a subset of the real data, a few short epochs, on the op-by-op engine (slow enough to interrupt). */
 const pipeline = (name: string, matrix: string, epochs = 4) =>
-  gesturesPipeline({ name, matrix, train: `{ epochs: ${epochs}, hidden: 16, train_batches: 8, valid_batches: 2, backend: wasm, engine: tfjs }` });
+  gesturesPipeline({ name, matrix, train: `{ epochs: ${epochs}, early_stop_patience: ${epochs}, hidden: 16, train_batches: 8, valid_batches: 2, backend: wasm, engine: tfjs }` });
 
 describe('recovering sweeps', () => {
   const home = mkdtempSync(join(tmpdir(), 'sweeps-recovery-'));
@@ -47,7 +47,8 @@ describe('recovering sweeps', () => {
   });
 
   it('finishes a sweep whose Temporal server was stopped and restarted in the middle of training', async () => {
-    const sweepId = await submit(write('restart', pipeline('faults-restart', '{ pooling: [last, mean], seed: [1] }', 6)));
+    const epochs = 40;
+    const sweepId = await submit(write('restart', pipeline('faults-restart', '{ pooling: [last, mean], seed: [1] }', epochs)));
     const trialId = `${sweepId}/trial-gru_last-h16-s1`;
     const epochAtStop = await waitFor('training to be under way', async () => {
       const epoch = await epochOf(trialId);
@@ -59,12 +60,14 @@ describe('recovering sweeps', () => {
     expect(await stopEmbeddedServer(config)).toBe(true);
     await ensureEmbeddedServer(config, () => undefined); // same database file: history survives
     const upAt = Date.now();
-    console.log(`server stopped at epoch ${epochAtStop} of 6, back after ${((upAt - stoppedAt) / 1000).toFixed(1)} s`);
+    console.log(`server stopped at epoch ${epochAtStop} of ${epochs}, back after ${((upAt - stoppedAt) / 1000).toFixed(1)} s`);
+    // Otherwise this test proves nothing: the stop must land while the trial trains.
+    expect(epochAtStop).toBeLessThan(epochs);
     // The worker process reconnects by itself; the client's connection does too.
     const result = (await server.client.workflow.getHandle(sweepId).result()) as SweepResult;
     console.log(`sweep finished ${((Date.now() - upAt) / 1000).toFixed(1)} s after the restart`);
     const trials = result.outputs.train as TrainResult[];
-    expect(trials.map((t) => t.epochsRun)).toEqual([6, 6]);
+    expect(trials.map((t) => t.epochsRun)).toEqual([epochs, epochs]);
   });
 
   it('resumes a terminated sweep: finished trials are cache hits, the interrupted one continues from its checkpoint', async () => {
@@ -72,13 +75,15 @@ describe('recovering sweeps', () => {
     const sweepId = await submit(write('resume', pipeline('faults-resume', '{ pooling: [mean], seed: [1, 2, 3] }', 60)));
     const handle = server.client.workflow.getHandle(sweepId);
     // Two trials run at once; wait until the third has started and has a checkpoint or two.
-    await waitFor('two finished trials and a third under way', async () => {
+    const epochAtTerminate = await waitFor('two finished trials and a third under way', async () => {
       const p = await handle.query(sweepProgressQuery);
       const third = p.trials.find((t) => t.trial === 'gru_mean-h16-s3');
       if (p.trials.filter((t) => t.state === 'done').length < 2 || !third || third.state !== 'running') return undefined;
-      return (await epochOf(third.workflowId)) >= 2 ? true : undefined;
+      const epoch = await epochOf(third.workflowId);
+      return epoch >= 2 ? epoch : undefined;
     });
     await handle.terminate('test: an operator stops the sweep');
+    const terminatedAt = Date.now();
 
     const resumed = await runCli(['resume', sweepId, '--no-worker', '--json'], server.env);
     expect({ code: resumed.code, stderr: resumed.code === 0 ? '' : resumed.stderr }).toEqual({ code: 0, stderr: '' });
@@ -88,6 +93,11 @@ describe('recovering sweeps', () => {
     expect(byId['gru_mean-h16-s2']!.cached).toBe(true);
     expect(byId['gru_mean-h16-s3']!.cached).toBe(false);
     expect(byId['gru_mean-h16-s3']!.resumedFromEpoch).toBeGreaterThanOrEqual(2);
+    console.log(
+      `resume: ${trials.filter((t) => t.cached).length} of ${trials.length} trials cache hits; the interrupted one, seen at epoch ` +
+        `${epochAtTerminate} when terminated, resumed from its epoch-${byId['gru_mean-h16-s3']!.resumedFromEpoch} checkpoint; ` +
+        `terminate → resumed sweep finished in ${((Date.now() - terminatedAt) / 1000).toFixed(1)} s`,
+    );
     // It trained on from its checkpoint rather than starting over.
     expect(byId['gru_mean-h16-s3']!.epochsRun).toBeGreaterThan(byId['gru_mean-h16-s3']!.resumedFromEpoch);
   });
