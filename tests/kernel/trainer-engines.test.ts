@@ -1,27 +1,12 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { epochDirName } from '../../ml/checkpoint';
 import { kernelAvailable } from '../../ml/kernel/load';
-import { resolveEngine, train, TrainingInterruptedError, type Engine, type EpochMetrics, type TrainConfig } from '../../ml/trainer';
+import { resolveEngine, train, TrainingInterruptedError, type Engine, type TrainConfig } from '../../ml/trainer';
 import { quickConfig } from '../ml/quick-config';
-import { syntheticData } from '../ml/synthetic-data';
+import { data, fileBytes, numbers, scratchDirs } from '../ml/trainer-fixture';
 
 /** train() with each engine: determinism, exact resume, no leaks, and agreement with the reference. */
-const data = syntheticData({ seed: 1, train: 160, valid: 64, classes: 4, features: 3, maxLength: 12 });
-
-let root: string;
-beforeAll(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'kernel-trainer-'));
-});
-afterAll(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-let n = 0;
-const freshDir = (): string => path.join(root, `run-${++n}`);
-const numbers = (ms: EpochMetrics[]): Array<Omit<EpochMetrics, 'seconds'>> => ms.map(({ seconds: _s, ...rest }) => rest);
-const fileBytes = (dir: string, epoch: number, file: string): Buffer => fs.readFileSync(path.join(dir, epochDirName(epoch), file));
+const freshDir = scratchDirs('kernel-trainer-');
 
 test('auto means the fused kernel wherever it loads (here)', async () => {
   expect(resolveEngine('auto')).toBe('fused');
@@ -57,6 +42,7 @@ describe.each<[Engine]>([['fused'], ['fused-gru'], ['tfjs']])('engine %s', (engi
       await expect(
         train(data, cfg, { checkpointDir: resumedDir, onEpoch: () => (finished += 1), shouldStop: () => finished >= 3 }),
       ).rejects.toThrow(TrainingInterruptedError);
+      expect(fs.readdirSync(resumedDir).sort()).toEqual(['epoch-0001', 'epoch-0002', 'epoch-0003']);
       const resumed = await train(data, cfg, { checkpointDir: resumedDir });
       expect(resumed.resumedFromEpoch).toBe(3);
       expect(numbers(resumed.epochs)).toEqual(numbers(straight.epochs));

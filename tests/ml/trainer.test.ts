@@ -1,27 +1,12 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointMismatchError, epochDirName } from '../../ml/checkpoint';
-import { train, TrainingInterruptedError, type EpochMetrics, type TrainConfig } from '../../ml/trainer';
+import { train } from '../../ml/trainer';
 import { quickConfig } from './quick-config';
-import { syntheticData } from './synthetic-data';
+import { data, fileBytes, numbers, scratchDirs } from './trainer-fixture';
 
-const data = syntheticData({ seed: 1, train: 160, valid: 64, classes: 4, features: 3, maxLength: 12 });
-
-let root: string;
-beforeAll(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'ml-trainer-'));
-});
-afterAll(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-let n = 0;
-const freshDir = (): string => path.join(root, `run-${++n}`);
-
-/** Everything but wall time, which is the one thing that legitimately differs between runs. */
-const numbers = (ms: EpochMetrics[]): Array<Omit<EpochMetrics, 'seconds'>> => ms.map(({ seconds: _s, ...rest }) => rest);
-const fileBytes = (dir: string, epoch: number, file: string): Buffer => fs.readFileSync(path.join(dir, epochDirName(epoch), file));
+const freshDir = scratchDirs('ml-trainer-');
 
 test('the same seed gives identical metrics and weights; another seed does not', async () => {
   const [a, b, c] = [freshDir(), freshDir(), freshDir()];
@@ -47,35 +32,7 @@ test('the reference recipe’s batch counts: floor(n / batch) train and valid ba
   expect(capped).toEqual([1, 2, 3]);
 });
 
-describe.each<[string, Partial<TrainConfig>]>([
-  ['mean pooling, batch-max', {}],
-  // Two layers with dropout exercise the per-(epoch, batch) dropout streams; a tiny patience
-  // and a large lr make the plateau scheduler and early stopping carry state across the stop.
-  ['max pooling, 2 layers, dropout, bucket', { pooling: 'max', layers: 2, dropout: 0.3, batching: 'bucket', lr: 0.05, plateauPatience: 0, earlyStopPatience: 4 }],
-])('resume (%s)', (_name, overrides) => {
-  test('stopping after k epochs and resuming ends bit-identical to an uninterrupted run', async () => {
-    const cfg = quickConfig({ epochs: 7, ...overrides });
-    const straightDir = freshDir();
-    const straight = await train(data, cfg, { checkpointDir: straightDir });
-
-    const resumedDir = freshDir();
-    let finished = 0;
-    await expect(
-      train(data, cfg, { checkpointDir: resumedDir, onEpoch: () => (finished += 1), shouldStop: () => finished >= 3 }),
-    ).rejects.toThrow(TrainingInterruptedError);
-    expect(fs.readdirSync(resumedDir).sort()).toEqual(['epoch-0001', 'epoch-0002', 'epoch-0003']);
-
-    const resumed = await train(data, cfg, { checkpointDir: resumedDir });
-    expect(resumed.resumedFromEpoch).toBe(3);
-    expect(numbers(resumed.epochs)).toEqual(numbers(straight.epochs));
-    expect(numbers([resumed.best])).toEqual(numbers([straight.best]));
-    expect(resumed.stoppedEarly).toBe(straight.stoppedEarly);
-    const last = straight.epochs.length;
-    for (const file of ['weights.bin', 'optimizer.bin']) {
-      expect(fileBytes(resumedDir, last, file).equals(fileBytes(straightDir, last, file))).toBe(true);
-    }
-  });
-});
+// Resume, bit for bit, is tested for every engine in tests/kernel/trainer-engines.test.ts.
 
 test('the scheduler and early stopping act on the valid loss, and early stopping ends the run', async () => {
   // lr far too large: the valid loss stops improving quickly.
