@@ -65,6 +65,7 @@ export class S3ArtifactStore implements ArtifactStore {
     return this.cache.dirFor(identity);
   }
 
+  /** A file in this machine's cache: there only once fetched (activities use `localPath`). */
   path(ref: ArtifactRef | string, file?: string): string {
     return this.cache.path(ref, file);
   }

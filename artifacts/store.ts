@@ -76,11 +76,6 @@ export interface ArtifactStore {
 
   /** Brings the artifact onto this machine (when it is not) and returns the local path of `file` in it. */
   localPath(ref: ArtifactRef, file?: string): Promise<string>;
-  /**
-   * The local path of `file` in an artifact that is already on this machine: only after
-   * `getOrBuild`, `lookup`, `files`, `verify`, `verifyFile` or `localPath` returned it here.
-   */
-  path(ref: ArtifactRef | string, file?: string): string;
 
   /** Identity and ref of a committed artifact (from its manifest), or undefined when there is none. */
   describe(dir: string): Promise<ArtifactHead | undefined>;

@@ -16,7 +16,7 @@
  *   node dist/bench/workers.js [--seeds 6] [--configs 1x2,2x1,2x2] [--rounds 1] [--server cluster|dev]
  *   (the archive: SWEEPS_DATA, else ../shared/data/gestures-dataset.zip)
  */
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,9 +26,10 @@ import { loadConfig } from '../client/config';
 import { startOrAttach } from '../client/sweeps';
 import { kernel } from '../ml/kernel/load';
 import { loadPipeline } from '../pipeline/load';
+import type { Plan } from '../pipeline/plan';
 import type { SweepResult } from '../workflows/sweep';
 import { findClusterTools, startCluster } from '../tests/helpers/cluster';
-import { GESTURES_MD5, gesturesArchive, serveFile } from '../tests/helpers/fixtures';
+import { gesturesArchive, repoRoot, serveFile } from '../tests/helpers/fixtures';
 import { spawnWorker, startTestServer, untilExit, waitFor } from '../tests/helpers/processes';
 
 interface Layout {
@@ -43,32 +44,18 @@ interface Run {
   trials: TrainResult[];
 }
 
-/** The seed study (pipelines/gestures-pooling.yaml) without its report, `seeds` seeds per variant. */
-function studyPipeline(name: string, url: string, seeds: number, trainStep: boolean): string {
+/**
+ * The seed study itself (pipelines/gestures-pooling.yaml, so its recipe cannot drift from the
+ * bench's) under another name, with `seeds` seeds per variant and every trial at once (the workers'
+ * slots, not the pipeline, bound what runs in parallel), keeping the steps `keep` accepts.
+ */
+function studyPlan(name: string, url: string, seeds: number, keep: (uses: string) => boolean): Plan {
   const seedList = Array.from({ length: seeds }, (_, i) => i + 1).join(', ');
-  const data = `name: ${name}
-steps:
-  download:
-    uses: download
-    with: { urls: ["${url}"], md5: ${GESTURES_MD5} }
-  dataset:
-    uses: dataset
-    needs: [download]
-    with: { split: { kind: random, seed: 42, valid_fraction: 0.2 } }
-  padding:
-    uses: padding
-    needs: [dataset]
-    with: { batch_size: 32 }
-`;
-  // Every trial at once: the workers' slots, not the pipeline, bound what runs in parallel.
-  const train = `  train:
-    uses: train
-    needs: [padding]
-    matrix: { pooling: [last, mean], seed: [${seedList}] }
-    concurrency: ${2 * seeds}
-    with: { hidden: 64, layers: 1, epochs: 30, batch_size: 32, lr: 0.001, weight_decay: 0.00001 }
-`;
-  return trainStep ? data + train : data;
+  const plan = loadPipeline(join(repoRoot, 'pipelines', 'gestures-pooling.yaml'), {
+    dataMirrors: [url],
+    set: [`name=${name}`, `steps.train.matrix.seed=[${seedList}]`, `steps.train.concurrency=${2 * seeds}`],
+  });
+  return { ...plan, steps: plan.steps.filter((step) => keep(step.uses)) };
 }
 
 function parseLayout(text: string): Layout {
@@ -117,10 +104,10 @@ async function main(): Promise<void> {
     await Promise.all(workers.map(untilExit));
     workers.length = 0;
   };
+  // Without the report: what is timed is training plus Temporal's scheduling.
   const sweep = async (client: Client, name: string, trainStep: boolean) => {
-    const file = join(home, `${name}.yaml`);
-    writeFileSync(file, studyPipeline(name, archive.url, seeds, trainStep));
-    const { handle } = await startOrAttach(client, loadConfig(), loadPipeline(file));
+    const plan = studyPlan(name, archive.url, seeds, (uses) => uses !== 'report' && (trainStep || uses !== 'train'));
+    const { handle } = await startOrAttach(client, loadConfig(), plan);
     return (await handle.result()) as SweepResult;
   };
 

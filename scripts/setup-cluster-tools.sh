@@ -36,10 +36,7 @@ if [ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null; the
   log "postgresql present"
 else
   log "installing postgresql 15 (apt)"
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql-15
+  bash "$(dirname "$0")/apt-install.sh" postgresql-15
 fi
 
 server_dir="$TOOLS/temporal-$TEMPORAL_VERSION"

@@ -19,10 +19,7 @@ if [ -x /usr/bin/chromium ]; then
   log "chromium present ($(/usr/bin/chromium --version 2>/dev/null | head -1))"
 else
   log "installing chromium (apt, about 2 minutes)"
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
+  bash "$(dirname "$0")/apt-install.sh" chromium
 fi
 
 if "$VENV/bin/python" -c 'import mlflow, tensorboard' >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ import { train } from '../../activities/train';
 import type { ActivityDeps } from '../../activities/deps';
 import type { EpochMetrics, TrainResult } from '../../activities/types';
 import { createArtifactStore } from '../../artifacts/create';
+import type { S3ArtifactStore } from '../../artifacts/s3-store';
 import { TrainingShare } from '../../artifacts/training-share';
 import { readCheckpoint, writeCheckpoint } from '../../ml/checkpoint';
 import { ArtifactCorrupt, type ArtifactStore, type StepIdentity } from '../../artifacts/store';
@@ -56,8 +57,9 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
   /** Every test gets a prefix of its own: an empty store. */
   const newPrefix = () => `test-${++prefixes}`;
   /** A "machine": its own local cache, the same bucket and prefix as the others. */
-  const machine = (name: string, prefix: string): Promise<ArtifactStore> =>
-    createArtifactStore({ artifacts: `s3://${BUCKET}/${prefix}`, artifactsCache: join(root, 'machines', name) });
+  // S3 stores: `path` is a file in that machine's own cache.
+  const machine = async (name: string, prefix: string): Promise<S3ArtifactStore> =>
+    (await createArtifactStore({ artifacts: `s3://${BUCKET}/${prefix}`, artifactsCache: join(root, 'machines', name) })) as S3ArtifactStore;
 
   const keysUnder = async (prefix: string): Promise<string[]> => {
     const keys: string[] = [];
@@ -325,8 +327,8 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
       const reference = await train({ ...input, inputs: { padding: pad } }, local);
 
       const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);
-      const metricsOf = (store: ArtifactStore, t: TrainResult) => JSON.parse(readFileSync(store.path(t.ref, t.metrics), 'utf8')) as EpochMetrics[];
-      expect(withoutTimes(metricsOf(b.store, resumed))).toEqual(withoutTimes(metricsOf(local.store, reference)));
+      const metricsOf = async (store: ArtifactStore, t: TrainResult) => JSON.parse(readFileSync(await store.localPath(t.ref, t.metrics), 'utf8')) as EpochMetrics[];
+      expect(withoutTimes(await metricsOf(b.store, resumed))).toEqual(withoutTimes(await metricsOf(local.store, reference)));
       expect(resumed.best).toEqual({ ...reference.best, seconds: resumed.best.seconds });
     });
   });

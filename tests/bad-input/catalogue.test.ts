@@ -1,12 +1,12 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { makeZip } from '../data/helpers';
-import { freePort, GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
+import { freePort, GESTURES_MD5 } from '../helpers/fixtures';
 import { gesturesPipeline } from '../helpers/pipelines';
 import { runCli, startTestServer } from '../helpers/processes';
-import { createHash } from 'node:crypto';
 
 /**
  * The bad-input catalogue: everything a user can get wrong — pipeline files, --set values, CLI
@@ -37,24 +37,12 @@ interface Case {
 
 const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
 
-const VALID = `name: catalogue
-steps:
-  download:
-    uses: download
-    with: { urls: ["${pathToFileURL(gesturesArchive()).href}"], md5: ${GESTURES_MD5} }
-  dataset:
-    uses: dataset
-    needs: [download]
-    with: { limit: 200 }
-  padding:
-    uses: padding
-    needs: [dataset]
-  train:
-    uses: train
-    needs: [padding]
-    matrix: { pooling: [last, mean], seed: [1] }
-    with: { epochs: 1, hidden: 8, train_batches: 2, valid_batches: 1 }
-`;
+const VALID = gesturesPipeline({
+  name: 'catalogue',
+  limit: 200,
+  matrix: '{ pooling: [last, mean], seed: [1] }',
+  train: '{ epochs: 1, hidden: 8, train_batches: 2, valid_batches: 1 }',
+});
 
 /** Writes a file into the case folder and returns its path. */
 function put(dir: string, name: string, content: string | Buffer): string {
@@ -63,28 +51,8 @@ function put(dir: string, name: string, content: string | Buffer): string {
   return path;
 }
 
-/** A pipeline whose download reads `archive` (a file in the case folder, a data root). */
-function archivePipeline(dir: string, name: string, archive: Buffer, extra = ''): string {
-  const zip = put(dir, `${name}.zip`, archive);
-  return put(
-    dir,
-    `${name}.yaml`,
-    `name: ${name}
-steps:
-  download:
-    uses: download
-    with: { urls: ["${pathToFileURL(zip).href}"], md5: ${md5(archive)} }
-    retry: { max_attempts: 1 }
-  dataset:
-    uses: dataset
-    needs: [download]
-    retry: { max_attempts: 1 }
-${extra}`,
-  );
-}
-
-/** A pipeline of one download step that is tried once (its failure is the point). */
-function downloadOnly(dir: string, name: string, url: string, digest: string): string {
+/** A pipeline of a download step tried once (its failure is the point), and `more` steps after it. */
+function downloadOnly(dir: string, name: string, url: string, digest: string, more = ''): string {
   return put(
     dir,
     `${name}.yaml`,
@@ -94,8 +62,15 @@ steps:
     uses: download
     with: { urls: ["${url}"], md5: ${digest} }
     retry: { max_attempts: 1 }
-`,
+${more}`,
   );
+}
+
+/** Downloads `archive` (written into the case folder, a data root), then builds its dataset once. */
+function archivePipeline(dir: string, name: string, archive: Buffer, datasetWith = ''): string {
+  const zip = put(dir, `${name}.zip`, archive);
+  const dataset = `  dataset:\n    uses: dataset\n    needs: [download]\n    retry: { max_attempts: 1 }\n${datasetWith}`;
+  return downloadOnly(dir, name, pathToFileURL(zip).href, md5(archive), dataset);
 }
 
 const sequence = (rows: string[]) => rows.join('\n') + '\n';

@@ -4,18 +4,17 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Type, tableFromIPC, type Table } from 'apache-arrow';
 import { dataset, seededShuffle, trainCount } from '../../activities/dataset';
 import { download } from '../../activities/download';
-import type { ActivityDeps } from '../../activities/deps';
 import type { DatasetResult, DownloadResult } from '../../activities/types';
 import type { DatasetParams } from '../../pipeline/steps';
-import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps } from './helpers';
+import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
 
 const RANDOM: DatasetParams = { root: 'gestures-dataset', split: { kind: 'random', seed: 42, valid_fraction: 0.2 } };
 
-function run(deps: ActivityDeps, upstream: DownloadResult, params: DatasetParams): Promise<DatasetResult> {
+function run(deps: TestDeps, upstream: DownloadResult, params: DatasetParams): Promise<DatasetResult> {
   return dataset({ sweepId: 'test', step: 'dataset', params, inputs: { download: upstream } }, deps);
 }
 
-function readTable(deps: ActivityDeps, r: DatasetResult): Table {
+function readTable(deps: TestDeps, r: DatasetResult): Table {
   return tableFromIPC(readFileSync(deps.store.path(r.ref, r.table)));
 }
 
@@ -46,7 +45,7 @@ describe('split arithmetic', () => {
 
 describe('dataset on the real archive', () => {
   let root: string;
-  let deps: ActivityDeps;
+  let deps: TestDeps;
   let upstream: DownloadResult;
   let base: DatasetResult;
 
@@ -178,7 +177,7 @@ describe('dataset on the real archive', () => {
 
 describe('malformed data', () => {
   let root: string;
-  let deps: ActivityDeps;
+  let deps: TestDeps;
   let counter = 0;
   beforeEach(() => {
     root = tempDir('malformed');

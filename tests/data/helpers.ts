@@ -1,16 +1,15 @@
 import { deflateRawSync } from 'node:zlib';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { LocalArtifactStore } from '../../artifacts/local-store';
 import type { ActivityDeps } from '../../activities/deps';
+import { GESTURES_MD5, gesturesArchivePath } from '../helpers/fixtures';
 
 /** The real archive, never copied into the repository: `<repo>/../shared/data/…` unless overridden. */
-export const ARCHIVE = process.env.SWEEPS_TEST_ARCHIVE
-  ? resolve(process.env.SWEEPS_TEST_ARCHIVE)
-  : resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'gestures-dataset.zip');
-export const ARCHIVE_MD5 = '7966323b95154f314e831c312e5cc33b';
+export const ARCHIVE = gesturesArchivePath;
+export const ARCHIVE_MD5 = GESTURES_MD5;
 export const ARCHIVE_SHA256 = '4a6c5ac1d408f8405d456e0404b424b905ea49425c663fb08f0c3ab341efd32d';
 
 export function tempDir(prefix: string): string {
@@ -21,7 +20,10 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export function testDeps(root: string): ActivityDeps {
+export type TestDeps = ReturnType<typeof testDeps>;
+
+/** Activity dependencies on a folder store (whose files tests read directly, by `store.path`). */
+export function testDeps(root: string): ActivityDeps & { store: LocalArtifactStore } {
   return {
     store: new LocalArtifactStore(root),
     logger: pino({ level: process.env.SWEEPS_TEST_LOG ?? 'silent' }),

@@ -4,7 +4,6 @@ import { Type, tableFromIPC, type FixedSizeList, type Table } from 'apache-arrow
 import { dataset, seededShuffle } from '../../activities/dataset';
 import { download } from '../../activities/download';
 import { buildPadded, padding } from '../../activities/padding';
-import type { ActivityDeps } from '../../activities/deps';
 import type { DatasetResult, PaddingResult } from '../../activities/types';
 import {
   batchPaddingFraction,
@@ -17,11 +16,11 @@ import {
   type PaddedData,
 } from '../../ml/padded-data';
 import type { PaddingParams } from '../../pipeline/steps';
-import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps } from './helpers';
+import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
 
 const PARAMS: PaddingParams = { batch_size: 32 };
 
-function runPadding(deps: ActivityDeps, upstream: DatasetResult, params: PaddingParams = PARAMS): Promise<PaddingResult> {
+function runPadding(deps: TestDeps, upstream: DatasetResult, params: PaddingParams = PARAMS): Promise<PaddingResult> {
   return padding({ sweepId: 'test', step: 'padding', params, inputs: { dataset: upstream } }, deps);
 }
 
@@ -45,7 +44,7 @@ function sameFloats(a: Float32Array, b: Float32Array): boolean {
 
 describe('padding on the real data', () => {
   let root: string;
-  let deps: ActivityDeps;
+  let deps: TestDeps;
   let ds: DatasetResult;
   let result: PaddingResult;
   let data: PaddedData;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { findTemporalCli } from '../../client/temporal-cli';
 import { freePort, repoRoot } from '../helpers/fixtures';
 import { spawnWorker, startTestServer, untilExit, waitFor } from '../helpers/processes';
+import { testIfAvailable } from '../helpers/required';
 import { interpolate, parseCompose, composeText, record, service, serviceEnvironment } from './compose-file';
 
 /**
@@ -40,20 +41,9 @@ const needs = {
 };
 
 const gates = new Map<keyof typeof needs, jest.It>();
-/** `test` when the tools are there; under CI one failing test naming what is missing; locally a skip. */
+/** `test` when the tools are there (tests/helpers/required.ts); decided once per need. */
 function testWith(need: keyof typeof needs): jest.It {
-  const known = gates.get(need);
-  if (known) return known;
-  const missing = needs[need]();
-  let gate: jest.It = test.skip;
-  if (missing === undefined) gate = test;
-  else if (process.env.CI === 'true') {
-    test(`${need}: available (required in CI)`, () => {
-      throw new Error(missing);
-    });
-  } else {
-    console.warn(`SKIPPING tests of the compose jobs: ${missing}`);
-  }
+  const gate = gates.get(need) ?? testIfAvailable(need, needs[need]());
   gates.set(need, gate);
   return gate;
 }

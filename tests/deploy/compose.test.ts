@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadPipeline } from '../../pipeline/load';
 import { repoRoot } from '../helpers/fixtures';
 import { cliPath } from '../helpers/processes';
+import { testIfAvailable } from '../helpers/required';
 import {
   composeSchemaFile,
   composeSchemaValidator,
@@ -41,18 +42,7 @@ const mutated = (change: (doc: Doc) => void): Doc => {
 };
 
 const schema = composeSchemaFile();
-/** `test` with the schema; without it, under CI one failing test that says why, locally a skip. */
-const schemaTest: jest.It = (() => {
-  if (schema.file) return test;
-  if (process.env.CI === 'true') {
-    test('the Compose schema is available (required in CI)', () => {
-      throw new Error(schema.missing);
-    });
-  } else {
-    console.warn(`SKIPPING the Compose schema checks: ${schema.missing}`);
-  }
-  return test.skip;
-})();
+const schemaTest = testIfAvailable('the Compose schema', schema.file ? undefined : schema.missing);
 const validate = schema.file ? composeSchemaValidator(schema.file) : () => [];
 
 describe('docker-compose.yml against the Compose specification schema', () => {

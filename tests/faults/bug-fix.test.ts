@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReportResult, TrainResult } from '../../activities/types';
 import type { SweepResult } from '../../workflows/sweep';
 import { repoRoot } from '../helpers/fixtures';
 import { gesturesPipeline } from '../helpers/pipelines';
-import { cliPath, runCli, spawnWorker, startTestServer, untilExit } from '../helpers/processes';
+import { cliPath, runCli, spawnWorker, useTestServer, untilExit } from '../helpers/processes';
 
 jest.setTimeout(10 * 60_000);
 
@@ -16,18 +15,13 @@ jest.setTimeout(10 * 60_000);
  * pipeline); `sweeps resume` finishes it, and only the step that failed runs again.
  */
 describe('resume after a bug fix in activity code', () => {
-  const home = mkdtempSync(join(tmpdir(), 'sweeps-bugfix-'));
-  let server: Awaited<ReturnType<typeof startTestServer>>;
+  const setup = useTestServer('sweeps-bugfix-');
+  const { home } = setup;
   let env: NodeJS.ProcessEnv;
 
-  beforeAll(async () => {
-    server = await startTestServer(home);
+  beforeAll(() => {
     // Queues of its own: no other worker may serve this sweep.
-    env = { ...server.env, SWEEPS_TASK_QUEUE: 'bugfix', SWEEPS_TRAIN_QUEUE: 'bugfix-train' };
-  });
-  afterAll(async () => {
-    await server.stop();
-    rmSync(home, { recursive: true, force: true });
+    env = { ...setup.server.env, SWEEPS_TASK_QUEUE: 'bugfix', SWEEPS_TRAIN_QUEUE: 'bugfix-train' };
   });
 
   it('fails on the buggy release, and the fixed release finishes it recomputing only the failed step', async () => {

@@ -1,11 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EpochMetrics, TrainResult } from '../../activities/types';
 import { trialProgressQuery } from '../../workflows/progress';
 import type { SweepResult } from '../../workflows/sweep';
 import { gesturesPipeline } from '../helpers/pipelines';
-import { runCli, spawnWorker, startTestServer, trainingProcessesOf, untilExit, waitFor } from '../helpers/processes';
+import { runCli, spawnWorker, useTestServer, trainingProcessesOf, untilExit, waitFor } from '../helpers/processes';
 
 jest.setTimeout(12 * 60_000);
 
@@ -17,35 +16,28 @@ const pipeline = (name: string) =>
 const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);
 
 describe('a worker killed with SIGKILL during training', () => {
-  const home = mkdtempSync(join(tmpdir(), 'sweeps-kill-'));
-  let server: Awaited<ReturnType<typeof startTestServer>>;
+  const setup = useTestServer('sweeps-kill-');
+  const { home } = setup;
 
-  beforeAll(async () => {
-    server = await startTestServer(home);
-  });
-  afterAll(async () => {
-    await server.stop();
-    rmSync(home, { recursive: true, force: true });
-  });
 
   it('costs no finished epoch: the trial resumes on a new worker and ends bit for bit like an uninterrupted run', async () => {
     // The reference: the same trial, never interrupted, in an artifact store of its own.
     const baselineFile = join(home, 'baseline.yaml');
     writeFileSync(baselineFile, pipeline('faults-baseline'));
     const baselineArtifacts = join(home, 'artifacts-baseline');
-    const baseline = await runCli(['sweep', baselineFile, '--json'], { ...server.env, SWEEPS_ARTIFACTS: baselineArtifacts });
+    const baseline = await runCli(['sweep', baselineFile, '--json'], { ...setup.server.env, SWEEPS_ARTIFACTS: baselineArtifacts });
     expect({ code: baseline.code, stderr: baseline.code === 0 ? '' : baseline.stderr }).toEqual({ code: 0, stderr: '' });
     const reference = (JSON.parse(baseline.stdout) as SweepResult).outputs.train as TrainResult[];
 
     const file = join(home, 'killed.yaml');
     writeFileSync(file, pipeline('faults-killed'));
-    const env = { ...server.env, SWEEPS_ARTIFACTS: join(home, 'artifacts-killed') };
+    const env = { ...setup.server.env, SWEEPS_ARTIFACTS: join(home, 'artifacts-killed') };
     let worker = spawnWorker(env);
     const submitted = await runCli(['sweep', file, '--detach'], env);
     expect(submitted.code).toBe(0);
     const sweepId = submitted.stdout.trim();
     const trialId = `${sweepId}/trial-gru_mean-h32-s3`;
-    const epochOf = async () => (await server.client.workflow.getHandle(trialId).query(trialProgressQuery)).epoch;
+    const epochOf = async () => (await setup.server.client.workflow.getHandle(trialId).query(trialProgressQuery)).epoch;
 
     // Two crashes at different epochs; each time a fresh worker process takes over.
     for (const killAt of [2, 6]) {
@@ -65,7 +57,7 @@ describe('a worker killed with SIGKILL during training', () => {
       console.log(`SIGKILL at epoch ${epochAtKill} → training past it on a new worker after ${((Date.now() - killedAt) / 1000).toFixed(1)} s`);
     }
 
-    const result = (await server.client.workflow.getHandle(sweepId).result()) as SweepResult;
+    const result = (await setup.server.client.workflow.getHandle(sweepId).result()) as SweepResult;
     worker.kill('SIGTERM');
     await untilExit(worker);
 

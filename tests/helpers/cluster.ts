@@ -21,6 +21,7 @@ import { stringify } from 'yaml';
 import { ensureSearchAttributes } from '../../client/server';
 import { searchAttributeRegistrations } from '../../workflows/search-attributes';
 import { freePort } from './fixtures';
+import { describeIfAvailable } from './required';
 
 const TEMPORAL_VERSION = 'v1.29.1';
 const SERVICES = ['history', 'matching', 'frontend', 'worker'] as const;
@@ -66,27 +67,11 @@ function goModCache(): string {
   return go.status === 0 && go.stdout.trim() !== '' ? go.stdout.trim() : join(homedir(), 'go', 'pkg', 'mod');
 }
 
-/**
- * `describe` when the cluster's binaries are there. Otherwise: under CI=true a failing test that
- * names what is missing (a CI that silently skips tests nothing); locally a skip with a warning.
- */
+/** `describe` when the cluster's binaries are there (tests/helpers/required.ts says what happens otherwise). */
 export function describeWithCluster(name: string, body: (tools: ClusterTools) => void): void {
   const { tools, missing } = findClusterTools();
-  if (tools) {
-    describe(name, () => body(tools));
-    return;
-  }
-  const message = `the Temporal cluster binaries are missing (${missing.join(', ')}): ${SETUP_HINT}`;
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      test('has the Temporal cluster binaries (required in CI)', () => {
-        throw new Error(message);
-      });
-    });
-  } else {
-    console.warn(`SKIPPING "${name}": ${message}`);
-    describe.skip(name, () => body({ server: '', sql: '', schema: '', postgres: '' }));
-  }
+  const message = tools ? undefined : `the Temporal cluster binaries are missing (${missing.join(', ')}): ${SETUP_HINT}`;
+  describeIfAvailable(name, 'the Temporal cluster binaries', message, () => body(tools ?? { server: '', sql: '', schema: '', postgres: '' }));
 }
 
 export interface TemporalCluster {

@@ -2,16 +2,18 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** The project root (tests run from dist/tests/…). */
 export const repoRoot = resolve(__dirname, '..', '..', '..');
 
-/** The real SmartWatch Gestures archive, outside the repository (never committed). */
+/** Where the real SmartWatch Gestures archive is, outside the repository (never committed). */
+export const gesturesArchivePath = resolve(process.env.SWEEPS_TEST_ARCHIVE ?? join(repoRoot, '..', 'shared', 'data', 'gestures-dataset.zip'));
+
+/** The real archive's path, or a clear failure when it is not there. */
 export function gesturesArchive(): string {
-  const path = process.env.SWEEPS_TEST_ARCHIVE ?? resolve(repoRoot, '..', 'shared', 'data', 'gestures-dataset.zip');
-  if (!existsSync(path)) throw new Error(`the gestures archive is missing at ${path}: set SWEEPS_TEST_ARCHIVE`);
-  return path;
+  if (!existsSync(gesturesArchivePath)) throw new Error(`the gestures archive is missing at ${gesturesArchivePath}: set SWEEPS_TEST_ARCHIVE`);
+  return gesturesArchivePath;
 }
 
 export const GESTURES_MD5 = '7966323b95154f314e831c312e5cc33b';

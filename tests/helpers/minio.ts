@@ -10,6 +10,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './fixtures';
+import { groupAlive, stopProcessGroup } from './processes';
+import { describeIfAvailable } from './required';
 
 const SETUP_HINT = 'run `bash scripts/setup-cluster-tools.sh` (builds MinIO from the Go module proxy)';
 
@@ -19,27 +21,11 @@ export function minioBinary(): string {
   return process.env.SWEEPS_MINIO ?? join(process.env.SWEEPS_CLUSTER_TOOLS ?? cache, 'minio', 'minio');
 }
 
-/**
- * `describe` when MinIO is there. Otherwise: under CI=true a failing test that says what to run
- * (a CI that silently skips tests nothing); locally a skip with a warning.
- */
+/** `describe` when MinIO is there (tests/helpers/required.ts says what happens otherwise). */
 export function describeWithMinio(name: string, body: (binary: string) => void): void {
   const binary = minioBinary();
-  if (existsSync(binary)) {
-    describe(name, () => body(binary));
-    return;
-  }
-  const message = `MinIO is missing at ${binary}: ${SETUP_HINT}`;
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      test('MinIO is installed (required in CI)', () => {
-        throw new Error(message);
-      });
-    });
-  } else {
-    console.warn(`SKIPPING "${name}": ${message}`);
-    describe.skip(name, () => body(binary));
-  }
+  const missing = existsSync(binary) ? undefined : `MinIO is missing at ${binary}: ${SETUP_HINT}`;
+  describeIfAvailable(name, 'MinIO', missing, () => body(binary));
 }
 
 export interface MinioServer {
@@ -64,16 +50,8 @@ export async function startMinio(binary: string, dir: string, timeoutMs = 30_000
     env: { ...process.env, MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: password, MINIO_UPDATE: 'off' },
   });
   const pid = child.pid!;
-  const alive = () => {
-    try {
-      process.kill(-pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   // Also when a test run dies without its afterAll: no server outlives it.
-  const onExit = () => alive() && process.kill(-pid, 'SIGKILL');
+  const onExit = () => groupAlive(pid) && process.kill(-pid, 'SIGKILL');
   process.once('exit', onExit);
 
   const endpoint = `http://127.0.0.1:${port}`;
@@ -81,10 +59,7 @@ export async function startMinio(binary: string, dir: string, timeoutMs = 30_000
   const stop = async () => {
     client.destroy();
     process.off('exit', onExit);
-    if (!alive()) return;
-    process.kill(-pid, 'SIGTERM');
-    for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
-    if (alive()) process.kill(-pid, 'SIGKILL');
+    await stopProcessGroup(pid);
   };
 
   const until = Date.now() + timeoutMs;

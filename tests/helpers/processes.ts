@@ -93,6 +93,49 @@ export async function startTestServer(home: string): Promise<{
   };
 }
 
+export type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+
+/**
+ * A test server for the enclosing describe block: a temp state folder and an embedded server,
+ * started before its tests, stopped (and the folder removed) after them.
+ */
+export function useTestServer(prefix: string): { home: string; readonly server: TestServer } {
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(home);
+  });
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+  return {
+    home,
+    get server(): TestServer {
+      if (!server) throw new Error('the test server starts in beforeAll');
+      return server;
+    },
+  };
+}
+
+/** Whether a process group (a server started detached, with its children) still has a live member. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops a process group: `signal` first, then SIGKILL for whatever is left after `graceMs`. */
+export async function stopProcessGroup(pgid: number, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
+  if (!groupAlive(pgid)) return;
+  process.kill(-pgid, signal);
+  for (const deadline = Date.now() + graceMs; Date.now() < deadline && groupAlive(pgid); ) await sleep(100);
+  if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it returns a value (not undefined) or the time runs out. */

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { kernelAvailable } from '../../ml/kernel/load';
 import { resolveEngine, train, TrainingInterruptedError, type Engine, type TrainConfig } from '../../ml/trainer';
 import { quickConfig } from '../ml/quick-config';
-import { data, fileBytes, numbers, scratchDirs } from '../ml/trainer-fixture';
+import { data, fileBytes, numbers, scratchDirs, tfjsNodeLoads } from '../ml/trainer-fixture';
 
 /** train() with each engine: determinism, exact resume, no leaks, and agreement with the reference. */
 const freshDir = scratchDirs('kernel-trainer-');
@@ -89,15 +89,6 @@ test('a checkpoint written by one engine resumes with another (equal up to round
   const reference = await train(data, quickConfig({ epochs: 4, engine: 'tfjs' }), { checkpointDir: freshDir() });
   resumed.epochs.forEach((m, i) => expect(Math.abs(m.valid_loss - reference.epochs[i]!.valid_loss)).toBeLessThan(1e-4));
 });
-
-function tfjsNodeLoads(): boolean {
-  try {
-    require('@tensorflow/tfjs-node');
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('the fused engine gives bit-identical results under every TensorFlow.js backend', async () => {
   const backends = ['wasm', 'cpu', ...(tfjsNodeLoads() ? (['tensorflow'] as const) : [])] as const;

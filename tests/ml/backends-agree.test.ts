@@ -7,20 +7,12 @@ import { POOLINGS, type Pooling } from '../../ml/pooling';
 import { rngFor } from '../../ml/rng';
 import { trainStep } from '../../ml/trainer';
 import { syntheticData } from './synthetic-data';
+import { tfjsNodeLoads } from './trainer-fixture';
 
 /**
  * tfjs-node (native TensorFlow) and the WebAssembly backend must compute the same model: a trial
  * resumed on a worker with the other backend, or a report mixing both, has to mean the same thing.
  */
-function tfjsNodeLoads(): boolean {
-  try {
-    require('@tensorflow/tfjs-node');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const available = tfjsNodeLoads();
 if (!available && process.env.CI) {
   // CI builds tfjs-node in its setup step; a silent skip there would hide a broken build.

@@ -25,3 +25,13 @@ export function scratchDirs(prefix: string): () => string {
 export const numbers = (ms: EpochMetrics[]): Array<Omit<EpochMetrics, 'seconds'>> => ms.map(({ seconds: _s, ...rest }) => rest);
 
 export const fileBytes = (dir: string, epoch: number, file: string): Buffer => fs.readFileSync(path.join(dir, epochDirName(epoch), file));
+
+/** Whether native TensorFlow (tfjs-node) loads here: an optional dependency whose build may be missing. */
+export function tfjsNodeLoads(): boolean {
+  try {
+    require('@tensorflow/tfjs-node');
+    return true;
+  } catch {
+    return false;
+  }
+}

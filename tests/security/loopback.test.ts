@@ -1,7 +1,6 @@
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestServer } from '../helpers/processes';
+import { useTestServer } from '../helpers/processes';
 
 /**
  * The embedded server and its Web UI listen on 127.0.0.1 only: every listening socket of the
@@ -44,22 +43,15 @@ function socketInodesOf(pid: number): string[] {
 }
 
 describe('the embedded server', () => {
-  const home = mkdtempSync(join(tmpdir(), 'sweeps-loopback-'));
-  let server: Awaited<ReturnType<typeof startTestServer>>;
+  const setup = useTestServer('sweeps-loopback-');
+  const { home } = setup;
 
-  beforeAll(async () => {
-    server = await startTestServer(home);
-  });
-  afterAll(async () => {
-    await server.stop();
-    rmSync(home, { recursive: true, force: true });
-  });
 
   it('listens on 127.0.0.1 only, the frontend and the Web UI among its sockets', () => {
     const pid = Number(readFileSync(join(home, 'temporal-server.pid'), 'utf8'));
     const listening = listeningSockets();
     const ours = socketInodesOf(pid).flatMap((inode) => (listening.has(inode) ? [listening.get(inode)!] : []));
-    expect(ours).toEqual(expect.arrayContaining([`127.0.0.1:${server.env.SWEEPS_SERVER_PORT}`, `127.0.0.1:${server.env.SWEEPS_UI_PORT}`]));
+    expect(ours).toEqual(expect.arrayContaining([`127.0.0.1:${setup.server.env.SWEEPS_SERVER_PORT}`, `127.0.0.1:${setup.server.env.SWEEPS_UI_PORT}`]));
     expect(ours.filter((address) => !address.startsWith('127.0.0.1:'))).toEqual([]);
   });
 });

@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../helpers/fixtures';
+import { stopProcessGroup } from '../helpers/processes';
+import { testIfAvailable } from '../helpers/required';
 
 export const CHROMIUM = process.env.SWEEPS_TEST_CHROMIUM ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
@@ -35,21 +37,9 @@ export const tools = {
   tensorboard: () => pythonHas('tensorboard'),
 };
 
-/**
- * `test` when the tool is there. Otherwise: under CI=true, a failing test naming the missing tool
- * (a CI that silently skips is a CI that tests nothing); locally, `test.skip` and a warning.
- */
+/** `test` when the tool is there (tests/helpers/required.ts says what happens otherwise). */
 export function testWith(tool: keyof typeof tools): jest.It {
-  if (tools[tool]()) return test;
-  const message = `${tool} is not installed: ${SETUP_HINT}`;
-  if (process.env.CI === 'true') {
-    test(`${tool} is installed (required in CI)`, () => {
-      throw new Error(message);
-    });
-  } else {
-    console.warn(`SKIPPING tests that need ${tool}: ${message}`);
-  }
-  return test.skip;
+  return testIfAvailable(tool, tools[tool]() ? undefined : `${tool} is not installed: ${SETUP_HINT}`);
 }
 
 /** Runs a Python script in the tools venv; returns its stdout parsed as JSON. */
@@ -88,20 +78,7 @@ export async function startMlflow(dir: string, timeoutMs = 150_000): Promise<Mlf
   const pid = child.pid!;
   writeFileSync(join(dir, 'mlflow.pid'), String(pid));
   const uri = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    const alive = () => {
-      try {
-        process.kill(-pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    if (!alive()) return;
-    process.kill(-pid, 'SIGTERM');
-    for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
-    if (alive()) process.kill(-pid, 'SIGKILL');
-  };
+  const stop = () => stopProcessGroup(pid);
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`mlflow server exited with ${child.exitCode}: see ${join(dir, 'mlflow.log')}`);
