@@ -135,9 +135,7 @@ export async function unpackZip(zipPath: string, target: string, options: Unpack
     if (err instanceof UnsafeArchiveError || err instanceof MalformedArchiveError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') {
-      throw new UnsafeArchiveError(
-        `archive ${zipPath} has conflicting entries (the same path twice, or a file where a folder is): ${(err as Error).message}`,
-      );
+      throw new UnsafeArchiveError(`archive ${zipPath} has conflicting entries (the same path twice, or a file where a folder is): ${(err as Error).message}`);
     }
     if ((err as NodeJS.ErrnoException).code !== undefined && (err as NodeJS.ErrnoException).syscall !== undefined) {
       throw err; // disk trouble (ENOSPC, EACCES…) is not the archive's fault
@@ -243,11 +241,7 @@ class ByteLimit extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.budget.used += chunk.length;
     if (this.budget.used > this.budget.max) {
-      done(
-        new UnsafeArchiveError(
-          `entry "${this.name}" inflates beyond max_unpacked_bytes=${this.budget.max}: refusing to unpack (zip bomb?)`,
-        ),
-      );
+      done(new UnsafeArchiveError(`entry "${this.name}" inflates beyond max_unpacked_bytes=${this.budget.max}: refusing to unpack (zip bomb?)`));
       return;
     }
     done(null, chunk);

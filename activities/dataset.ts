@@ -1,20 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  Field,
-  Float32,
-  Int32,
-  List,
-  RecordBatch,
-  Schema,
-  Struct,
-  Table,
-  Utf8,
-  makeData,
-  tableToIPC,
-  type Data,
-} from 'apache-arrow';
+import { Field, Float32, Int32, List, RecordBatch, Schema, Struct, Table, Utf8, makeData, tableToIPC, type Data } from 'apache-arrow';
 import { datasetParams, type DatasetParams, type SplitParams } from '../pipeline/steps';
 import { writeFileAtomic } from '../artifacts/store';
 import type { ActivityDeps } from './deps';
@@ -63,16 +50,10 @@ export async function dataset(input: StepInput<DatasetParams>, deps: ActivityDep
   const params = parseStepParams(datasetParams, input.params, input.step);
   const upstream = findUpstream(input);
   if (upstream.unpacked === undefined) {
-    throw ApplicationFailure.nonRetryable(
-      `dataset ${input.step}: the download step did not unpack its archive (set unpack: true there)`,
-      'InvalidParams',
-    );
+    throw ApplicationFailure.nonRetryable(`dataset ${input.step}: the download step did not unpack its archive (set unpack: true there)`, 'InvalidParams');
   }
   if (isAbsolute(params.root) || params.root.split(/[\\/]/).includes('..')) {
-    throw ApplicationFailure.nonRetryable(
-      `dataset ${input.step}: root "${params.root}" must be a folder inside the unpacked archive`,
-      'InvalidParams',
-    );
+    throw ApplicationFailure.nonRetryable(`dataset ${input.step}: root "${params.root}" must be a folder inside the unpacked archive`, 'InvalidParams');
   }
   const identity = {
     type: 'dataset',
@@ -81,34 +62,31 @@ export async function dataset(input: StepInput<DatasetParams>, deps: ActivityDep
     inputs: { download: upstream.ref.dir, sha256: upstream.sha256 },
   };
   const signal = activitySignal();
-  const { ref, result, cached } = await deps.store.getOrBuild<Omit<DatasetResult, 'ref' | 'cached' | 'seconds'>>(
-    identity,
-    async (dir) => {
-      // On a bucket store this brings the unpacked archive onto this machine, each file verified.
-      const unpackedDir = await deps.store.localPath(upstream.ref, upstream.unpacked!);
-      const rootDir = resolve(unpackedDir, params.root);
-      // The schema refuses such roots already; this holds for inputs that bypassed it.
-      if (rootDir !== unpackedDir && !rootDir.startsWith(unpackedDir + sep)) {
-        throw ApplicationFailure.nonRetryable(`${input.step}.with.root ${params.root}: leaves the unpacked archive; name a folder inside it`, 'BadParameter');
-      }
-      let built: BuiltDataset;
-      try {
-        const files = await listSequenceFiles(rootDir, params.root);
-        // Before parsing thousands of files: a typo in valid_users should fail in milliseconds.
-        if (params.split.kind === 'by-user') checkUsers(files, params.split.valid_users);
-        const sequences = await readSequences(rootDir, files, signal, (done) => {
-          heartbeatIfActivity({ phase: 'parse', files: done, total: files.length });
-          log.debug({ files: done, total: files.length }, 'parsing');
-        });
-        built = buildDataset(sequences, params);
-      } catch (err) {
-        if (err instanceof DatasetFormatError) throw ApplicationFailure.nonRetryable(err.message, 'MalformedData');
-        throw err;
-      }
-      await writeFileAtomic(join(dir, DATASET_FILE), built.bytes);
-      return { table: DATASET_FILE, ...built.summary };
-    },
-  );
+  const { ref, result, cached } = await deps.store.getOrBuild<Omit<DatasetResult, 'ref' | 'cached' | 'seconds'>>(identity, async (dir) => {
+    // On a bucket store this brings the unpacked archive onto this machine, each file verified.
+    const unpackedDir = await deps.store.localPath(upstream.ref, upstream.unpacked!);
+    const rootDir = resolve(unpackedDir, params.root);
+    // The schema refuses such roots already; this holds for inputs that bypassed it.
+    if (rootDir !== unpackedDir && !rootDir.startsWith(unpackedDir + sep)) {
+      throw ApplicationFailure.nonRetryable(`${input.step}.with.root ${params.root}: leaves the unpacked archive; name a folder inside it`, 'BadParameter');
+    }
+    let built: BuiltDataset;
+    try {
+      const files = await listSequenceFiles(rootDir, params.root);
+      // Before parsing thousands of files: a typo in valid_users should fail in milliseconds.
+      if (params.split.kind === 'by-user') checkUsers(files, params.split.valid_users);
+      const sequences = await readSequences(rootDir, files, signal, (done) => {
+        heartbeatIfActivity({ phase: 'parse', files: done, total: files.length });
+        log.debug({ files: done, total: files.length }, 'parsing');
+      });
+      built = buildDataset(sequences, params);
+    } catch (err) {
+      if (err instanceof DatasetFormatError) throw ApplicationFailure.nonRetryable(err.message, 'MalformedData');
+      throw err;
+    }
+    await writeFileAtomic(join(dir, DATASET_FILE), built.bytes);
+    return { table: DATASET_FILE, ...built.summary };
+  });
   const seconds = (Date.now() - started) / 1000;
   log.info({ dir: ref.dir, cached, seconds, train: result.train, valid: result.valid }, `dataset ${cached ? 'cache hit' : 'built'}`);
   return { ...result, ref, cached, seconds };
@@ -250,12 +228,7 @@ function clip(s: string): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-async function readSequences(
-  rootDir: string,
-  files: SequenceFile[],
-  signal: AbortSignal | undefined,
-  progress: (done: number) => void,
-): Promise<Sequence[]> {
+async function readSequences(rootDir: string, files: SequenceFile[], signal: AbortSignal | undefined, progress: (done: number) => void): Promise<Sequence[]> {
   const out: Sequence[] = new Array(files.length);
   let next = 0;
   let done = 0;
@@ -338,8 +311,7 @@ function checkUsers(files: readonly SequenceFile[], validUsers: readonly string[
   const unknown = validUsers.filter((u) => !known.has(u));
   if (unknown.length > 0) {
     throw ApplicationFailure.nonRetryable(
-      `split.valid_users names unknown user${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ` +
-        `the data has ${[...known].join(', ')}`,
+      `split.valid_users names unknown user${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ` + `the data has ${[...known].join(', ')}`,
       'InvalidParams',
     );
   }
@@ -453,4 +425,3 @@ export function utf8Data(strings: readonly string[]): Data<Utf8> {
   for (let i = 0; i < encoded.length; i++) data.set(encoded[i]!, offsets[i]!);
   return makeData({ type: new Utf8(), length: strings.length, nullCount: 0, valueOffsets: offsets, data });
 }
-

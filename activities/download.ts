@@ -94,11 +94,7 @@ export function isDownloadResult(value: unknown): value is DownloadResult {
 
 type DownloadBody = Omit<DownloadResult, 'ref' | 'cached' | 'seconds'>;
 
-export async function download(
-  input: StepInput<DownloadParams>,
-  deps: ActivityDeps,
-  tuning: Partial<DownloadTuning> = {},
-): Promise<DownloadResult> {
+export async function download(input: StepInput<DownloadParams>, deps: ActivityDeps, tuning: Partial<DownloadTuning> = {}): Promise<DownloadResult> {
   const started = Date.now();
   const t: DownloadTuning = { ...defaultDownloadTuning, ...tuning };
   const params = parseStepParams(downloadParams, input.params, input.step);
@@ -119,40 +115,42 @@ export async function download(
 
   const signal = activitySignal();
   const report = new Reporter(log, t.progressIntervalMs);
-  const { ref, result, cached } = await deps.store.getOrBuild<DownloadBody>(identity, async (dir) => {
-    const fetched = await fetchFromMirrors(params, filename, dir, t, report, signal, deps.dataRoots ?? []);
-    let unpacked: string | undefined;
-    if (unpack) {
-      const target = join(dir, UNPACKED_DIR);
-      const t0 = Date.now();
-      try {
-        const summary = await unpackZip(join(dir, filename), target, {
-          maxBytes: maxUnpacked,
-          signal,
-          onProgress: (p) => {
-            report.beat({ phase: 'unpack', ...p });
-            log.debug({ ...p }, 'unpacking');
-          },
-        });
-        log.info({ ...summary, seconds: (Date.now() - t0) / 1000 }, `unpacked ${filename}`);
-      } catch (err) {
-        if (err instanceof UnsafeArchiveError) {
-          throw ApplicationFailure.nonRetryable(`${filename} (from ${fetched.source}): ${err.message}`, 'UnsafeArchive');
+  const { ref, result, cached } = await deps.store
+    .getOrBuild<DownloadBody>(identity, async (dir) => {
+      const fetched = await fetchFromMirrors(params, filename, dir, t, report, signal, deps.dataRoots ?? []);
+      let unpacked: string | undefined;
+      if (unpack) {
+        const target = join(dir, UNPACKED_DIR);
+        const t0 = Date.now();
+        try {
+          const summary = await unpackZip(join(dir, filename), target, {
+            maxBytes: maxUnpacked,
+            signal,
+            onProgress: (p) => {
+              report.beat({ phase: 'unpack', ...p });
+              log.debug({ ...p }, 'unpacking');
+            },
+          });
+          log.info({ ...summary, seconds: (Date.now() - t0) / 1000 }, `unpacked ${filename}`);
+        } catch (err) {
+          if (err instanceof UnsafeArchiveError) {
+            throw ApplicationFailure.nonRetryable(`${filename} (from ${fetched.source}): ${err.message}`, 'UnsafeArchive');
+          }
+          if (err instanceof MalformedArchiveError) {
+            throw ApplicationFailure.nonRetryable(
+              `${filename} (from ${fetched.source}) matches its declared digest but cannot be unpacked: ${err.message}` +
+                ' (set unpack: false if it is not a zip archive)',
+              'MalformedArchive',
+            );
+          }
+          if (signal?.aborted) throw signal.reason ?? err;
+          throw err;
         }
-        if (err instanceof MalformedArchiveError) {
-          throw ApplicationFailure.nonRetryable(
-            `${filename} (from ${fetched.source}) matches its declared digest but cannot be unpacked: ${err.message}` +
-              ' (set unpack: false if it is not a zip archive)',
-            'MalformedArchive',
-          );
-        }
-        if (signal?.aborted) throw signal.reason ?? err;
-        throw err;
+        unpacked = UNPACKED_DIR;
       }
-      unpacked = UNPACKED_DIR;
-    }
-    return { archive: filename, unpacked, md5: fetched.md5, sha256: fetched.sha256, bytes: fetched.bytes, source: fetched.source };
-  }).finally(() => report.stop());
+      return { archive: filename, unpacked, md5: fetched.md5, sha256: fetched.sha256, bytes: fetched.bytes, source: fetched.source };
+    })
+    .finally(() => report.stop());
 
   const seconds = (Date.now() - started) / 1000;
   if (cached) {
@@ -293,9 +291,7 @@ async function fetchFromMirrors(
       'OutsideDataRoots',
     );
   }
-  throw new DownloadError(
-    `${filename}: every mirror failed: ` + failures.map((f, i) => `[${i + 1}] ${f.url}: ${f.error.message}`).join('; '),
-  );
+  throw new DownloadError(`${filename}: every mirror failed: ` + failures.map((f, i) => `[${i + 1}] ${f.url}: ${f.error.message}`).join('; '));
 }
 
 function verifyDigests(url: string, params: DownloadParams, got: { md5: string; sha256: string; bytes: number }): void {

@@ -30,23 +30,20 @@ export async function padding(input: StepInput<PaddingParams>, deps: ActivityDep
     params,
     inputs: { dataset: upstream.ref.dir, digest: upstream.ref.digest },
   };
-  const { ref, result, cached } = await deps.store.getOrBuild<Omit<PaddingResult, 'ref' | 'cached' | 'seconds'>>(
-    identity,
-    async (dir) => {
-      const source = await deps.store.localPath(upstream.ref, upstream.table);
-      heartbeatIfActivity({ phase: 'read', file: upstream.table });
-      let built: ReturnType<typeof buildPadded>;
-      try {
-        built = buildPadded(tableFromIPC(await readFile(source)), params, upstream.table);
-      } catch (err) {
-        if (err instanceof DatasetTableError) throw ApplicationFailure.nonRetryable(err.message, 'MalformedData');
-        throw err;
-      }
-      heartbeatIfActivity({ phase: 'write', file: PADDED_FILE, bytes: built.bytes.length });
-      await writeFileAtomic(join(dir, PADDED_FILE), built.bytes);
-      return { table: PADDED_FILE, ...built.summary };
-    },
-  );
+  const { ref, result, cached } = await deps.store.getOrBuild<Omit<PaddingResult, 'ref' | 'cached' | 'seconds'>>(identity, async (dir) => {
+    const source = await deps.store.localPath(upstream.ref, upstream.table);
+    heartbeatIfActivity({ phase: 'read', file: upstream.table });
+    let built: ReturnType<typeof buildPadded>;
+    try {
+      built = buildPadded(tableFromIPC(await readFile(source)), params, upstream.table);
+    } catch (err) {
+      if (err instanceof DatasetTableError) throw ApplicationFailure.nonRetryable(err.message, 'MalformedData');
+      throw err;
+    }
+    heartbeatIfActivity({ phase: 'write', file: PADDED_FILE, bytes: built.bytes.length });
+    await writeFileAtomic(join(dir, PADDED_FILE), built.bytes);
+    return { table: PADDED_FILE, ...built.summary };
+  });
   const seconds = (Date.now() - started) / 1000;
   log.info(
     {
@@ -233,4 +230,3 @@ export function buildPadded(
     },
   };
 }
-

@@ -143,9 +143,20 @@ async function writeReportFiles(
     compare: params.compare,
     baseline: params.baseline,
     trials: inputs,
-    environment: await environmentOf(deps.store, trials.map((t) => t.result)),
+    environment: await environmentOf(
+      deps.store,
+      trials.map((t) => t.result),
+    ),
     tracking: {
-      ...(opened ? { mlflow: { status: opened.status, ...(opened.url ? { url: opened.url } : {}), ...(opened.experimentUrl ? { experimentUrl: opened.experimentUrl } : {}) } } : {}),
+      ...(opened
+        ? {
+            mlflow: {
+              status: opened.status,
+              ...(opened.url ? { url: opened.url } : {}),
+              ...(opened.experimentUrl ? { experimentUrl: opened.experimentUrl } : {}),
+            },
+          }
+        : {}),
       tensorboard: 'tensorboard',
       problems,
     },
@@ -228,7 +239,13 @@ async function environmentOf(store: ArtifactStore, results: TrainResult[]): Prom
     if (!manifest) return;
     if (isTrain) trainVersions.push(manifest.identity.version);
     else if (!data.has(dir)) {
-      data.set(dir, { type: manifest.identity.type, dir, digest: manifest.ref.digest, version: manifest.identity.version, details: flatten(manifest.identity.params) });
+      data.set(dir, {
+        type: manifest.identity.type,
+        dir,
+        digest: manifest.ref.digest,
+        version: manifest.identity.version,
+        details: flatten(manifest.identity.params),
+      });
     }
     for (const value of Object.values((manifest.identity.inputs ?? {}) as Record<string, unknown>)) {
       if (typeof value === 'string' && STORE_DIR.test(value) && !data.has(value)) await visit(value, false);

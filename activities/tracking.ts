@@ -848,9 +848,7 @@ const stringParams = (params: unknown) => Object.fromEntries(Object.entries(scal
 
 /** The step's upstream artifacts (store folders), e.g. `{ padding: "padding/3f2a…" }`. */
 function inputsOf(identity: StepIdentity): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries((identity.inputs ?? {}) as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'),
-  );
+  return Object.fromEntries(Object.entries((identity.inputs ?? {}) as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }
 
 /**
@@ -925,7 +923,12 @@ export class SweepRun {
             mlflow: {
               status: run && !this.problems.list.length ? 'logged' : 'incomplete',
               ...(run
-                ? { experimentId: run.experimentId, runId: run.runId, url: c.runUrl(run.experimentId, run.runId), experimentUrl: c.experimentUrl(run.experimentId) }
+                ? {
+                    experimentId: run.experimentId,
+                    runId: run.runId,
+                    url: c.runUrl(run.experimentId, run.runId),
+                    experimentUrl: c.experimentUrl(run.experimentId),
+                  }
                 : {}),
             },
           }

@@ -118,10 +118,7 @@ function asFailure(err: Error, input: StepInput<TrainParams>): Error {
     return ApplicationFailure.nonRetryable(`${where}: ${err.message}`, err.name);
   }
   if (err instanceof ArtifactCorrupt) {
-    return ApplicationFailure.nonRetryable(
-      `${where}: ${err.message}. It was not used; \`sweeps resume ${input.sweepId}\` rebuilds it.`,
-      'ArtifactCorrupt',
-    );
+    return ApplicationFailure.nonRetryable(`${where}: ${err.message}. It was not used; \`sweeps resume ${input.sweepId}\` rebuilds it.`, 'ArtifactCorrupt');
   }
   return err;
 }

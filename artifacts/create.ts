@@ -25,12 +25,14 @@ export function parseArtifactsLocation(value: string, setting = 'SWEEPS_ARTIFACT
   if (bucket.includes('@') || bucket.includes(':')) {
     throw new ArtifactStoreConfigError(
       `${setting}: credentials and endpoints do not belong in the artifact location (it is shown in logs); ` +
-        'set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_ENDPOINT_URL_S3 in the worker\'s environment',
+        "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_ENDPOINT_URL_S3 in the worker's environment",
     );
   }
   if (bucket === '') throw new ArtifactStoreConfigError(`${setting}=${value}: no bucket name; ${USAGE}`);
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new ArtifactStoreConfigError(`${setting}=${value}: "${bucket}" is not a valid bucket name (3–63 characters: lower-case letters, digits, dots, hyphens)`);
+    throw new ArtifactStoreConfigError(
+      `${setting}=${value}: "${bucket}" is not a valid bucket name (3–63 characters: lower-case letters, digits, dots, hyphens)`,
+    );
   }
   const prefix = parts.filter((p) => p !== '').join('/');
   if (parts.some((p) => p === '.' || p === '..')) throw new ArtifactStoreConfigError(`${setting}=${value}: the prefix must not contain . or .. segments`);
@@ -66,10 +68,7 @@ function booleanSetting(env: NodeJS.ProcessEnv, name: string, fallback: boolean)
  * accepts these credentials and our writes), so that bad settings stop a worker at its start with
  * a message that names the setting, rather than failing its first step.
  */
-export async function createArtifactStore(
-  config: { artifacts: string; artifactsCache: string },
-  logger?: Logger,
-): Promise<ArtifactStore> {
+export async function createArtifactStore(config: { artifacts: string; artifactsCache: string }, logger?: Logger): Promise<ArtifactStore> {
   const location = parseArtifactsLocation(config.artifacts);
   if (location.kind === 'folder') return new LocalArtifactStore(location.path);
   const settings = s3SettingsFromEnv(location);

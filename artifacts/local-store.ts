@@ -2,16 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { digestTree, listDigest, MANIFEST, type Manifest } from './manifest';
-import {
-  ArtifactCorrupt,
-  sha256File,
-  stepKey,
-  type ArtifactHead,
-  type ArtifactRef,
-  type ArtifactStore,
-  type FileDigest,
-  type StepIdentity,
-} from './store';
+import { ArtifactCorrupt, sha256File, stepKey, type ArtifactHead, type ArtifactRef, type ArtifactStore, type FileDigest, type StepIdentity } from './store';
 
 /**
  * The artifact store on a folder: local, or shared by every worker (a network file system, a
@@ -118,17 +109,13 @@ export class LocalArtifactStore implements ArtifactStore {
       }
       if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.bytes) {
         throw new ArtifactCorrupt(
-          `artifact ${ref.dir}: ${name} has sha256 ${actual.sha256} (${actual.bytes} bytes), ` +
-            `expected ${expected.sha256} (${expected.bytes} bytes)`,
+          `artifact ${ref.dir}: ${name} has sha256 ${actual.sha256} (${actual.bytes} bytes), ` + `expected ${expected.sha256} (${expected.bytes} bytes)`,
         );
       }
     }
   }
 
-  async getOrBuild<T>(
-    identity: StepIdentity,
-    build: (dir: string) => Promise<T>,
-  ): Promise<{ ref: ArtifactRef; result: T; cached: boolean }> {
+  async getOrBuild<T>(identity: StepIdentity, build: (dir: string) => Promise<T>): Promise<{ ref: ArtifactRef; result: T; cached: boolean }> {
     const hit = await this.lookup<T>(identity);
     if (hit) return { ...hit, cached: true };
 

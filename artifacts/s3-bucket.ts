@@ -129,7 +129,9 @@ export class Bucket {
   /** Uploads a local file of `bytes` bytes. */
   async upload(key: string, path: string, bytes: number): Promise<void> {
     if (bytes > SINGLE_PUT_LIMIT) {
-      throw new S3StoreError(`${path} is ${bytes} bytes: larger than one S3 upload can be (5 GiB); such artifacts need a folder store (SWEEPS_ARTIFACTS=<folder>)`);
+      throw new S3StoreError(
+        `${path} is ${bytes} bytes: larger than one S3 upload can be (5 GiB); such artifacts need a folder store (SWEEPS_ARTIFACTS=<folder>)`,
+      );
     }
     const body = bytes <= IN_MEMORY_UPLOAD ? await readFile(path) : createReadStream(path);
     await this.put(key, body, { contentLength: bytes });
@@ -169,9 +171,7 @@ export class Bucket {
     let token: string | undefined;
     try {
       do {
-        const res = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: full, ContinuationToken: token }),
-        );
+        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: full, ContinuationToken: token }));
         for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key.slice(full.length));
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (token);
@@ -217,7 +217,7 @@ export class Bucket {
     const endpointSetting = 'AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL)';
     let advice: string | undefined;
     if (e.name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message)) {
-      advice = 'no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the worker\'s environment';
+      advice = "no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the worker's environment";
     } else if (/Region is missing/i.test(e.message)) {
       advice = 'no AWS region is configured: set AWS_REGION';
     } else if (code === 'InvalidAccessKeyId') {

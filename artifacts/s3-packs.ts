@@ -64,7 +64,8 @@ export function parsePackIndex(text: string, manifestFiles: Record<string, FileD
     if (typeof pack?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(pack.sha256) || !Array.isArray(pack.files)) return 'names a pack badly';
     for (const f of pack.files) {
       if (!manifestFiles[f?.name]) return `lists ${String(f?.name)}, which the manifest does not`;
-      if (!Number.isSafeInteger(f.offset) || !Number.isSafeInteger(f.bytes) || f.offset < 0 || f.offset + f.bytes > pack.bytes) return `places ${f.name} outside its pack`;
+      if (!Number.isSafeInteger(f.offset) || !Number.isSafeInteger(f.bytes) || f.offset < 0 || f.offset + f.bytes > pack.bytes)
+        return `places ${f.name} outside its pack`;
     }
   }
   return index;

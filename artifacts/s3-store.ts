@@ -6,15 +6,7 @@ import { LocalArtifactStore } from './local-store';
 import { MANIFEST, parseManifest, type Manifest } from './manifest';
 import type { Bucket } from './s3-bucket';
 import { parsePackIndex, planPacks, type PackIndex } from './s3-packs';
-import {
-  ArtifactCorrupt,
-  type ArtifactHead,
-  type ArtifactRef,
-  type ArtifactStore,
-  type FileDigest,
-  type StepIdentity,
-  type WorkShare,
-} from './store';
+import { ArtifactCorrupt, type ArtifactHead, type ArtifactRef, type ArtifactStore, type FileDigest, type StepIdentity, type WorkShare } from './store';
 
 /** Parallel object transfers per artifact: enough to hide a round trip, few enough for any server. */
 const TRANSFERS = 8;
@@ -97,17 +89,15 @@ export class S3ArtifactStore implements ArtifactStore {
     throw new Error(`artifact ${dir}: its copy in ${this.bucket.uri(dir)} kept changing while it was looked up; try again`);
   }
 
-  async getOrBuild<T>(
-    identity: StepIdentity,
-    build: (dir: string) => Promise<T>,
-  ): Promise<{ ref: ArtifactRef; result: T; cached: boolean }> {
+  async getOrBuild<T>(identity: StepIdentity, build: (dir: string) => Promise<T>): Promise<{ ref: ArtifactRef; result: T; cached: boolean }> {
     const hit = await this.lookup<T>(identity);
     if (hit) return { ...hit, cached: true };
     const built = await this.cache.getOrBuild(identity, build);
     if (await this.publish(built.ref.dir, built.ref)) return built;
     // Another machine committed the same identity first: its artifact is the one everybody uses.
     const theirs = await this.lookup<T>(identity);
-    if (!theirs) throw new Error(`artifact ${built.ref.dir}: another machine committed it to ${this.bucket.uri(built.ref.dir)}, but it is gone again; try again`);
+    if (!theirs)
+      throw new Error(`artifact ${built.ref.dir}: another machine committed it to ${this.bucket.uri(built.ref.dir)}, but it is gone again; try again`);
     return { ...theirs, cached: true };
   }
 
@@ -316,7 +306,7 @@ export class S3ArtifactStore implements ArtifactStore {
 
   /** Takes a damaged artifact out of the bucket (its manifest, so it is no longer committed), keeping a copy to look at. */
   private async setAsideRemote(dir: string, why: Error): Promise<void> {
-    this.log?.warn({ dir, err: why.message }, 'the bucket\'s copy of an artifact is damaged: set aside, it will be rebuilt');
+    this.log?.warn({ dir, err: why.message }, "the bucket's copy of an artifact is damaged: set aside, it will be rebuilt");
     const got = await this.bucket.get(manifestKey(dir));
     if (got !== undefined) {
       const aside = `.corrupt/${dir.replace(/\//g, '-')}-${Date.now()}-${randomBytes(3).toString('hex')}`;

@@ -47,7 +47,12 @@ export class TrainingShare {
     if (!existsSync(join(this.trackingDir, TRACKING_STATE)) && (await share.list('tracking', this.key)).includes(TRACKING_STATE)) {
       await share.restore('tracking', this.key, TRACKING_STATE, join(this.trackingDir, TRACKING_STATE));
     }
-    const newestHere = Math.max(0, ...this.localEpochs().filter((e) => checkpointIntact(join(this.checkpointDir, e.name))).map((e) => e.epoch));
+    const newestHere = Math.max(
+      0,
+      ...this.localEpochs()
+        .filter((e) => checkpointIntact(join(this.checkpointDir, e.name)))
+        .map((e) => e.epoch),
+    );
     for (const { name, epoch, files } of savedCheckpoints(await share.list('train', this.key))) {
       if (epoch <= newestHere) break;
       // Named like the trainer's own unfinished folders, so that a crash here leaves nothing it would read.
@@ -97,7 +102,11 @@ export class TrainingShare {
     const name = basename(folder);
     // The state file last: a saved folder that has it is complete, as on disk.
     const files = (await readdir(folder)).sort((a, b) => Number(a === CHECKPOINT_STATE_FILE) - Number(b === CHECKPOINT_STATE_FILE) || (a < b ? -1 : 1));
-    await this.share!.save('train', this.key, files.map((f) => `${name}/${f}`));
+    await this.share!.save(
+      'train',
+      this.key,
+      files.map((f) => `${name}/${f}`),
+    );
     if (existsSync(join(this.trackingDir, TRACKING_STATE))) await this.share!.save('tracking', this.key, [TRACKING_STATE]);
   }
 

@@ -164,10 +164,7 @@ async function makeStep(row: RowId, spec: Spec): Promise<Step> {
     const maxSteps = Math.max(...spec.scenarios.flatMap((s) => [...s.warmup, ...s.timed].map((b) => b.steps)));
     // The kernel needs no TensorFlow.js backend; the model only supplies PyTorch's initialisation.
     await initBackend('cpu');
-    const init = new GruClassifier(
-      { inputSize: FEATURES, hidden: HIDDEN, layers: 1, dropout: 0, classes: CLASSES, pooling: spec.pooling },
-      rngFor(1, 'init'),
-    );
+    const init = new GruClassifier({ inputSize: FEATURES, hidden: HIDDEN, layers: 1, dropout: 0, classes: CLASSES, pooling: spec.pooling }, rngFor(1, 'init'));
     const trainer = new FusedTrainer(
       { inputSize: FEATURES, hidden: HIDDEN, layers: 1, classes: CLASSES, dropout: 0, pooling: spec.pooling, maxSteps, maxBatch: BATCH },
       { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 },
@@ -238,7 +235,8 @@ function runProcess(cmd: string, args: string[]): Promise<RowResult> {
     child.on('error', reject);
     child.on('close', (code) => {
       const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-5).join('\n')}`));
+      if (code !== 0 || !line.startsWith('{'))
+        return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-5).join('\n')}`));
       resolve(JSON.parse(line) as RowResult);
     });
   });

@@ -49,7 +49,10 @@ async function runChild(spec: TrialSpec): Promise<void> {
 
 function runTrial(spec: TrialSpec): Promise<TrialResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(__filename, ['--child', JSON.stringify(spec)], { env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = fork(__filename, ['--child', JSON.stringify(spec)], {
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     let result: TrialResult | undefined;
     child.on('message', (m) => (result = m as TrialResult));
     child.on('error', reject);
@@ -78,7 +81,15 @@ async function main(): Promise<void> {
     for (const engine of values.engines!.split(',')) {
       for (const pooling of values.poolings!.split(',')) {
         for (const seed of values.seeds!.split(',').map(Number)) {
-          specs.push({ engine, pooling, seed, epochs: Number(values.epochs), backend: values.backend!, paddedPath: path, checkpointDir: join(root, `${engine}-${pooling}-${seed}`) });
+          specs.push({
+            engine,
+            pooling,
+            seed,
+            epochs: Number(values.epochs),
+            backend: values.backend!,
+            paddedPath: path,
+            checkpointDir: join(root, `${engine}-${pooling}-${seed}`),
+          });
         }
       }
     }

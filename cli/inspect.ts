@@ -61,11 +61,7 @@ Recent sweeps on the server, newest first (a visibility query: SweepKind = "swee
   --json            as JSON on stdout`;
 
 export async function listCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    { limit: { type: 'string', default: '20' }, pipeline: { type: 'string' }, json: { type: 'boolean' } },
-    LIST_HELP,
-  );
+  const { values, positionals } = parse(args, { limit: { type: 'string', default: '20' }, pipeline: { type: 'string' }, json: { type: 'boolean' } }, LIST_HELP);
   if (positionals.length > 0) throw new UsageError(LIST_HELP);
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit <= 0) throw new UsageError(`--limit ${values.limit}: expected a positive integer`);
@@ -87,7 +83,16 @@ export async function listCommand(args: string[]): Promise<number> {
     s.runs > 1 ? `${s.runs} runs` : '',
   ]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  process.stdout.write(`${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')}\n`);
+  process.stdout.write(
+    `${rows
+      .map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n')}\n`,
+  );
   return 0;
 }
 

@@ -82,8 +82,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-const SETUP_HELP =
-  'Usage: sweeps setup   (idempotent: obtains the Temporal CLI, builds tfjs-node and the native training kernel where it can)';
+const SETUP_HELP = 'Usage: sweeps setup   (idempotent: obtains the Temporal CLI, builds tfjs-node and the native training kernel where it can)';
 
 export async function setupCommand(args: string[]): Promise<number> {
   parse(args, {}, SETUP_HELP);

@@ -173,9 +173,7 @@ async function follow(client: Client, sweepId: string, target: TemporalTarget, o
     liveFailures++;
     plan ??= (await sweepInputOf(client, sweepId)).plan;
     const note =
-      options.workerHere && liveFailures < 5
-        ? undefined
-        : 'no worker answers progress queries: trial states come from the server (start one: sweeps worker)';
+      options.workerHere && liveFailures < 5 ? undefined : 'no worker answers progress queries: trial states come from the server (start one: sweeps worker)';
     view.render(await progressFromVisibility(client, sweepId, plan, status), note);
   };
 
@@ -211,7 +209,10 @@ async function finish(client: Client, sweepId: string, target: TemporalTarget, o
   if (!(err instanceof WorkflowFailedError)) throw err;
   const plan = (await sweepInputOf(client, sweepId)).plan;
   const status = (await client.workflow.getHandle(sweepId).describe()).status.name;
-  await progressFromVisibility(client, sweepId, plan, status).then((p) => view.render(p), () => undefined);
+  await progressFromVisibility(client, sweepId, plan, status).then(
+    (p) => view.render(p),
+    () => undefined,
+  );
   const cause = err.cause;
   const kind = cause instanceof CancelledFailure ? 'cancelled' : cause instanceof TerminatedFailure ? 'terminated' : 'failed';
   // The workflow's own message starts by naming the sweep; say it once.

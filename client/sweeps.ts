@@ -34,11 +34,7 @@ export function uiLink(target: TemporalTarget, workflowId: string): string | und
  * running. A finished or failed sweep of the same plan starts again: its finished steps are
  * cache hits, so this is also how a failed sweep is resumed.
  */
-export async function startOrAttach(
-  client: Client,
-  config: SweepsConfig,
-  plan: Plan,
-): Promise<{ handle: SweepHandle; attached: boolean }> {
+export async function startOrAttach(client: Client, config: SweepsConfig, plan: Plan): Promise<{ handle: SweepHandle; attached: boolean }> {
   const workflowId = sweepIdFor(plan);
   const existing = client.workflow.getHandle<typeof sweepWorkflow>(workflowId);
   try {

@@ -76,9 +76,7 @@ export async function initBackend(pref: BackendPreference): Promise<string> {
       try {
         loadTensorflowBackend();
       } catch (err) {
-        throw new Error(
-          `backend 'tensorflow' requested but @tensorflow/tfjs-node is not usable: ${(err as Error).message}`,
-        );
+        throw new Error(`backend 'tensorflow' requested but @tensorflow/tfjs-node is not usable: ${(err as Error).message}`, { cause: err });
       }
       await activate('tensorflow');
       break;

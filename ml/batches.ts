@@ -20,13 +20,7 @@ export interface Batch {
  * - `bucket`: the same random subset, sorted by length (random order among equal lengths),
  *   cut into batches of similar lengths, and the batch order shuffled.
  */
-export function planBatches(
-  split: Pick<PaddedSplit, 'count' | 'lengths'>,
-  batchSize: number,
-  batching: Batching,
-  rng: Rng,
-  cap?: number,
-): Int32Array[] {
+export function planBatches(split: Pick<PaddedSplit, 'count' | 'lengths'>, batchSize: number, batching: Batching, rng: Rng, cap?: number): Int32Array[] {
   const full = Math.floor(split.count / batchSize);
   const order = rng.permutation(split.count);
   const used = order.subarray(0, full * batchSize);

@@ -86,13 +86,7 @@ function metaInt(meta: Map<string, string>, key: string, source: string): number
 type TypedCtor<T> = { new (length: number): T };
 
 /** One view when the column is a single chunk; one concatenation (not per element) otherwise. */
-function contiguous<T extends Float32Array | Int32Array>(
-  table: Table,
-  name: string,
-  source: string,
-  Ctor: TypedCtor<T>,
-  chunkValues: (d: Data) => T,
-): T {
+function contiguous<T extends Float32Array | Int32Array>(table: Table, name: string, source: string, Ctor: TypedCtor<T>, chunkValues: (d: Data) => T): T {
   const column = table.getChild(name);
   if (!column) throw new Error(`${source}: no column "${name}"`);
   const parts = column.data.map((d) => {
@@ -120,13 +114,7 @@ function contiguous<T extends Float32Array | Int32Array>(
  * flat[offsets[i] .. offsets[i+1]], `features` values per step) into [rows.length][maxLength][features],
  * in the order given by `rows`. Zeros after each row's last step.
  */
-export function padRagged(
-  flat: Float32Array,
-  offsets: ArrayLike<number>,
-  rows: ArrayLike<number>,
-  maxLength: number,
-  features: number,
-): Float32Array {
+export function padRagged(flat: Float32Array, offsets: ArrayLike<number>, rows: ArrayLike<number>, maxLength: number, features: number): Float32Array {
   const stride = maxLength * features;
   const out = new Float32Array(rows.length * stride);
   for (let r = 0; r < rows.length; r++) {
@@ -141,11 +129,7 @@ export function padRagged(
 }
 
 /** Pads a list of sequences (each length*features values); the inverse of {@link unpad}. */
-export function pad(
-  sequences: readonly Float32Array[],
-  maxLength: number,
-  features: number,
-): { values: Float32Array; lengths: Int32Array } {
+export function pad(sequences: readonly Float32Array[], maxLength: number, features: number): { values: Float32Array; lengths: Int32Array } {
   const offsets = new Int32Array(sequences.length + 1);
   for (let i = 0; i < sequences.length; i++) offsets[i + 1] = offsets[i]! + sequences[i]!.length;
   const flat = new Float32Array(offsets[sequences.length]!);
@@ -156,10 +140,7 @@ export function pad(
 }
 
 /** Each row's valid steps, as views into `split.values` (padding sits at the end of a row). */
-export function unpad(
-  split: Pick<PaddedSplit, 'values' | 'lengths' | 'count'>,
-  shape: { maxLength: number; features: number },
-): Float32Array[] {
+export function unpad(split: Pick<PaddedSplit, 'values' | 'lengths' | 'count'>, shape: { maxLength: number; features: number }): Float32Array[] {
   const stride = shape.maxLength * shape.features;
   const out: Float32Array[] = new Array(split.count);
   for (let i = 0; i < split.count; i++) {

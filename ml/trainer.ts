@@ -9,7 +9,7 @@ import { FusedTrainer } from './kernel/engine';
 import { kernel, kernelAvailable, type KernelKind } from './kernel/load';
 import { crossEntropy, GruClassifier } from './model';
 import { Adam } from './optim';
-import type { PaddedData, PaddedSplit } from './padded-data';
+import type { PaddedData } from './padded-data';
 import type { Pooling } from './pooling';
 import { rngFor, type Rng } from './rng';
 import { EarlyStopping, ReduceLROnPlateau, type EarlyStoppingState, type PlateauState } from './schedule';
@@ -124,7 +124,10 @@ function validate(data: PaddedData, cfg: TrainConfig): void {
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new TrainConfigError(`train config: ${k} must be a positive integer, got ${v}`);
   }
   if (!Number.isInteger(cfg.seed)) throw new TrainConfigError(`train config: seed must be an integer, got ${cfg.seed}`);
-  for (const [name, split] of [['train', data.train], ['valid', data.valid]] as const) {
+  for (const [name, split] of [
+    ['train', data.train],
+    ['valid', data.valid],
+  ] as const) {
     if (split.count < cfg.batchSize) {
       throw new TrainConfigError(`${name} split has ${split.count} sequences, fewer than one batch of ${cfg.batchSize}`);
     }
@@ -167,10 +170,7 @@ function batchTensor(batch: Batch): tf.Tensor3D {
 export function trainStep(model: GruClassifier, optimizer: Adam, batch: Batch, dropoutRng?: Rng): number {
   return tf.tidy(() => {
     const x = batchTensor(batch);
-    const { value, grads } = tf.variableGrads(
-      () => crossEntropy(model.logits(x, batch.lengths, dropoutRng), batch.labels),
-      model.variables,
-    );
+    const { value, grads } = tf.variableGrads(() => crossEntropy(model.logits(x, batch.lengths, dropoutRng), batch.labels), model.variables);
     optimizer.applyGradients(model.variables.map((v) => grads[v.name] as tf.Tensor));
     return value.dataSync()[0] as number;
   });
@@ -196,7 +196,6 @@ export function evaluateBatch(model: GruClassifier, batch: Batch): { loss: numbe
 
 // Lets IPC messages out, a parent's disconnect in, and other work on this event loop run.
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 
 function split(flat: Float32Array, sizes: number[]): Float32Array[] {
   let at = 0;

@@ -18,7 +18,7 @@ export function parseOverride(assignment: string): Override {
   try {
     value = parseYaml(assignment.slice(eq + 1));
   } catch (err) {
-    throw new Error(`the value is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    throw new Error(`the value is not valid YAML: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   return { text: assignment, path, value };
 }

@@ -130,7 +130,13 @@ function sizeMessage(issue: z.core.$ZodRawIssue<z.core.$ZodIssueTooSmall | z.cor
 function oneOfMessage(values: readonly unknown[], input: unknown): string {
   const allowed = values.map((v) => JSON.stringify(v)).join(', ');
   const expected = values.length === 1 ? `expected ${allowed}` : `expected one of ${allowed}`;
-  const hint = typeof input === 'string' ? didYouMean(input, values.filter((v): v is string => typeof v === 'string')) : '';
+  const hint =
+    typeof input === 'string'
+      ? didYouMean(
+          input,
+          values.filter((v): v is string => typeof v === 'string'),
+        )
+      : '';
   return `${expected}, got ${describeValue(input)}${hint}`;
 }
 

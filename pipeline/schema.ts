@@ -8,9 +8,7 @@ import { stepTypes } from './steps';
  */
 
 /** A duration as pipeline files write it: `90s`, `15m`, `6h`, `1d`. */
-export const duration = z
-  .string()
-  .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a duration such as "90s", "15m" or "6h"');
+export const duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a duration such as "90s", "15m" or "6h"');
 
 export const retryPolicy = z
   .strictObject({
@@ -22,9 +20,7 @@ export const retryPolicy = z
   .describe("Overrides of the step type's retry policy.");
 export type RetryOverride = z.infer<typeof retryPolicy>;
 
-const stepName = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]*$/, 'step names are lowercase letters, digits, "-" and "_", starting with a letter');
+const stepName = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'step names are lowercase letters, digits, "-" and "_", starting with a letter');
 
 const stepTypeNames = Object.keys(stepTypes) as [keyof typeof stepTypes, ...(keyof typeof stepTypes)[]];
 
@@ -43,11 +39,8 @@ const sampleSchema = z
 export const stepSchema = z
   .strictObject({
     uses: z.enum(stepTypeNames).describe('The registered step type this step runs.'),
-    needs: z.array(z.string()).default([]).describe('Steps that must finish first; their results are this step\'s inputs.'),
-    with: z
-      .record(z.string(), z.unknown())
-      .default({})
-      .describe("Parameters of the step type (checked against that type's parameters)."),
+    needs: z.array(z.string()).default([]).describe("Steps that must finish first; their results are this step's inputs."),
+    with: z.record(z.string(), z.unknown()).default({}).describe("Parameters of the step type (checked against that type's parameters)."),
     matrix: matrixSchema.optional(),
     sample: sampleSchema.optional(),
     concurrency: z.number().int().positive().optional().describe('How many trials of the matrix run at once (default 2).'),

@@ -17,7 +17,8 @@ export const downloadParams = z
           .string()
           .min(1)
           .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), {
-            message: 'a URL with a user name or password: pipelines travel through workflow history, so credentials may not be in them; serve the file without credentials or copy it into a data root',
+            message:
+              'a URL with a user name or password: pipelines travel through workflow history, so credentials may not be in them; serve the file without credentials or copy it into a data root',
           })
           .refine((u) => /^(https?:\/\/|file:)/i.test(u), { message: 'use an http://, https:// or file: URL' }),
       )
@@ -31,7 +32,12 @@ export const downloadParams = z
     md5: md5.optional().describe('Expected md5 of the archive (md5 or sha256 is required).'),
     sha256: sha256.optional().describe('Expected sha256 of the archive (md5 or sha256 is required).'),
     unpack: z.boolean().default(true).describe('Unpack a zip archive after verifying it.'),
-    max_unpacked_bytes: z.number().int().positive().default(1 << 30).describe('Upper bound on the unpacked size, against zip bombs.'),
+    max_unpacked_bytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 30)
+      .describe('Upper bound on the unpacked size, against zip bombs.'),
   })
   .refine((p) => p.md5 !== undefined || p.sha256 !== undefined, {
     message: 'declare md5 or sha256 so that the download can be verified',
@@ -78,10 +84,7 @@ export const poolingVariants = ['last', 'mean', 'last-valid', 'mean-valid', 'max
 export type Pooling = (typeof poolingVariants)[number];
 
 export const trainParams = z.strictObject({
-  pooling: z
-    .enum(poolingVariants)
-    .default('mean')
-    .describe("How the GRU's outputs over time become one vector (the question of the seed study)."),
+  pooling: z.enum(poolingVariants).default('mean').describe("How the GRU's outputs over time become one vector (the question of the seed study)."),
   seed: z.number().int().min(0).default(1).describe('Seed of initialisation, shuffling and dropout.'),
   hidden: z.number().int().positive().default(64).describe('GRU hidden size.'),
   layers: z.number().int().positive().default(1).describe('Stacked GRU layers.'),

@@ -65,8 +65,7 @@ export function validatePipeline(raw: unknown, report: (f: Finding) => void): Va
 
 function readStep(name: string, raw: unknown, report: (f: Finding) => void): ReadStep {
   const parsed = stepSchema.safeParse(raw, parseOptions);
-  const needsOf = (value: unknown) =>
-    Array.isArray(value) ? value.flatMap((n, index) => (typeof n === 'string' ? [{ name: n, index }] : [])) : [];
+  const needsOf = (value: unknown) => (Array.isArray(value) ? value.flatMap((n, index) => (typeof n === 'string' ? [{ name: n, index }] : [])) : []);
   if (parsed.success) {
     return { decl: parsed.data, needs: needsOf(parsed.data.needs), broken: new Set(), hasMatrix: parsed.data.matrix !== undefined, complete: true };
   }

@@ -10,7 +10,8 @@ const signed = (x: number, digits: number) => {
   const shown = Math.abs(x).toFixed(digits);
   return Number(shown) === 0 ? shown : `${x > 0 ? '+' : MINUS}${shown}`;
 };
-const plain = (x: number, digits: number) => (x < 0 && Number(Math.abs(x).toFixed(digits)) !== 0 ? `${MINUS}${Math.abs(x).toFixed(digits)}` : Math.abs(x).toFixed(digits));
+const plain = (x: number, digits: number) =>
+  x < 0 && Number(Math.abs(x).toFixed(digits)) !== 0 ? `${MINUS}${Math.abs(x).toFixed(digits)}` : Math.abs(x).toFixed(digits);
 
 /** Accuracy as a percentage: 0.97125 → "97.13%". */
 export const pct = (x: number) => (Number.isFinite(x) ? `${plain(x * 100, 2)}%` : '–');
@@ -24,8 +25,7 @@ export const pctRange = (low: number, high: number) => (Number.isFinite(low) ? `
 /** A difference of accuracies in percentage points: +0.012 → "+1.20 points". */
 export const points = (x: number) => (Number.isFinite(x) ? `${signed(x * 100, 2)} points` : '–');
 
-export const pointsRange = (low: number, high: number) =>
-  Number.isFinite(low) ? `${signed(low * 100, 2)} to ${signed(high * 100, 2)} points` : '–';
+export const pointsRange = (low: number, high: number) => (Number.isFinite(low) ? `${signed(low * 100, 2)} to ${signed(high * 100, 2)} points` : '–');
 
 /** A probability in words-friendly form: 0.9734 → "97.3%". */
 export const probability = (p: number) => (Number.isFinite(p) ? `${(p * 100).toFixed(1)}%` : '–');
@@ -43,7 +43,11 @@ export const count = (part: number, whole: number) => `${part} of ${whole}`;
 
 /** A cell of matrix values: "hidden=64, layers=2"; "–" for the single cell of a plain sweep. */
 export const cell = (c: Record<string, unknown>) =>
-  Object.keys(c).length === 0 ? '–' : Object.entries(c).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
+  Object.keys(c).length === 0
+    ? '–'
+    : Object.entries(c)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(', ');
 
 export const value = (v: unknown) => (typeof v === 'string' ? v : v === undefined ? '–' : JSON.stringify(v));
 

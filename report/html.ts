@@ -6,10 +6,13 @@ import type { ReportDocument } from './document';
 import { verdictParagraphs } from './markdown';
 import { sectionsOf, type Figure, type PlotName, type Table } from './tables';
 
-const escapeHtml = (s: string) =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
-const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 
 /**
  * Vega numbers the ids of clip paths and gradients from 1 in every SVG it renders; inline in one
@@ -82,9 +85,7 @@ a { color: var(--accent); }
 `;
 
 export function renderHtml(doc: ReportDocument, svgs: Partial<Record<PlotName, string>>): string {
-  const temporal = doc.temporal?.sweepUrl
-    ? ` · <a href="${escapeHtml(doc.temporal.sweepUrl)}" target="_blank" rel="noopener">Temporal UI</a>`
-    : '';
+  const temporal = doc.temporal?.sweepUrl ? ` · <a href="${escapeHtml(doc.temporal.sweepUrl)}" target="_blank" rel="noopener">Temporal UI</a>` : '';
   const mlflow = doc.tracking.mlflow?.url ? ` · <a href="${escapeHtml(doc.tracking.mlflow.url)}" target="_blank" rel="noopener">MLflow run</a>` : '';
   const body = sectionsOf(doc)
     .map((s) => (s.kind === 'table' ? table(s.table) : figure(s.figure, svgs)))

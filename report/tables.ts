@@ -183,9 +183,7 @@ export function trackingTable(doc: ReportDocument): Table {
   return {
     id: 'tracking',
     title: 'Tracking',
-    note: t.problems.length
-      ? 'Tracking problems never fail a trial; they are listed here so that a gap in MLflow or TensorBoard is explained.'
-      : undefined,
+    note: t.problems.length ? 'Tracking problems never fail a trial; they are listed here so that a gap in MLflow or TensorBoard is explained.' : undefined,
     columns: [{ title: 'what' }, { title: 'where' }],
     rows,
   };
@@ -211,7 +209,11 @@ export function sectionsOf(doc: ReportDocument): Section[] {
     ...(doc.comparisons.length
       ? [
           table(comparisonTable(doc)),
-          figure('differences', 'Paired differences', 'Dots: each seed\'s difference (variant − baseline); tick and bar: their mean and its 95% interval; dashed line: no difference.'),
+          figure(
+            'differences',
+            'Paired differences',
+            "Dots: each seed's difference (variant − baseline); tick and bar: their mean and its 95% interval; dashed line: no difference.",
+          ),
           table(pairsTable(doc)),
         ]
       : []),

@@ -50,10 +50,9 @@ export async function trialWorkflow(input: TrialInput): Promise<TrainResult> {
     inputs: input.inputs,
   };
   try {
-    const result = await train.executeWithOptions(
-      { ...activityOptionsFor(step, input.trainQueue), summary: `train ${trialLabel(trial)}` },
-      [stepInput as StepInput<never>],
-    );
+    const result = await train.executeWithOptions({ ...activityOptionsFor(step, input.trainQueue), summary: `train ${trialLabel(trial)}` }, [
+      stepInput as StepInput<never>,
+    ]);
     progress.state = 'done';
     progress.epoch = result.epochsRun;
     progress.bestValidAcc = result.best.valid_acc;

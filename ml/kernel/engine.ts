@@ -172,4 +172,3 @@ export class FusedTrainer {
     return { loss, accuracy: correct / batch.size };
   }
 }
-

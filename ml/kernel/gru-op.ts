@@ -84,13 +84,7 @@ function fusedGru(x: tf.Tensor3D, w: GruLayerWeights, pool?: { pooling: Pooling;
         return ptrs.map((p, i) => k.f32(p, sizes[i]!).slice());
       });
       const [dx, dwIh, dwHh, dbIh, dbHh] = grads as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
-      return [
-        tf.tensor3d(dx, [T, B, I]),
-        tf.tensor2d(dwIh, [I, 3 * H]),
-        tf.tensor2d(dwHh, [H, 3 * H]),
-        tf.tensor1d(dbIh),
-        tf.tensor1d(dbHh),
-      ];
+      return [tf.tensor3d(dx, [T, B, I]), tf.tensor2d(dwIh, [I, 3 * H]), tf.tensor2d(dwHh, [H, 3 * H]), tf.tensor1d(dbIh), tf.tensor1d(dbHh)];
     };
     return { value, gradFunc };
   });

@@ -24,9 +24,23 @@ export interface KernelExports {
   gru_scratch_floats(T: number, B: number, I: number, H: number): number;
   gru_forward(T: number, B: number, I: number, H: number, x: number, wIh: number, wHh: number, bIh: number, bHh: number, tape: number, scratch: number): void;
   gru_backward(
-    T: number, B: number, I: number, H: number,
-    x: number, wIh: number, wHh: number, bIh: number, bHh: number, tape: number, dH: number,
-    dx: number, dwIh: number, dwHh: number, dbIh: number, dbHh: number, scratch: number,
+    T: number,
+    B: number,
+    I: number,
+    H: number,
+    x: number,
+    wIh: number,
+    wHh: number,
+    bIh: number,
+    bHh: number,
+    tape: number,
+    dH: number,
+    dx: number,
+    dwIh: number,
+    dwHh: number,
+    dbIh: number,
+    dbHh: number,
+    scratch: number,
   ): void;
   pool_forward(mode: number, T: number, B: number, H: number, lengths: number, h: number, pooled: number): void;
   pool_backward(mode: number, T: number, B: number, H: number, lengths: number, h: number, pooled: number, dpooled: number, dH: number): void;
@@ -128,7 +142,9 @@ function loadNative(): KernelExports {
     throw new Error(`built for ${info.arch} "${info.cpu}", not this machine: rebuild it with npm run build:kernel-native`);
   }
   for (const [file, digest] of Object.entries(info.sources)) {
-    const now = createHash('sha256').update(readFileSync(path.join(dir, file))).digest('hex');
+    const now = createHash('sha256')
+      .update(readFileSync(path.join(dir, file)))
+      .digest('hex');
     if (now !== digest) throw new Error(`${file} changed since it was built: rebuild it with npm run build:kernel-native`);
   }
   return require(addon) as KernelExports;

@@ -113,7 +113,12 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
     const pack = `${prefix}/${built.ref.dir}/${objects.find((k) => k.startsWith('packs/') && !k.endsWith('.json'))!}`;
     expect(objects).toHaveLength(4);
     expect(objects).toEqual(
-      expect.arrayContaining(['manifest.json', `blobs/${digest}`, expect.stringMatching(/^packs\/[0-9a-f]{64}$/), expect.stringMatching(/^packs\/[0-9a-f]{64}\.json$/)]),
+      expect.arrayContaining([
+        'manifest.json',
+        `blobs/${digest}`,
+        expect.stringMatching(/^packs\/[0-9a-f]{64}$/),
+        expect.stringMatching(/^packs\/[0-9a-f]{64}\.json$/),
+      ]),
     );
     await minio.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: blob, Body: Buffer.alloc(2 * 1024 * 1024, 8) }));
 
@@ -193,7 +198,7 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
     await b.verify(y.ref);
   });
 
-  it('a damaged file in a machine\'s cache is replaced by the bucket\'s original', async () => {
+  it("a damaged file in a machine's cache is replaced by the bucket's original", async () => {
     const prefix = newPrefix();
     const a = await machine('a5', prefix);
     const built = await a.getOrBuild(identity('cached'), build('original'));
@@ -227,11 +232,15 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
       missingBucket: await attempt('s3://no-such-bucket/x'),
       pathStyle: await attempt(`s3://${BUCKET}/x`, { SWEEPS_S3_FORCE_PATH_STYLE: 'maybe' }),
     };
-    expect(messages.scheme).toBe('SWEEPS_ARTIFACTS=ftp://host/artifacts: unsupported scheme "ftp://"; use a folder path, or s3://<bucket>[/<prefix>] for an S3-compatible bucket');
+    expect(messages.scheme).toBe(
+      'SWEEPS_ARTIFACTS=ftp://host/artifacts: unsupported scheme "ftp://"; use a folder path, or s3://<bucket>[/<prefix>] for an S3-compatible bucket',
+    );
     expect(messages.noBucket).toMatch(/^SWEEPS_ARTIFACTS=s3:\/\/: no bucket name/);
     expect(messages.secretInUrl).toMatch(/^SWEEPS_ARTIFACTS: credentials and endpoints do not belong in the artifact location .* set AWS_ACCESS_KEY_ID/);
     expect(messages.unreachable).toMatch(
-      new RegExp(`^SWEEPS_ARTIFACTS=s3://${BUCKET}/x: listing s3://${BUCKET}/x/: cannot reach the S3 endpoint ${closed} \\(ECONNREFUSED.*\\): check AWS_ENDPOINT_URL_S3`),
+      new RegExp(
+        `^SWEEPS_ARTIFACTS=s3://${BUCKET}/x: listing s3://${BUCKET}/x/: cannot reach the S3 endpoint ${closed} \\(ECONNREFUSED.*\\): check AWS_ENDPOINT_URL_S3`,
+      ),
     );
     expect(messages.accessKey).toMatch(/does not know this access key: check AWS_ACCESS_KEY_ID/);
     expect(messages.secret).toMatch(/rejected the request signature: check AWS_SECRET_ACCESS_KEY/);
@@ -242,7 +251,7 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
     for (const m of Object.values(messages)) expect(m).not.toMatch(new RegExp(`${process.env.AWS_SECRET_ACCESS_KEY}|topsecret`));
   });
 
-  it('a trial\'s newest complete and intact checkpoint is what another machine restores', async () => {
+  it("a trial's newest complete and intact checkpoint is what another machine restores", async () => {
     const prefix = newPrefix();
     const [a, b] = [await machine('a6', prefix), await machine('b6', prefix)];
     const log = { info: () => undefined, warn: () => undefined };
@@ -294,8 +303,18 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
       expect(manifests.sort()).toEqual(['dataset', 'download', 'padding']);
     });
 
-    it('a trial interrupted on machine A resumes on machine B from A\'s checkpoint and ends as an uninterrupted run', async () => {
-      const params = trainParams.parse({ pooling: 'mean', seed: 5, epochs: 6, early_stop_patience: 100, hidden: 8, train_batches: 4, valid_batches: 2, backend: 'wasm', engine: 'tfjs' });
+    it("a trial interrupted on machine A resumes on machine B from A's checkpoint and ends as an uninterrupted run", async () => {
+      const params = trainParams.parse({
+        pooling: 'mean',
+        seed: 5,
+        epochs: 6,
+        early_stop_patience: 100,
+        hidden: 8,
+        train_batches: 4,
+        valid_batches: 2,
+        backend: 'wasm',
+        engine: 'tfjs',
+      });
       const input = { ...base, step: 'train', trial: 'gru_mean-h8-s5', params, inputs: { padding: padded } };
 
       // Machine A: stopped (cancelled) once its second epoch is checkpointed.
@@ -327,7 +346,8 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
       const reference = await train({ ...input, inputs: { padding: pad } }, local);
 
       const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);
-      const metricsOf = async (store: ArtifactStore, t: TrainResult) => JSON.parse(readFileSync(await store.localPath(t.ref, t.metrics), 'utf8')) as EpochMetrics[];
+      const metricsOf = async (store: ArtifactStore, t: TrainResult) =>
+        JSON.parse(readFileSync(await store.localPath(t.ref, t.metrics), 'utf8')) as EpochMetrics[];
       expect(withoutTimes(await metricsOf(b.store, resumed))).toEqual(withoutTimes(await metricsOf(local.store, reference)));
       expect(resumed.best).toEqual({ ...reference.best, seconds: resumed.best.seconds });
     });

@@ -62,11 +62,13 @@ describeWithMinio('workers on two machines that share nothing but a bucket (real
     const worker = spawnWorker({ ...machine('misconfigured'), SWEEPS_ARTIFACTS: 's3://no-such-bucket/x' });
     await untilExit(worker);
     expect(worker.exitCode).toBe(1);
-    expect(worker.output()).toMatch(/SWEEPS_ARTIFACTS=s3:\/\/no-such-bucket\/x: .*the bucket "no-such-bucket" does not exist at the S3 endpoint http:\/\/127\.0\.0\.1:\d+: create it/);
+    expect(worker.output()).toMatch(
+      /SWEEPS_ARTIFACTS=s3:\/\/no-such-bucket\/x: .*the bucket "no-such-bucket" does not exist at the S3 endpoint http:\/\/127\.0\.0\.1:\d+: create it/,
+    );
     expect(worker.output()).not.toContain(minio.env.AWS_SECRET_ACCESS_KEY);
   });
 
-  it('a trial interrupted on machine A finishes on machine B from A\'s checkpoint, with what A built fetched from the bucket', async () => {
+  it("a trial interrupted on machine A finishes on machine B from A's checkpoint, with what A built fetched from the bucket", async () => {
     const file = join(home, 's3-machines.yaml');
     writeFileSync(file, pipeline);
     const workerA = spawnWorker(machine('machine-a'));
@@ -75,7 +77,9 @@ describeWithMinio('workers on two machines that share nothing but a bucket (real
     const sweepId = submitted.stdout.trim();
     const trialId = `${sweepId}/trial-gru_mean-h32-s3`;
 
-    await waitFor(`epoch 2 of ${trialId}`, async () => ((await server.client.workflow.getHandle(trialId).query(trialProgressQuery)).epoch >= 2 ? true : undefined));
+    await waitFor(`epoch 2 of ${trialId}`, async () =>
+      (await server.client.workflow.getHandle(trialId).query(trialProgressQuery)).epoch >= 2 ? true : undefined,
+    );
     // Killed once a checkpoint of epoch 2 or later has reached the bucket: only that can move to B.
     const saved = await waitFor('a checkpoint in the bucket', async () => {
       const epochs = (await listKeys('cluster/work/train/')).flatMap((k) => /\/epoch-(\d+)\/state\.json$/.exec(k)?.[1] ?? []).map(Number);

@@ -76,10 +76,7 @@ function archivePipeline(dir: string, name: string, archive: Buffer, datasetWith
 const sequence = (rows: string[]) => rows.join('\n') + '\n';
 /** A line as the dataset writes it: three timestamps, then x, y, z acceleration. */
 const row = (i: number, z = '9.81') => `${1384186054309 + i} ${78952598976553 + i} ${1452892000000 + i} 0.1 -0.2 ${z}`;
-const goodTree = (user: string) => [
-  { name: `gestures-dataset/${user}/01/` },
-  { name: `gestures-dataset/${user}/01/1.txt`, data: sequence([row(1), row(2)]) },
-];
+const goodTree = (user: string) => [{ name: `gestures-dataset/${user}/01/` }, { name: `gestures-dataset/${user}/01/1.txt`, data: sequence([row(1), row(2)]) }];
 
 const cases: Case[] = [
   // --- Pipeline files -------------------------------------------------------------------------
@@ -287,8 +284,10 @@ const cases: Case[] = [
   },
   {
     name: 'a data file with a value that is not a number',
-    args: (d) =>
-      ['sweep', archivePipeline(d, 'nan', makeZip([...goodTree('U01'), { name: 'gestures-dataset/U01/01/2.txt', data: sequence([row(1), row(2, 'oops')]) }]))],
+    args: (d) => [
+      'sweep',
+      archivePipeline(d, 'nan', makeZip([...goodTree('U01'), { name: 'gestures-dataset/U01/01/2.txt', data: sequence([row(1), row(2, 'oops')]) }])),
+    ],
     exit: 1,
     names: /U01\/01\/2\.txt.*line 2/,
     advice: /oops/,
@@ -296,8 +295,10 @@ const cases: Case[] = [
   },
   {
     name: 'a by-user split naming a user who is not in the data',
-    args: (d) =>
-      ['sweep', archivePipeline(d, 'users', makeZip([...goodTree('U01'), ...goodTree('U02')]), '    with: { split: { kind: by-user, valid_users: [U09] } }\n')],
+    args: (d) => [
+      'sweep',
+      archivePipeline(d, 'users', makeZip([...goodTree('U01'), ...goodTree('U02')]), '    with: { split: { kind: by-user, valid_users: [U09] } }\n'),
+    ],
     exit: 1,
     names: /U09/,
     advice: /U01, U02/,

@@ -74,7 +74,8 @@ describe('sweep, status, list and watch on a finished sweep', () => {
       ['gru_last-h12-s1', 'done', 'COMPLETED'],
       ['gru_mean-h12-s1', 'done', 'COMPLETED'],
     ]);
-    for (const t of status.trials) expect(t.bestValidAcc).toBeCloseTo((result.outputs.train as TrainResult[]).find((r) => r.trial === t.trial)!.best.valid_acc, 10);
+    for (const t of status.trials)
+      expect(t.bestValidAcc).toBeCloseTo((result.outputs.train as TrainResult[]).find((r) => r.trial === t.trial)!.best.valid_acc, 10);
     expect(status.result?.report?.verdict).toBe(result.report?.verdict);
     expect(status.ui).toBe(`http://127.0.0.1:${stack.ports.ui}/namespaces/default/workflows/${result.sweepId}`);
   });
@@ -123,7 +124,9 @@ describe('cancel and watch on a running sweep', () => {
 
   it('watch attaches (starting no worker) and shows each trial epoch by epoch', async () => {
     watcher = startCli(['watch', sweepId], stack.env);
-    await waitFor('watch to show a trial past its second epoch', async () => (/gru_last-h32-s1 +last +seed 1 +epoch ([3-9]|\d\d+)\/400/.test(watcher.stderr()) ? true : undefined));
+    await waitFor('watch to show a trial past its second epoch', async () =>
+      /gru_last-h32-s1 +last +seed 1 +epoch ([3-9]|\d\d+)\/400/.test(watcher.stderr()) ? true : undefined,
+    );
     expect(watcher.stderr()).not.toContain('started in this process');
   });
 

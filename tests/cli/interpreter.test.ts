@@ -50,7 +50,9 @@ function timelineOf(events: Event[]): Timeline {
         'childWorkflowExecutionCompletedEventAttributes',
       );
       const initiated = byId.get(initiatedEventId)!;
-      const input = decode(attrs<{ input: { payloads: Array<{ data: string }> } }>(initiated, 'startChildWorkflowExecutionInitiatedEventAttributes').input.payloads[0]!);
+      const input = decode(
+        attrs<{ input: { payloads: Array<{ data: string }> } }>(initiated, 'startChildWorkflowExecutionInitiatedEventAttributes').input.payloads[0]!,
+      );
       trials.set(workflowExecution.workflowId, {
         step: (input.step as { name: string }).name,
         initiated: Number(initiatedEventId),
@@ -145,8 +147,10 @@ describe('the interpreter runs a DAG with two independent branches', () => {
   });
 
   it('starts each step only after every step it needs has finished', () => {
-    const done = (step: string) => timeline.steps.get(step)?.completed ?? Math.max(...[...timeline.trials.values()].filter((t) => t.step === step).map((t) => t.closed));
-    const begun = (step: string) => timeline.steps.get(step)?.scheduled ?? Math.min(...[...timeline.trials.values()].filter((t) => t.step === step).map((t) => t.initiated));
+    const done = (step: string) =>
+      timeline.steps.get(step)?.completed ?? Math.max(...[...timeline.trials.values()].filter((t) => t.step === step).map((t) => t.closed));
+    const begun = (step: string) =>
+      timeline.steps.get(step)?.scheduled ?? Math.min(...[...timeline.trials.values()].filter((t) => t.step === step).map((t) => t.initiated));
     const needs: Array<[string, string[]]> = [
       ['dataset_a', ['download']],
       ['dataset_b', ['download']],
@@ -156,7 +160,8 @@ describe('the interpreter runs a DAG with two independent branches', () => {
       ['train_b', ['padding_b']],
       ['report', ['train_a', 'train_b']],
     ];
-    for (const [step, upstream] of needs) for (const need of upstream) expect({ step, need, after: begun(step) > done(need) }).toEqual({ step, need, after: true });
+    for (const [step, upstream] of needs)
+      for (const need of upstream) expect({ step, need, after: begun(step) > done(need) }).toEqual({ step, need, after: true });
   });
 
   it('with concurrency: 1, runs the trials of a matrix one at a time', () => {

@@ -83,7 +83,9 @@ describeWithCluster('a sweep on a multi-process Temporal cluster with PostgreSQL
     const trials = result.outputs.train as TrainResult[];
     const byWorkflow = new Map(trials.map((t) => [`${sweepId}/trial-${t.trial}`, t]));
     const survivors = ['train-c/train', 'train-d/train'];
-    console.log(`trials by worker: ${trials.map((t) => `${t.trial} → ${t.worker}${t.resumedFromEpoch ? ` (resumed from epoch ${t.resumedFromEpoch})` : ''}`).join('; ')}`);
+    console.log(
+      `trials by worker: ${trials.map((t) => `${t.trial} → ${t.worker}${t.resumedFromEpoch ? ` (resumed from epoch ${t.resumedFromEpoch})` : ''}`).join('; ')}`,
+    );
 
     // No trial lost, every one trained to the end, by the surviving training workers.
     expect(trials.map((t) => ({ epochsRun: t.epochsRun, cached: t.cached }))).toEqual(Array(4).fill({ epochsRun: EPOCHS, cached: false }));
@@ -126,7 +128,11 @@ async function runningTrials(client: Client, sweepId: string): Promise<Array<{ w
 /** Each activity a workflow ran, with the identity of the worker whose attempt completed it. */
 async function activityStarts(client: Client, workflowId: string): Promise<Array<{ activity: string; identity: string; retried: boolean }>> {
   const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-  const scheduled = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name ?? '']));
+  const scheduled = new Map(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name ?? '']),
+  );
   return events
     .filter((e) => e.activityTaskStartedEventAttributes)
     .map((e) => e.activityTaskStartedEventAttributes!)

@@ -225,11 +225,7 @@ describe('malformed data', () => {
   }
 
   test('a clean small tree works, ignoring info.txt, gestures.png and .DS_Store', async () => {
-    const r = await run(
-      deps,
-      fakeDownload({ ...validTree(), 'info.txt': 'about', 'gestures.png': 'png', '.DS_Store': 'x', 'U01/.DS_Store': 'x' }),
-      RANDOM,
-    );
+    const r = await run(deps, fakeDownload({ ...validTree(), 'info.txt': 'about', 'gestures.png': 'png', '.DS_Store': 'x', 'U01/.DS_Store': 'x' }), RANDOM);
     expect(r).toMatchObject({ sequences: 5, users: 2, classes: 2, train: 4, valid: 1, minLength: 3, maxLength: 5 });
   });
 
@@ -270,9 +266,7 @@ describe('malformed data', () => {
   });
 
   test('the declared root folder is missing', async () => {
-    const err = await failure(
-      run(deps, fakeDownload(validTree()), { ...RANDOM, root: 'not-there' }),
-    );
+    const err = await failure(run(deps, fakeDownload(validTree()), { ...RANDOM, root: 'not-there' }));
     expect(err.type).toBe('MalformedData');
     expect(err.message).toContain('"not-there"');
     expect(err.message).toContain('gestures-dataset');

@@ -352,10 +352,22 @@ describe('safe unpacking', () => {
     const target = join(dir, 'target');
     mkdirSync(target);
     const path = join(dir, 'dup.zip');
-    writeFileSync(path, makeZip([{ name: 'a.txt', data: '1' }, { name: 'a.txt', data: '2' }]));
+    writeFileSync(
+      path,
+      makeZip([
+        { name: 'a.txt', data: '1' },
+        { name: 'a.txt', data: '2' },
+      ]),
+    );
     await expect(unpackZip(path, target, { maxBytes: 1 << 20 })).rejects.toThrow(/conflicting entries/);
     const fileThenFolder = join(dir, 'conflict.zip');
-    writeFileSync(fileThenFolder, makeZip([{ name: 'a', data: '1' }, { name: 'a/b.txt', data: '2' }]));
+    writeFileSync(
+      fileThenFolder,
+      makeZip([
+        { name: 'a', data: '1' },
+        { name: 'a/b.txt', data: '2' },
+      ]),
+    );
     await expect(unpackZip(fileThenFolder, join(dir, 'target2'), { maxBytes: 1 << 20 })).rejects.toThrow(UnsafeArchiveError);
   });
 

@@ -5,16 +5,7 @@ import { dataset, seededShuffle } from '../../activities/dataset';
 import { download } from '../../activities/download';
 import { buildPadded, padding } from '../../activities/padding';
 import type { DatasetResult, PaddingResult } from '../../activities/types';
-import {
-  batchPaddingFraction,
-  expectedMax,
-  pad,
-  paddedFromTable,
-  paddingFractions,
-  readPadded,
-  unpad,
-  type PaddedData,
-} from '../../ml/padded-data';
+import { batchPaddingFraction, expectedMax, pad, paddedFromTable, paddingFractions, readPadded, unpad, type PaddedData } from '../../ml/padded-data';
 import type { PaddingParams } from '../../pipeline/steps';
 import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
 

@@ -242,8 +242,10 @@ export function deploymentProblems(doc: Doc): string[] {
   if (!worker) problems.push('services.worker: missing');
   else {
     const replicas = Number(record(worker.deploy ?? {}, 'services.worker.deploy').replicas);
-    if (!Number.isInteger(replicas) || replicas < 1) problems.push(`services.worker.deploy.replicas: expected a positive integer, got ${JSON.stringify(replicas)}`);
-    if (environment(worker).SWEEPS_WORKER_IDENTITY !== undefined) problems.push('services.worker.environment.SWEEPS_WORKER_IDENTITY: fixed, so every replica would claim the same identity');
+    if (!Number.isInteger(replicas) || replicas < 1)
+      problems.push(`services.worker.deploy.replicas: expected a positive integer, got ${JSON.stringify(replicas)}`);
+    if (environment(worker).SWEEPS_WORKER_IDENTITY !== undefined)
+      problems.push('services.worker.environment.SWEEPS_WORKER_IDENTITY: fixed, so every replica would claim the same identity');
   }
   const artifactVolumes = new Set<string>();
   for (const [name, s] of Object.entries(all).filter(([, s]) => s.build !== undefined)) {
@@ -254,7 +256,8 @@ export function deploymentProblems(doc: Doc): string[] {
     const store = env.SWEEPS_ARTIFACTS;
     const mount = mounts(s).find((m) => m.target === store);
     if (!store || !mount) problems.push(`services.${name}: SWEEPS_ARTIFACTS (${store}) is not a mounted volume`);
-    else if (!isNamedVolume(mount.source) || mount.readOnly) problems.push(`services.${name}: the artifact store must be a writable named volume, is "${mount.source}"`);
+    else if (!isNamedVolume(mount.source) || mount.readOnly)
+      problems.push(`services.${name}: the artifact store must be a writable named volume, is "${mount.source}"`);
     else artifactVolumes.add(mount.source);
   }
   if (artifactVolumes.size > 1) problems.push(`the project's services use different artifact volumes: ${[...artifactVolumes].join(', ')}`);

@@ -113,7 +113,12 @@ describe('the temporal-schema job', () => {
   testWith('PostgreSQL, the Temporal sql tool and schema files')(
     'creates both databases at the schema version of the server image, and a second run changes nothing',
     () => {
-      const overrides = { SQL_HOST: '127.0.0.1', SQL_PORT: String(port), SCHEMA_DIR: schemaDir, PATH: toolsOnPath(join(dir, 'bin'), { 'temporal-sql-tool': sqlTool }) };
+      const overrides = {
+        SQL_HOST: '127.0.0.1',
+        SQL_PORT: String(port),
+        SCHEMA_DIR: schemaDir,
+        PATH: toolsOnPath(join(dir, 'bin'), { 'temporal-sql-tool': sqlTool }),
+      };
       const first = runJob('temporal-schema', overrides);
       expect({ status: first.status, tail: first.stderr.slice(-2000) }).toEqual({ status: 0, tail: expect.any(String) });
       expect(first.stdout).toContain('databases temporal and temporal_visibility are up to date');
@@ -201,11 +206,15 @@ describe('the temporal-namespace job and the workers healthcheck, against a real
     150_000,
   );
 
-  testWith('the Temporal CLI')("the worker healthcheck fails within the healthcheck's timeout when the server is unreachable", async () => {
-    const timeoutS = Number(/^(\d+)s$/.exec(String(healthcheck().timeout))?.[1]);
-    const run = checkHealth({ TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`, SWEEPS_HOME: join(home, 'worker') });
-    expect(run.status).toBe(1);
-    expect(run.stderr).toContain('cannot reach');
-    expect(run.ms).toBeLessThan(timeoutS * 1000);
-  }, 60_000);
+  testWith('the Temporal CLI')(
+    "the worker healthcheck fails within the healthcheck's timeout when the server is unreachable",
+    async () => {
+      const timeoutS = Number(/^(\d+)s$/.exec(String(healthcheck().timeout))?.[1]);
+      const run = checkHealth({ TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`, SWEEPS_HOME: join(home, 'worker') });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain('cannot reach');
+      expect(run.ms).toBeLessThan(timeoutS * 1000);
+    },
+    60_000,
+  );
 });

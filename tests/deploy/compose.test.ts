@@ -107,20 +107,72 @@ describe('docker-compose.yml as a deployment', () => {
   });
 
   it.each([
-    ['a port published on all interfaces', (d: Doc) => (service(d, 'temporal').ports = ['7233:7233']), 'services.temporal.ports[0]: "7233:7233" is published on all interfaces, not 127.0.0.1 only'],
-    ['a port without a host address', (d: Doc) => (service(d, 'temporal-ui').ports = [8080]), 'services.temporal-ui.ports[0]: 8080 is published on all interfaces, not 127.0.0.1 only'],
-    ['a long-running service without restart policy', (d: Doc) => delete service(d, 'temporal-ui').restart, 'services.temporal-ui: a long-running service needs a restart policy (unless-stopped, always or on-failure), has undefined'],
-    ['a long-running service without healthcheck', (d: Doc) => delete service(d, 'postgresql').healthcheck, 'services.postgresql: a long-running service needs a healthcheck'],
-    ['waiting for a service without healthcheck', (d: Doc) => delete service(d, 'temporal').healthcheck, 'services.worker.depends_on.temporal: service_healthy, but temporal has no healthcheck'],
-    ['a dependency that only waits for a start', (d: Doc) => (service(d, 'temporal-ui').depends_on = ['temporal']), 'services.temporal-ui.depends_on.temporal: waits only for the container to start; use service_healthy or service_completed_successfully'],
-    ['a dependency on a missing service', (d: Doc) => (service(d, 'worker').depends_on = { tempral: { condition: 'service_healthy' } }), 'services.worker.depends_on.tempral: no such service'],
-    ['a one-shot job that restarts', (d: Doc) => (service(d, 'temporal-schema').restart = 'unless-stopped'), 'services.temporal.depends_on.temporal-schema: waits for temporal-schema to finish, but its restart policy "unless-stopped" restarts it'],
+    [
+      'a port published on all interfaces',
+      (d: Doc) => (service(d, 'temporal').ports = ['7233:7233']),
+      'services.temporal.ports[0]: "7233:7233" is published on all interfaces, not 127.0.0.1 only',
+    ],
+    [
+      'a port without a host address',
+      (d: Doc) => (service(d, 'temporal-ui').ports = [8080]),
+      'services.temporal-ui.ports[0]: 8080 is published on all interfaces, not 127.0.0.1 only',
+    ],
+    [
+      'a long-running service without restart policy',
+      (d: Doc) => delete service(d, 'temporal-ui').restart,
+      'services.temporal-ui: a long-running service needs a restart policy (unless-stopped, always or on-failure), has undefined',
+    ],
+    [
+      'a long-running service without healthcheck',
+      (d: Doc) => delete service(d, 'postgresql').healthcheck,
+      'services.postgresql: a long-running service needs a healthcheck',
+    ],
+    [
+      'waiting for a service without healthcheck',
+      (d: Doc) => delete service(d, 'temporal').healthcheck,
+      'services.worker.depends_on.temporal: service_healthy, but temporal has no healthcheck',
+    ],
+    [
+      'a dependency that only waits for a start',
+      (d: Doc) => (service(d, 'temporal-ui').depends_on = ['temporal']),
+      'services.temporal-ui.depends_on.temporal: waits only for the container to start; use service_healthy or service_completed_successfully',
+    ],
+    [
+      'a dependency on a missing service',
+      (d: Doc) => (service(d, 'worker').depends_on = { tempral: { condition: 'service_healthy' } }),
+      'services.worker.depends_on.tempral: no such service',
+    ],
+    [
+      'a one-shot job that restarts',
+      (d: Doc) => (service(d, 'temporal-schema').restart = 'unless-stopped'),
+      'services.temporal.depends_on.temporal-schema: waits for temporal-schema to finish, but its restart policy "unless-stopped" restarts it',
+    ],
     ['a worker without replicas', (d: Doc) => delete service(d, 'worker').deploy, 'services.worker.deploy.replicas: expected a positive integer, got null'],
-    ['replicas with a fixed container name', (d: Doc) => (service(d, 'worker').container_name = 'worker'), 'services.worker: replicas cannot share a fixed container_name or hostname'],
-    ['a fixed worker identity', (d: Doc) => (record(service(d, 'worker').environment, 'env').SWEEPS_WORKER_IDENTITY = 'w'), 'services.worker.environment.SWEEPS_WORKER_IDENTITY: fixed, so every replica would claim the same identity'],
-    ['a worker without the artifact volume', (d: Doc) => (service(d, 'worker').volumes = []), 'services.worker: SWEEPS_ARTIFACTS (/artifacts) is not a mounted volume'],
-    ['a CLI with its own artifact store', (d: Doc) => (service(d, 'cli').volumes = ['other:/artifacts']), 'services.cli.volumes: named volume "other" is not declared under volumes:'],
-    ['a worker pointed at no server', (d: Doc) => (record(service(d, 'worker').environment, 'env').TEMPORAL_ADDRESS = 'localhost:7233'), 'services.worker.environment.TEMPORAL_ADDRESS: "localhost:7233" names no server service of this file'],
+    [
+      'replicas with a fixed container name',
+      (d: Doc) => (service(d, 'worker').container_name = 'worker'),
+      'services.worker: replicas cannot share a fixed container_name or hostname',
+    ],
+    [
+      'a fixed worker identity',
+      (d: Doc) => (record(service(d, 'worker').environment, 'env').SWEEPS_WORKER_IDENTITY = 'w'),
+      'services.worker.environment.SWEEPS_WORKER_IDENTITY: fixed, so every replica would claim the same identity',
+    ],
+    [
+      'a worker without the artifact volume',
+      (d: Doc) => (service(d, 'worker').volumes = []),
+      'services.worker: SWEEPS_ARTIFACTS (/artifacts) is not a mounted volume',
+    ],
+    [
+      'a CLI with its own artifact store',
+      (d: Doc) => (service(d, 'cli').volumes = ['other:/artifacts']),
+      'services.cli.volumes: named volume "other" is not declared under volumes:',
+    ],
+    [
+      'a worker pointed at no server',
+      (d: Doc) => (record(service(d, 'worker').environment, 'env').TEMPORAL_ADDRESS = 'localhost:7233'),
+      'services.worker.environment.TEMPORAL_ADDRESS: "localhost:7233" names no server service of this file',
+    ],
   ])('flags a copy with %s', (_name, change, problem) => {
     expect(deploymentProblems(mutated(change))).toContain(problem);
   });
@@ -144,7 +196,8 @@ describe('docker-compose.yml as a deployment', () => {
     expect(images.filter((i) => /:latest$/.test(i))).toEqual([]);
     const server = /^temporalio\/server:(\d+\.\d+\.\d+)$/.exec(String(service(defaults, 'temporal').image))?.[1];
     expect(server).toBeDefined();
-    for (const job of ['temporal-schema', 'temporal-namespace']) expect(String(service(defaults, job).image)).toMatch(new RegExp(`^temporalio/admin-tools:${server!.replace(/\./g, '\\.')}\\b`));
+    for (const job of ['temporal-schema', 'temporal-namespace'])
+      expect(String(service(defaults, job).image)).toMatch(new RegExp(`^temporalio/admin-tools:${server!.replace(/\./g, '\\.')}\\b`));
     expect(images.some((i) => i.startsWith('temporalio/auto-setup'))).toBe(false);
   });
 });
@@ -169,7 +222,11 @@ describe('docker-compose.yml against the project it deploys', () => {
   // (code blocks), after any VAR=value prefix and before any trailing # comment.
   const commandLine = /^(?:#\s*)?\s*(?:[A-Z_]+=\S+\s+)*(docker compose .*?)(?:\s+#.*)?$/gm;
   const oneLiners = [
-    ...composeText().split('\n').filter((l) => l.startsWith('#')).join('\n').matchAll(commandLine),
+    ...composeText()
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .join('\n')
+      .matchAll(commandLine),
     ...readFileSync(join(repoRoot, 'README.md'), 'utf8').matchAll(commandLine),
     ...readFileSync(join(repoRoot, 'README.md'), 'utf8').matchAll(/`(docker compose [^`]+)`/g),
   ].map((m) => m[1]!.trim());
@@ -195,7 +252,10 @@ describe('docker-compose.yml against the project it deploys', () => {
 
   it('mounts the local dataset folder at the same path in the CLI and the workers, inside $SWEEPS_HOME/data (a folder download may read)', () => {
     expect(runtimeEnv.SWEEPS_HOME).toBe('/sweeps');
-    const header = composeText().split('\n').filter((l) => l.startsWith('#')).join('\n');
+    const header = composeText()
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .join('\n');
     const documented = /--data (\S+)`/.exec(header)?.[1];
     expect(documented).toBe(`${runtimeEnv.SWEEPS_HOME}/data/gestures-dataset.zip`);
     const pointed = interpolate(raw, { SWEEPS_DATA_DIR: '/srv/gestures' });

@@ -45,7 +45,11 @@ describe('Dockerfile', () => {
   });
 
   it.each(runs.map((r) => [`line ${r.line}: RUN ${r.args.slice(0, 60)}`, r.args] as const))('%s is a step CI also runs', (_label, args) => {
-    expect(commandsOf(args).map(problemOf).filter((p) => p !== undefined)).toEqual([]);
+    expect(
+      commandsOf(args)
+        .map(problemOf)
+        .filter((p) => p !== undefined),
+    ).toEqual([]);
   });
 
   it('installs, builds and sets up in the order of npm test (npm install, then pretest: build, setup)', () => {

@@ -3,7 +3,6 @@
  * step dereferences something that is not there, as a real slip would. The fixed release is the
  * same worker without this file. Only that process is affected; the code on disk is unchanged.
  */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const reportModule = require('../../activities/report') as { report: (...args: unknown[]) => Promise<unknown> };
 
 reportModule.report = async () => {

@@ -11,14 +11,18 @@ jest.setTimeout(12 * 60_000);
 // The op-by-op engine: slow enough to be killed mid-training (the fused one finishes these epochs
 // in a blink; its own resume equivalence is tested in-process in tests/kernel).
 const pipeline = (name: string) =>
-  gesturesPipeline({ name, limit: 800, matrix: '{ pooling: [mean], seed: [3] }', train: '{ epochs: 24, early_stop_patience: 100, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm, engine: tfjs }' });
+  gesturesPipeline({
+    name,
+    limit: 800,
+    matrix: '{ pooling: [mean], seed: [3] }',
+    train: '{ epochs: 24, early_stop_patience: 100, hidden: 32, train_batches: 15, valid_batches: 4, backend: wasm, engine: tfjs }',
+  });
 
 const withoutTimes = (epochs: EpochMetrics[]) => epochs.map(({ seconds: _seconds, ...rest }) => rest);
 
 describe('a worker killed with SIGKILL during training', () => {
   const setup = useTestServer('sweeps-kill-');
   const { home } = setup;
-
 
   it('costs no finished epoch: the trial resumes on a new worker and ends bit for bit like an uninterrupted run', async () => {
     // The reference: the same trial, never interrupted, in an artifact store of its own.
@@ -66,10 +70,7 @@ describe('a worker killed with SIGKILL during training', () => {
     expect(trial!.epochsRun).toBe(reference[0]!.epochsRun);
     expect(trial!.best).toEqual({ ...reference[0]!.best, seconds: trial!.best.seconds });
 
-    const metricsOf = (root: string, t: TrainResult) =>
-      JSON.parse(readFileSync(join(root, t.ref.dir, t.metrics), 'utf8')) as EpochMetrics[];
-    expect(withoutTimes(metricsOf(join(home, 'artifacts-killed'), trial!))).toEqual(
-      withoutTimes(metricsOf(baselineArtifacts, reference[0]!)),
-    );
+    const metricsOf = (root: string, t: TrainResult) => JSON.parse(readFileSync(join(root, t.ref.dir, t.metrics), 'utf8')) as EpochMetrics[];
+    expect(withoutTimes(metricsOf(join(home, 'artifacts-killed'), trial!))).toEqual(withoutTimes(metricsOf(baselineArtifacts, reference[0]!)));
   });
 });

@@ -16,7 +16,11 @@ jest.setTimeout(10 * 60_000);
 
 /** Small, real trials: a subset of the real data, a few short epochs, on the op-by-op engine (slow enough to interrupt). */
 const pipeline = (name: string, matrix: string, epochs = 4) =>
-  gesturesPipeline({ name, matrix, train: `{ epochs: ${epochs}, early_stop_patience: ${epochs}, hidden: 16, train_batches: 8, valid_batches: 2, backend: wasm, engine: tfjs }` });
+  gesturesPipeline({
+    name,
+    matrix,
+    train: `{ epochs: ${epochs}, early_stop_patience: ${epochs}, hidden: 16, train_batches: 8, valid_batches: 2, backend: wasm, engine: tfjs }`,
+  });
 
 describe('recovering sweeps', () => {
   const home = mkdtempSync(join(tmpdir(), 'sweeps-recovery-'));
@@ -103,13 +107,19 @@ describe('recovering sweeps', () => {
   });
 
   it('fails clearly on an error no retry can fix, and after the fix redoes only the failed trial', async () => {
-    const bad = await runCli(['sweep', write('bad', pipeline('faults-bad', '{ pooling: [mean], seed: [1], batch_size: [16, 5000] }')), '--no-worker'], server.env);
+    const bad = await runCli(
+      ['sweep', write('bad', pipeline('faults-bad', '{ pooling: [mean], seed: [1], batch_size: [16, 5000] }')), '--no-worker'],
+      server.env,
+    );
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('gru_mean-h16-batch_size5000-s1');
     expect(bad.stderr).toContain('fewer than one batch of 5000');
     expect(bad.stderr).toContain('sweeps resume');
 
-    const fixed = await runCli(['sweep', write('fixed', pipeline('faults-bad', '{ pooling: [mean], seed: [1], batch_size: [16, 32] }')), '--no-worker', '--json'], server.env);
+    const fixed = await runCli(
+      ['sweep', write('fixed', pipeline('faults-bad', '{ pooling: [mean], seed: [1], batch_size: [16, 32] }')), '--no-worker', '--json'],
+      server.env,
+    );
     expect(fixed.code).toBe(0);
     const trials = (JSON.parse(fixed.stdout) as SweepResult).outputs.train as TrainResult[];
     expect(trials.filter((t) => !t.cached).map((t) => t.trial)).toEqual(['gru_mean-h16-batch_size32-s1']);
@@ -136,7 +146,19 @@ describe('recovering sweeps', () => {
     if (!temporal) throw new Error('the temporal CLI is needed for this test (npm run setup)');
     const reset = spawnSync(
       temporal,
-      ['workflow', 'reset', '--address', `127.0.0.1:${server.env.SWEEPS_SERVER_PORT}`, '-w', sweepId, '--type', 'FirstWorkflowTask', '--reason', 'test reset', '-y'],
+      [
+        'workflow',
+        'reset',
+        '--address',
+        `127.0.0.1:${server.env.SWEEPS_SERVER_PORT}`,
+        '-w',
+        sweepId,
+        '--type',
+        'FirstWorkflowTask',
+        '--reason',
+        'test reset',
+        '-y',
+      ],
       { encoding: 'utf8' },
     );
     expect({ status: reset.status, stderr: reset.stderr }).toEqual({ status: 0, stderr: '' });

@@ -165,7 +165,7 @@ const PG_ROLE = 'temporal';
  * root it runs as the `postgres` system user (or `nobody`) in a data folder owned by that user.
  */
 async function startPostgres(tools: ClusterTools, root: string, processes: ChildProcess[]): Promise<{ port: number }> {
-  const owner = process.getuid?.() === 0 ? systemUser('postgres') ?? systemUser('nobody') : undefined;
+  const owner = process.getuid?.() === 0 ? (systemUser('postgres') ?? systemUser('nobody')) : undefined;
   if (process.getuid?.() === 0 && !owner) throw new Error('running as root, and neither a "postgres" nor a "nobody" user exists to run PostgreSQL as');
   const data = join(root, 'pgdata');
   mkdirSync(data, { mode: 0o700 });
@@ -211,7 +211,9 @@ function systemUser(name: string): { uid: number; gid: number } | undefined {
 }
 
 function psql(tools: ClusterTools, port: number, query: string): string {
-  const run = spawnSync(join(tools.postgres, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', PG_ROLE, '-d', 'temporal', '-tAc', query], { encoding: 'utf8' });
+  const run = spawnSync(join(tools.postgres, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', PG_ROLE, '-d', 'temporal', '-tAc', query], {
+    encoding: 'utf8',
+  });
   return run.status === 0 ? run.stdout.trim() : '';
 }
 
@@ -250,7 +252,12 @@ async function serverConfig(postgresPort: number): Promise<{ yaml: unknown; fron
     membershipPort: await freePortBelow(32768),
     bindOnLocalHost: true,
   });
-  const services = { frontend: { rpc: { ...(await rpc()), httpPort: await freePort() } }, matching: { rpc: await rpc() }, history: { rpc: await rpc() }, worker: { rpc: await rpc() } };
+  const services = {
+    frontend: { rpc: { ...(await rpc()), httpPort: await freePort() } },
+    matching: { rpc: await rpc() },
+    history: { rpc: await rpc() },
+    worker: { rpc: await rpc() },
+  };
   const frontend = `127.0.0.1:${services.frontend.rpc.grpcPort}`;
   const datastore = (databaseName: string, maxConns: number) => ({
     sql: {
@@ -281,7 +288,13 @@ async function serverConfig(postgresPort: number): Promise<{ yaml: unknown; fron
       masterClusterName: 'active',
       currentClusterName: 'active',
       clusterInformation: {
-        active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: frontend, httpAddress: `127.0.0.1:${services.frontend.rpc.httpPort}` },
+        active: {
+          enabled: true,
+          initialFailoverVersion: 1,
+          rpcName: 'frontend',
+          rpcAddress: frontend,
+          httpAddress: `127.0.0.1:${services.frontend.rpc.httpPort}`,
+        },
       },
     },
     dcRedirectionPolicy: { policy: 'noop' },

@@ -132,7 +132,7 @@ export function groupAlive(pgid: number): boolean {
 export async function stopProcessGroup(pgid: number, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
   if (!groupAlive(pgid)) return;
   process.kill(-pgid, signal);
-  for (const deadline = Date.now() + graceMs; Date.now() < deadline && groupAlive(pgid); ) await sleep(100);
+  for (const deadline = Date.now() + graceMs; Date.now() < deadline && groupAlive(pgid);) await sleep(100);
   if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
 }
 

@@ -121,9 +121,7 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
 
       // d(Σ probe ⊙ h)/d(x, weights): every input of the op.
       const grad = (f: (xs: tf.Tensor3D) => tf.Tensor3D) =>
-        tf.grads((xs: tf.Tensor, a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
-          tf.sum(tf.mul(f(xs as tf.Tensor3D), probe)),
-        );
+        tf.grads((xs: tf.Tensor, _wIh: tf.Tensor, _wHh: tf.Tensor, _bIh: tf.Tensor, _bHh: tf.Tensor) => tf.sum(tf.mul(f(xs as tf.Tensor3D), probe)));
       const args = [x, w.wIh, w.wHh, w.bIh, w.bHh];
       const want = grad(ops)(args);
       const got = grad(fused)(args);

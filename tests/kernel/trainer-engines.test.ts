@@ -30,7 +30,10 @@ describe.each<[Engine]>([['fused'], ['fused-gru'], ['tfjs']])('engine %s', (engi
 
   describe.each<[string, Partial<TrainConfig>]>([
     ['mean pooling, batch-max', {}],
-    ['max pooling, 2 layers, dropout, bucket', { pooling: 'max', layers: 2, dropout: 0.3, batching: 'bucket', lr: 0.05, plateauPatience: 0, earlyStopPatience: 4 }],
+    [
+      'max pooling, 2 layers, dropout, bucket',
+      { pooling: 'max', layers: 2, dropout: 0.3, batching: 'bucket', lr: 0.05, plateauPatience: 0, earlyStopPatience: 4 },
+    ],
   ])('resume (%s)', (_name, overrides) => {
     test('stopping after k epochs and resuming ends bit-identical to an uninterrupted run', async () => {
       const cfg = quickConfig({ epochs: 7, engine, ...overrides });
@@ -39,9 +42,9 @@ describe.each<[Engine]>([['fused'], ['fused-gru'], ['tfjs']])('engine %s', (engi
 
       const resumedDir = freshDir();
       let finished = 0;
-      await expect(
-        train(data, cfg, { checkpointDir: resumedDir, onEpoch: () => (finished += 1), shouldStop: () => finished >= 3 }),
-      ).rejects.toThrow(TrainingInterruptedError);
+      await expect(train(data, cfg, { checkpointDir: resumedDir, onEpoch: () => (finished += 1), shouldStop: () => finished >= 3 })).rejects.toThrow(
+        TrainingInterruptedError,
+      );
       expect(fs.readdirSync(resumedDir).sort()).toEqual(['epoch-0001', 'epoch-0002', 'epoch-0003']);
       const resumed = await train(data, cfg, { checkpointDir: resumedDir });
       expect(resumed.resumedFromEpoch).toBe(3);

@@ -36,10 +36,7 @@ function tfjsGradients(c: Case, dropoutRng?: () => Rng): Map<string, Float32Arra
   const out = new Map<string, Float32Array>();
   tf.tidy(() => {
     const x = tf.tensor3d(c.x, [c.B, c.T, 2]);
-    const { grads } = tf.variableGrads(
-      () => crossEntropy(c.model.logits(x, c.lengths, dropoutRng?.()), c.labels),
-      c.model.variables,
-    );
+    const { grads } = tf.variableGrads(() => crossEntropy(c.model.logits(x, c.lengths, dropoutRng?.()), c.labels), c.model.variables);
     for (const p of c.model.params) out.set(p.name, Float32Array.from(grads[p.variable.name]!.dataSync()));
   });
   return out;
@@ -87,17 +84,14 @@ function expectClose(got: Map<string, Float32Array>, want: Map<string, Float64Ar
   expect(largest).toBeGreaterThan(0.05); // the comparison is not between zeros
 }
 
-test.each(POOLINGS.map((p) => [p]))(
-  'autodiff gradients of the loss agree with finite differences for every parameter (pooling %s, 2 layers)',
-  (pooling) => {
-    const c = makeCase(pooling, 2);
-    try {
-      expectClose(tfjsGradients(c), referenceGradients(c));
-    } finally {
-      c.model.dispose();
-    }
-  },
-);
+test.each(POOLINGS.map((p) => [p]))('autodiff gradients of the loss agree with finite differences for every parameter (pooling %s, 2 layers)', (pooling) => {
+  const c = makeCase(pooling, 2);
+  try {
+    expectClose(tfjsGradients(c), referenceGradients(c));
+  } finally {
+    c.model.dispose();
+  }
+});
 
 test('with inter-layer dropout the gradients follow the same (seeded) masks', () => {
   const c = makeCase('mean-valid', 2, 0.4);
@@ -116,8 +110,7 @@ test('central differences of the tfjs loss itself (float32) agree with autodiff 
   const c = makeCase('last-valid', 1);
   try {
     const grads = tfjsGradients(c);
-    const lossNow = (): number =>
-      tf.tidy(() => crossEntropy(c.model.logits(tf.tensor3d(c.x, [c.B, c.T, 2]), c.lengths), c.labels).dataSync()[0]!);
+    const lossNow = (): number => tf.tidy(() => crossEntropy(c.model.logits(tf.tensor3d(c.x, [c.B, c.T, 2]), c.lengths), c.labels).dataSync()[0]!);
     // float32 loss: a step of 1e-2 balances truncation (~h²) against rounding (~1e-7/h).
     const h = 1e-2;
     const probes: Array<[string, number]> = [

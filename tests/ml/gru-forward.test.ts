@@ -38,9 +38,7 @@ test('a GRU layer computes PyTorch’s equations (gate order r, z, n; reset afte
       bHh: tf.tensor1d(bHh),
     }).map((h) => h.arraySync()),
   );
-  const xs = Array.from({ length: T }, (_, t) =>
-    Array.from({ length: B }, (_, b) => Array.from({ length: I }, (_, i) => x[(t * B + b) * I + i]!)),
-  );
+  const xs = Array.from({ length: T }, (_, t) => Array.from({ length: B }, (_, b) => Array.from({ length: I }, (_, i) => x[(t * B + b) * I + i]!)));
   const want = referenceGruLayer(xs, Float64Array.from(wIh), Float64Array.from(wHh), Float64Array.from(bIh), Float64Array.from(bHh), I, H);
 
   expect(got).toHaveLength(T);
@@ -72,13 +70,14 @@ test('the GRU is not tf.layers.gru’s reset-before-product form: the two differ
     const n = h.map((_, j) => Math.tanh(wIh[2 * H + j]! * x + rec(2 * H + j, rh) + bHh[2 * H + j]!));
     h = h.map((hj, j) => (1 - z[j]!) * n[j]! + z[j]! * hj);
   }
-  const ours = tf.tidy(() =>
-    gruLayer(tf.tensor3d(xs, [xs.length, 1, 1]), {
-      wIh: tf.tensor2d(wIh, [1, 3 * H]),
-      wHh: tf.tensor2d(wHh, [H, 3 * H]),
-      bIh: tf.zeros([3 * H]) as tf.Tensor1D,
-      bHh: tf.tensor1d(bHh),
-    })[xs.length - 1]!.arraySync()[0]!,
+  const ours = tf.tidy(
+    () =>
+      gruLayer(tf.tensor3d(xs, [xs.length, 1, 1]), {
+        wIh: tf.tensor2d(wIh, [1, 3 * H]),
+        wHh: tf.tensor2d(wHh, [H, 3 * H]),
+        bIh: tf.zeros([3 * H]) as tf.Tensor1D,
+        bHh: tf.tensor1d(bHh),
+      })[xs.length - 1]!.arraySync()[0]!,
   );
   expect(Math.max(...ours.map((v, j) => Math.abs(v - h[j]!)))).toBeGreaterThan(0.01);
 });

@@ -26,7 +26,13 @@ const steps = [
 const lengths = Int32Array.from([3, 1]);
 
 function pool(pooling: Pooling): number[][] {
-  return tf.tidy(() => poolOverTime(steps.map((s) => tf.tensor2d(s)), lengths, pooling).arraySync());
+  return tf.tidy(() =>
+    poolOverTime(
+      steps.map((s) => tf.tensor2d(s)),
+      lengths,
+      pooling,
+    ).arraySync(),
+  );
 }
 
 test('last: the output at the last padded step h_T, padding or not (the reference baseline)', () => {
@@ -67,17 +73,79 @@ test('max: the elementwise max over valid steps only, also when every valid valu
 
 test.each<[Pooling, number[][][]]>([
   // d(sum of pooled)/d h_t: which steps each pooling reads, and with what weight.
-  ['last', [[[0, 0], [0, 0]], [[0, 0], [0, 0]], [[1, 1], [1, 1]]]],
-  ['last-valid', [[[0, 0], [1, 1]], [[0, 0], [0, 0]], [[1, 1], [0, 0]]]],
-  ['mean-valid', [[[1 / 3, 1 / 3], [1, 1]], [[1 / 3, 1 / 3], [0, 0]], [[1 / 3, 1 / 3], [0, 0]]]],
-  ['max', [[[0, 1], [1, 1]], [[1, 0], [0, 0]], [[0, 0], [0, 0]]]],
+  [
+    'last',
+    [
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      [
+        [1, 1],
+        [1, 1],
+      ],
+    ],
+  ],
+  [
+    'last-valid',
+    [
+      [
+        [0, 0],
+        [1, 1],
+      ],
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      [
+        [1, 1],
+        [0, 0],
+      ],
+    ],
+  ],
+  [
+    'mean-valid',
+    [
+      [
+        [1 / 3, 1 / 3],
+        [1, 1],
+      ],
+      [
+        [1 / 3, 1 / 3],
+        [0, 0],
+      ],
+      [
+        [1 / 3, 1 / 3],
+        [0, 0],
+      ],
+    ],
+  ],
+  [
+    'max',
+    [
+      [
+        [0, 1],
+        [1, 1],
+      ],
+      [
+        [1, 0],
+        [0, 0],
+      ],
+      [
+        [0, 0],
+        [0, 0],
+      ],
+    ],
+  ],
 ])('%s: gradients flow to exactly the steps it reads (finite, no NaN from the −inf mask)', (pooling, want) => {
   const grads = tf.tidy(() => {
     const xs = steps.map((s) => tf.tensor2d(s));
     // tf.grads refuses inputs the result does not depend on; the zero term connects every step.
-    const g = tf.grads((...hs: tf.Tensor[]) =>
-      tf.add(tf.sum(poolOverTime(hs as tf.Tensor2D[], lengths, pooling)), tf.mul(0, tf.sum(tf.stack(hs)))),
-    );
+    const g = tf.grads((...hs: tf.Tensor[]) => tf.add(tf.sum(poolOverTime(hs as tf.Tensor2D[], lengths, pooling)), tf.mul(0, tf.sum(tf.stack(hs)))));
     return g(xs).map((t) => t.arraySync() as number[][]);
   });
   grads.forEach((gt, t) => gt.forEach((row, b) => row.forEach((v, j) => expect(v).toBeCloseTo(want[t]![b]![j]!, 6))));
@@ -85,6 +153,12 @@ test.each<[Pooling, number[][][]]>([
 
 test('lengths outside 1..T are rejected with the offending sequence named', () => {
   expect(() =>
-    tf.tidy(() => poolOverTime(steps.map((s) => tf.tensor2d(s)), Int32Array.from([4, 1]), 'mean-valid')),
+    tf.tidy(() =>
+      poolOverTime(
+        steps.map((s) => tf.tensor2d(s)),
+        Int32Array.from([4, 1]),
+        'mean-valid',
+      ),
+    ),
   ).toThrow('length 4 of sequence 0 is outside 1..3');
 });

@@ -121,7 +121,8 @@ test('the child exits when its parent dies', async () => {
 });
 
 test('the child inherits only harmless Node flags (a parent run with -e must not re-run its code)', () => {
-  expect(
-    childExecArgv(['-e', 'fork()', '--max-old-space-size=4096', '--inspect=9229', '-r', 'ts-node/register', '--enable-source-maps']),
-  ).toEqual(['--max-old-space-size=4096', '--enable-source-maps']);
+  expect(childExecArgv(['-e', 'fork()', '--max-old-space-size=4096', '--inspect=9229', '-r', 'ts-node/register', '--enable-source-maps'])).toEqual([
+    '--max-old-space-size=4096',
+    '--enable-source-maps',
+  ]);
 });

@@ -32,7 +32,11 @@ describe(`${JSON_SCHEMA_FILE}`, () => {
     ['a matrix value of the wrong type', step({ uses: 'train', matrix: { seed: [1, 'one'] } }), '/steps/s/matrix/seed/1 must be integer'],
     ['a matrix axis that is not a parameter', step({ uses: 'train', matrix: { poolng: ['last'] } }), '/steps/s/matrix must NOT have additional properties'],
     ['a matrix on a step type without trials', step({ uses: 'dataset', matrix: { limit: [1] } }), '/steps/s/matrix boolean schema is false'],
-    ['a pooling variant that does not exist', step({ uses: 'train', with: { pooling: 'avg' } }), '/steps/s/with/pooling must be equal to one of the allowed values'],
+    [
+      'a pooling variant that does not exist',
+      step({ uses: 'train', with: { pooling: 'avg' } }),
+      '/steps/s/with/pooling must be equal to one of the allowed values',
+    ],
     ['an unknown step type', step({ uses: 'trian' }), '/steps/s/uses must be equal to one of the allowed values'],
     ['an unknown key of a step', step({ uses: 'padding', neds: [] }), '/steps/s must NOT have additional properties'],
   ])('rejects %s, as the CLI does', (_name, doc, error) => {

@@ -139,7 +139,11 @@ describe('--set overrides', () => {
     const problems = problemsOf(['steps.train.with.epochs=zero', 'steps.train.with.hiden=32']);
     expect(problems).toEqual([
       { path: 'steps.train.with.epochs', message: 'expected an integer, got "zero"', origin: '--set steps.train.with.epochs=zero' },
-      expect.objectContaining({ path: 'steps.train.with.hiden', origin: '--set steps.train.with.hiden=32', message: expect.stringContaining('did you mean "hidden"') }),
+      expect.objectContaining({
+        path: 'steps.train.with.hiden',
+        origin: '--set steps.train.with.hiden=32',
+        message: expect.stringContaining('did you mean "hidden"'),
+      }),
     ]);
     expect(problems[0]!.line).toBeUndefined();
   });

@@ -316,7 +316,11 @@ describe('the validator rejects a bad pipeline file with the path, a clear messa
 
   it(`refuses a sweep of more than ${MAX_TRIALS} trials, and suggests sampling`, () => {
     const seeds = Array.from({ length: MAX_TRIALS / 5 + 1 }, (_, i) => i).join(', ');
-    const problems = problemsOf(pipeline({ train: `  train:\n    uses: train\n    needs: [padding]\n    matrix: { pooling: [last, mean, last-valid, mean-valid, max], seed: [${seeds}] }` }));
+    const problems = problemsOf(
+      pipeline({
+        train: `  train:\n    uses: train\n    needs: [padding]\n    matrix: { pooling: [last, mean, last-valid, mean-valid, max], seed: [${seeds}] }`,
+      }),
+    );
     expect(problems).toEqual([expect.objectContaining({ path: 'steps', message: expect.stringContaining(`${MAX_TRIALS + 5} trials`) })]);
     expect(problems[0]!.message).toContain('sample:');
   });

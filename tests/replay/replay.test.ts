@@ -9,7 +9,9 @@ import { repoRoot } from '../helpers/fixtures';
  * would break determinism for sweeps already running (or being resumed) fails here.
  */
 const dir = join(repoRoot, 'tests', 'replay', 'histories');
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 describe('recorded workflow histories replay against the current workflow code', () => {
   it('has recorded histories of a sweep and of its trials', () => {

@@ -56,7 +56,12 @@ export async function buildSweep(deps: ActivityDeps, specs: TrialSpec[]): Promis
     async (dir) => writeFile(join(dir, 'gestures-dataset.zip'), 'not really a zip'),
   );
   const dataset = await store.getOrBuild(
-    { type: 'dataset', version: 1, params: { split: { kind: 'random', seed: 42, valid_fraction: 0.2 } }, inputs: { download: download.ref.dir, sha256: 'ab'.repeat(32) } },
+    {
+      type: 'dataset',
+      version: 1,
+      params: { split: { kind: 'random', seed: 42, valid_fraction: 0.2 } },
+      inputs: { download: download.ref.dir, sha256: 'ab'.repeat(32) },
+    },
     async (dir) => writeFile(join(dir, 'dataset.arrow'), 'table'),
   );
   const padding = await store.getOrBuild(
@@ -77,17 +82,14 @@ export async function buildSweep(deps: ActivityDeps, specs: TrialSpec[]): Promis
       environment: trainingEnvironment('wasm'),
       problems: s.problems ?? [],
     };
-    const built = await store.getOrBuild(
-      { type: 'train', version: 1, params, inputs: { padding: padding.ref.dir } },
-      async (dir) => {
-        await writeFile(join(dir, 'metrics.json'), JSON.stringify(epochs, null, 2));
-        await writeFile(join(dir, 'settings.toml'), `[params]\npooling = "${s.pooling}"\n`);
-        await mkdir(join(dir, 'tensorboard'));
-        const events = trialEventFile(epochs, { pooling: s.pooling, seed: s.seed }, trial, '', 1_700_000_000);
-        await writeFile(join(dir, 'tensorboard', eventFileName(1_700_000_000)), events);
-        return {};
-      },
-    );
+    const built = await store.getOrBuild({ type: 'train', version: 1, params, inputs: { padding: padding.ref.dir } }, async (dir) => {
+      await writeFile(join(dir, 'metrics.json'), JSON.stringify(epochs, null, 2));
+      await writeFile(join(dir, 'settings.toml'), `[params]\npooling = "${s.pooling}"\n`);
+      await mkdir(join(dir, 'tensorboard'));
+      const events = trialEventFile(epochs, { pooling: s.pooling, seed: s.seed }, trial, '', 1_700_000_000);
+      await writeFile(join(dir, 'tensorboard', eventFileName(1_700_000_000)), events);
+      return {};
+    });
     results.push({
       ref: built.ref,
       cached: false,

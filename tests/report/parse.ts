@@ -28,7 +28,12 @@ export function markdownTables(md: string): ParsedTables {
 }
 
 const unescapeHtml = (s: string) =>
-  s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&');
 
 /** HTML tables by the `<h2>` of their section; rows include the header row. */
 export function htmlTables(html: string): ParsedTables {

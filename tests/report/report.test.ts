@@ -200,7 +200,9 @@ test('environment: backend, versions, data digests and code version', () => {
   expect(e.data.map((d) => d.type)).toEqual(['padding', 'dataset', 'download']);
   expect(e.data[0]).toMatchObject({ dir: sweep.padding.dir, digest: sweep.padding.digest });
   expect(e.data[2]!.details.md5).toBe(ARCHIVE_MD5);
-  const shown = markdownTables(md).get('Environment')!.map((r) => r.map((c) => c.text).join(' '));
+  const shown = markdownTables(md)
+    .get('Environment')!
+    .map((r) => r.map((c) => c.text).join(' '));
   expect(shown).toContain('backend wasm');
   expect(shown.some((r) => r.includes(ARCHIVE_MD5) && r.startsWith('data: download'))).toBe(true);
 });
@@ -295,7 +297,14 @@ test('one seed per variant is not enough evidence, whatever the difference', () 
 
 test('a worse variant is called worse', () => {
   // Differences −0.05, −0.04, −0.05: mean −0.0467, std 0.0058 → interval −6.10 to −3.23 points.
-  const d = verdictFor([spec('last', 1, 0.95), spec('last', 2, 0.96), spec('last', 3, 0.97), spec('mean', 1, 0.9), spec('mean', 2, 0.92), spec('mean', 3, 0.92)]);
+  const d = verdictFor([
+    spec('last', 1, 0.95),
+    spec('last', 2, 0.96),
+    spec('last', 3, 0.97),
+    spec('mean', 1, 0.9),
+    spec('mean', 2, 0.92),
+    spec('mean', 3, 0.92),
+  ]);
   expect(d.comparisons[0]!.conclusion).toBe('worse');
   expect(d.verdict).toContain('mean scores 4.67 points lower than last');
   expect(d.verdict).toContain('mean is worse, with 95% confidence');

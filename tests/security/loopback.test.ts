@@ -25,9 +25,18 @@ function listeningSockets(): Map<string, string> {
 /** /proc/net's little-endian hex address, as text (IPv4-mapped IPv6 shown as IPv4). */
 function decodeIp(hex: string): string {
   const words = hex.match(/.{8}/g)!.map((w) => w.match(/../g)!.reverse().join(''));
-  if (words.length === 1) return words[0]!.match(/../g)!.map((b) => parseInt(b, 16)).join('.');
+  if (words.length === 1)
+    return words[0]!
+      .match(/../g)!
+      .map((b) => parseInt(b, 16))
+      .join('.');
   const v6 = words.join('');
-  if (v6.startsWith('00000000000000000000ffff')) return v6.slice(24).match(/../g)!.map((b) => parseInt(b, 16)).join('.');
+  if (v6.startsWith('00000000000000000000ffff'))
+    return v6
+      .slice(24)
+      .match(/../g)!
+      .map((b) => parseInt(b, 16))
+      .join('.');
   return v6 === '0'.repeat(31) + '1' ? '::1' : v6 === '0'.repeat(32) ? '::' : v6;
 }
 
@@ -45,7 +54,6 @@ function socketInodesOf(pid: number): string[] {
 describe('the embedded server', () => {
   const setup = useTestServer('sweeps-loopback-');
   const { home } = setup;
-
 
   it('listens on 127.0.0.1 only, the frontend and the Web UI among its sockets', () => {
     const pid = Number(readFileSync(join(home, 'temporal-server.pid'), 'utf8'));

@@ -57,11 +57,12 @@ const getRun = async (runId: string) => (await client.call<{ run: RunData }>('GE
 const tagsOf = (run: RunData) => Object.fromEntries((run.data.tags ?? []).map((t) => [t.key, t.value]));
 const paramsOf = (run: RunData) => Object.fromEntries((run.data.params ?? []).map((t) => [t.key, t.value]));
 const history = async (runId: string, key: string) =>
-  (await client.call<{ metrics?: Array<{ step: number; value: number }> }>('GET', `/api/2.0/mlflow/metrics/get-history?run_id=${runId}&metric_key=${key}`)).metrics ?? [];
+  (await client.call<{ metrics?: Array<{ step: number; value: number }> }>('GET', `/api/2.0/mlflow/metrics/get-history?run_id=${runId}&metric_key=${key}`))
+    .metrics ?? [];
 const artifacts = async (runId: string, path = '') =>
-  ((await client.call<{ files?: Array<{ path: string; is_dir: boolean }> }>('GET', `/api/2.0/mlflow/artifacts/list?run_id=${runId}&path=${path}`)).files ?? []).map(
-    (f) => f.path,
-  );
+  (
+    (await client.call<{ files?: Array<{ path: string; is_dir: boolean }> }>('GET', `/api/2.0/mlflow/artifacts/list?run_id=${runId}&path=${path}`)).files ?? []
+  ).map((f) => f.path);
 
 const trackerFor = (trial: string, settings: MlflowSettings | undefined, params: Record<string, unknown> = { pooling: 'mean', seed: 1 }) => {
   const deps = { ...testDeps(join(root, 'store')), ui: UI };
@@ -204,7 +205,10 @@ withMlflow('the report is an artifact of a parent run for the sweep, whose child
       settings,
     );
     for (const m of trialEpochs) tracker.epoch(m);
-    const record = await tracker.finish({ best: result.best, epochs: trialEpochs, stoppedEarly: result.stoppedEarly, backend: 'wasm' }, join(root, 'report-trials', result.trial));
+    const record = await tracker.finish(
+      { best: result.best, epochs: trialEpochs, stoppedEarly: result.stoppedEarly, backend: 'wasm' },
+      join(root, 'report-trials', result.trial),
+    );
     result.tracking = { ...result.tracking!, mlflow: record.mlflow };
   }
 
@@ -234,8 +238,19 @@ withMlflow('the report is an artifact of a parent run for the sweep, whose child
 withMlflow('end to end on real data: the train activity logs each trial to MLflow and writes TensorBoard and TOML files', async () => {
   const deps = { ...testDeps(join(root, 'e2e')), ui: UI };
   const sweepId = 'sweep-gestures-tiny-0badcafe';
-  const dl = await download({ sweepId, step: 'download', params: { urls: [`file://${ARCHIVE}`], md5: ARCHIVE_MD5, unpack: true, max_unpacked_bytes: 1 << 30 }, inputs: {} }, deps);
-  const ds = await dataset({ sweepId, step: 'dataset', params: { root: 'gestures-dataset', limit: 200, split: { kind: 'random', seed: 42, valid_fraction: 0.2 } }, inputs: { download: dl } }, deps);
+  const dl = await download(
+    { sweepId, step: 'download', params: { urls: [`file://${ARCHIVE}`], md5: ARCHIVE_MD5, unpack: true, max_unpacked_bytes: 1 << 30 }, inputs: {} },
+    deps,
+  );
+  const ds = await dataset(
+    {
+      sweepId,
+      step: 'dataset',
+      params: { root: 'gestures-dataset', limit: 200, split: { kind: 'random', seed: 42, valid_fraction: 0.2 } },
+      inputs: { download: dl },
+    },
+    deps,
+  );
   const pad = await padding({ sweepId, step: 'padding', params: { batch_size: 32 }, inputs: { dataset: ds } }, deps);
 
   process.env.MLFLOW_TRACKING_URI = server!.uri;

@@ -95,7 +95,7 @@ withTensorboard("a trial's event file reads back with TensorBoard's own reader: 
   expect(back.status).toBe(1); // STATUS_SUCCESS
 });
 
-withTensorboard('a damaged event file fails TensorBoard\'s CRC check (so the check above is real)', () => {
+withTensorboard("a damaged event file fails TensorBoard's CRC check (so the check above is real)", () => {
   const file = join(root, 'events.out.tfevents.1700000001.damaged');
   const bytes = trialEventFile(epochs, { seed: 1 }, 'g', '', 1_700_000_100);
   bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff; // inside the last record's data
@@ -129,11 +129,15 @@ withTensorboard('the trial tracker writes a live event file per epoch and, at th
   expect(finalBack.texts.settings![0]).toContain('trial = "gru_last-h64-s2"');
 
   // settings.toml read by Python's own TOML parser.
-  const toml = runPython<Record<string, Record<string, unknown>>>(
-    'import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], "rb"))))',
-    [join(dir, 'settings.toml')],
-  );
-  expect(toml.trial).toMatchObject({ sweep: 'sweep-p-00000000', step: 'train', trial: 'gru_last-h64-s2', workflow_id: 'sweep-p-00000000/trial-gru_last-h64-s2' });
+  const toml = runPython<Record<string, Record<string, unknown>>>('import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], "rb"))))', [
+    join(dir, 'settings.toml'),
+  ]);
+  expect(toml.trial).toMatchObject({
+    sweep: 'sweep-p-00000000',
+    step: 'train',
+    trial: 'gru_last-h64-s2',
+    workflow_id: 'sweep-p-00000000/trial-gru_last-h64-s2',
+  });
   expect(toml.params).toEqual({ pooling: 'last', seed: 2 });
   expect(toml.inputs).toEqual({ padding: 'padding/abc' });
   expect(toml.result).toMatchObject({ best_epoch: 3, epochs_run: 3, stopped_early: false });

@@ -12,14 +12,7 @@ import { stopProcessGroup } from '../helpers/processes';
 import { testIfAvailable } from '../helpers/required';
 
 export const CHROMIUM = process.env.SWEEPS_TEST_CHROMIUM ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
 export const VENV = process.env.SWEEPS_TEST_VENV ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'durable-sweeps', 'venv');
 export const PYTHON = join(VENV, 'bin', 'python');
@@ -68,7 +61,19 @@ export async function startMlflow(dir: string, timeoutMs = 150_000): Promise<Mlf
   const log = openSync(join(dir, 'mlflow.log'), 'a');
   const child = spawn(
     MLFLOW,
-    ['server', '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, '--artifacts-destination', join(dir, 'artifacts')],
+    [
+      'server',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--workers',
+      '1',
+      '--backend-store-uri',
+      `sqlite:///${join(dir, 'mlflow.db')}`,
+      '--artifacts-destination',
+      join(dir, 'artifacts'),
+    ],
     {
       detached: true,
       stdio: ['ignore', log, log],

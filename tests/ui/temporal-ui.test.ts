@@ -37,13 +37,26 @@ async function frameText(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
     return await waitFor(
       `a frame of the page showing ${pattern}`,
       async () => {
-        seen = await Promise.all(page.frames().map((f) => f.locator('body').innerText({ timeout: 1000 }).catch(() => '')));
+        seen = await Promise.all(
+          page.frames().map((f) =>
+            f
+              .locator('body')
+              .innerText({ timeout: 1000 })
+              .catch(() => ''),
+          ),
+        );
         return seen.find((text) => pattern.test(text));
       },
       timeoutMs,
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}; the frames showed:\n${seen.filter(Boolean).map((t) => t.slice(0, 300)).join('\n---\n')}`);
+    throw new Error(
+      `${(err as Error).message}; the frames showed:\n${seen
+        .filter(Boolean)
+        .map((t) => t.slice(0, 300))
+        .join('\n---\n')}`,
+      { cause: err },
+    );
   }
 }
 
