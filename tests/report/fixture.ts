@@ -7,7 +7,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArtifactRef } from '../../artifacts/store';
 import type { ActivityDeps } from '../../activities/deps';
-import { eventFileName, trainingEnvironment, trialEventFile, type TrialTracking } from '../../activities/tracking';
+import { trainingEnvironment, type TrialTracking } from '../../activities/tracking';
+import { eventFileName, trialEventFile } from '../../tracking/tensorboard';
 import type { EpochMetrics, TrainResult } from '../../activities/types';
 
 export const SWEEP = 'sweep-gestures-pooling-0123abcd';

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32c, trackTrial, trialEventFile, type TrialTracking } from '../../activities/tracking';
+import { trackTrial, type TrialTracking } from '../../activities/tracking';
+import { crc32c, trialEventFile } from '../../tracking/tensorboard';
 import type { EpochMetrics } from '../../activities/types';
 import { removeDir, tempDir, testDeps } from '../data/helpers';
 import { runPython, testWith } from './tools';
