@@ -4,6 +4,7 @@ import { resolveTemporal, type TemporalTarget } from '../client/server';
 import { cancelSweep, connectClient, listSweeps, sweepStatus, uiLink } from '../client/sweeps';
 import { parse, say, single, UsageError, writeJson } from './args';
 import { trialLine } from './progress';
+import { describeReuse, reuseOf } from './reuse';
 
 async function connect(): Promise<{ client: Client; target: TemporalTarget }> {
   const config = loadConfig();
@@ -47,6 +48,7 @@ export async function statusCommand(args: string[]): Promise<number> {
   for (const s of status.steps) out.push(`  ${s.name.padEnd(10)} ${s.state}${s.trials ? ` · ${s.trials} trials` : ''}`);
   for (const t of status.trials) out.push(`    ${trialLine(t)}`);
   if (status.failure) out.push(`  failure: ${status.failure}`);
+  if (status.result) out.push(`  ${describeReuse(reuseOf(status.plan, status.result))}`);
   if (status.result?.report) out.push(`  report: ${status.result.report.files.html}`, `  ${status.result.report.verdict}`);
   process.stdout.write(`${out.join('\n')}\n`);
   return 0;

@@ -14,6 +14,7 @@ import type { SweepResult, sweepWorkflow } from '../workflows/sweep';
 import { startWorkers, type RunningWorkers } from '../worker/worker';
 import { parse, say, single, UsageError, writeJson } from './args';
 import { ProgressView } from './progress';
+import { describeReuse, reuseOf } from './reuse';
 
 const SWEEP_HELP = `Usage: sweeps sweep <pipeline.yaml> [options]
 
@@ -202,7 +203,7 @@ async function finish(client: Client, sweepId: string, target: TemporalTarget, o
   if (outcome.ok) {
     const plan = (await sweepInputOf(client, sweepId)).plan;
     view.render(progressFromResult(plan, outcome.value));
-    printResult(outcome.value, target, json);
+    printResult(outcome.value, plan, target, json);
     return 0;
   }
   const err = outcome.err;
@@ -251,13 +252,13 @@ function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
   return { sweepId: result.sweepId, pipeline: plan.pipeline, steps, trials };
 }
 
-function printResult(result: SweepResult, target: TemporalTarget, json: boolean): void {
+function printResult(result: SweepResult, plan: Plan, target: TemporalTarget, json: boolean): void {
   if (json) {
     writeJson(result);
     return;
   }
   const out: string[] = [''];
-  out.push(`sweep ${result.sweepId} finished.`);
+  out.push(`sweep ${result.sweepId} finished: ${describeReuse(reuseOf(plan, result))}.`);
   const link = uiLink(target, result.sweepId);
   if (link) out.push(`Temporal UI: ${link}`);
   if (result.report) {

@@ -104,6 +104,10 @@ describe('recovering sweeps', () => {
     );
     // It trained on from its checkpoint rather than starting over.
     expect(byId['gru_mean-h16-s3']!.epochsRun).toBeGreaterThan(byId['gru_mean-h16-s3']!.resumedFromEpoch);
+    // And the user is told so, counted.
+    const status = await runCli(['status', sweepId], server.env);
+    const epochs = byId['gru_mean-h16-s3']!.epochsRun - byId['gru_mean-h16-s3']!.resumedFromEpoch;
+    expect(status.stdout).toContain(`reused 3 of 3 steps and 2 of 3 trials; trained 1 trial (1 from a checkpoint), ${epochs} epochs`);
   });
 
   it('fails clearly on an error no retry can fix, and after the fix redoes only the failed trial', async () => {
