@@ -74,7 +74,8 @@ export async function sweepCommand(args: string[]): Promise<number> {
 const RESUME_HELP = `Usage: sweeps resume <sweep-id> [--no-worker] [--json]
 
 Runs a failed, cancelled or terminated sweep again with the same pipeline (read from its history).
-Finished steps and trials are cache hits; interrupted trials continue from their last epoch checkpoint.`;
+Finished steps and trials are cache hits; interrupted trials continue from their last epoch checkpoint.
+A running sweep is attached to; a completed one is shown, not run again.`;
 
 export async function resumeCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { 'no-worker': { type: 'boolean' }, json: { type: 'boolean' } }, RESUME_HELP);
@@ -85,6 +86,16 @@ export async function resumeCommand(args: string[]): Promise<number> {
   const input = await sweepInputOf(client, sweepId).catch((err: Error) => {
     throw new UsageError(`cannot resume ${sweepId}: ${err.message}. \`sweeps list\` shows the sweeps there are.`);
   });
+  const { status } = await client.workflow.getHandle(sweepId).describe();
+  if (status.name === 'COMPLETED') {
+    // Its artifacts are what a re-run would produce: show the result rather than start a new run.
+    say(`${sweepId} already completed: nothing to resume (to run its pipeline again: sweeps sweep ${input.plan.source})`);
+    try {
+      return await follow(client, sweepId, target, { json: Boolean(values.json), workerHere: false });
+    } finally {
+      await target.shutdown?.();
+    }
+  }
   const workers = values['no-worker'] ? undefined : await startLocalWorkers(config, target);
   try {
     const { handle, attached } = await startOrAttach(client, config, input.plan);
@@ -173,8 +184,9 @@ async function follow(client: Client, sweepId: string, target: TemporalTarget, o
     }
     liveFailures++;
     plan ??= (await sweepInputOf(client, sweepId)).plan;
-    const note =
-      options.workerHere && liveFailures < 5 ? undefined : 'no worker answers progress queries: trial states come from the server (start one: sweeps worker)';
+    // Only a running sweep needs a worker to answer; an ended one is read from the server.
+    const silent = status === 'RUNNING' && !(options.workerHere && liveFailures < 5);
+    const note = silent ? 'no worker answers progress queries: trial states come from the server (start one: sweeps worker)' : undefined;
     view.render(await progressFromVisibility(client, sweepId, plan, status), note);
   };
 

@@ -170,5 +170,13 @@ describe('recovering sweeps', () => {
     const trials = after.outputs.train as TrainResult[];
     expect(trials.every((t) => t.cached)).toBe(true);
     expect((after.outputs.download as { cached: boolean }).cached).toBe(true);
+
+    // A completed sweep is shown, not run again: `resume` starts no new run.
+    const { runId } = await server.client.workflow.getHandle(sweepId).describe();
+    const resumed = await runCli(['resume', sweepId, '--no-worker'], server.env);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(`${sweepId} already completed: nothing to resume`);
+    expect(resumed.stdout).toContain(`sweep ${sweepId} finished: reused 3 of 3 steps and 1 of 1 trials; trained nothing.`);
+    expect((await server.client.workflow.getHandle(sweepId).describe()).runId).toBe(runId);
   });
 });
