@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../artifacts/store';
 import type { ActivityDeps } from './deps';
 import { activitySignal, heartbeatIfActivity, isDownloadResult, parseStepParams } from './download';
 import type { DatasetResult, DownloadResult, StepInput } from './types';
+import { verifyInput } from './upstream';
 
 /** Bump when the table this step writes for the same inputs would change. */
 export const DATASET_VERSION = 1;
@@ -65,6 +66,7 @@ export async function dataset(input: StepInput<DatasetParams>, deps: ActivityDep
   const { ref, result, cached } = await deps.store.getOrBuild<Omit<DatasetResult, 'ref' | 'cached' | 'seconds'>>(identity, async (dir) => {
     // On a bucket store this brings the unpacked archive onto this machine, each file verified.
     const unpackedDir = await deps.store.localPath(upstream.ref, upstream.unpacked!);
+    await verifyInput(deps.store, upstream.ref, undefined, `step ${input.step}`, input.sweepId);
     const rootDir = resolve(unpackedDir, params.root);
     // The schema refuses such roots already; this holds for inputs that bypassed it.
     if (rootDir !== unpackedDir && !rootDir.startsWith(unpackedDir + sep)) {

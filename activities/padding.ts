@@ -9,6 +9,7 @@ import { arrowTable, isDatasetResult, utf8Data } from './dataset';
 import type { ActivityDeps } from './deps';
 import { heartbeatIfActivity, parseStepParams } from './download';
 import type { DatasetResult, PaddingResult, StepInput } from './types';
+import { verifyInput } from './upstream';
 
 /** Bump when the padded table for the same inputs would change. */
 export const PADDING_VERSION = 1;
@@ -31,6 +32,7 @@ export async function padding(input: StepInput<PaddingParams>, deps: ActivityDep
     inputs: { dataset: upstream.ref.dir, digest: upstream.ref.digest },
   };
   const { ref, result, cached } = await deps.store.getOrBuild<Omit<PaddingResult, 'ref' | 'cached' | 'seconds'>>(identity, async (dir) => {
+    await verifyInput(deps.store, upstream.ref, upstream.table, `step ${input.step}`, input.sweepId);
     const source = await deps.store.localPath(upstream.ref, upstream.table);
     heartbeatIfActivity({ phase: 'read', file: upstream.table });
     let built: ReturnType<typeof buildPadded>;

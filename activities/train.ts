@@ -10,7 +10,7 @@ import { activityContext } from './context';
 import type { ActivityDeps } from './deps';
 import { trackTrial } from './tracking';
 import type { PaddingResult, StepInput, TrainResult } from './types';
-import { upstreamOf } from './upstream';
+import { upstreamOf, verifyInput } from './upstream';
 
 /** Bump when a change to training would change its results: it is part of every trial's cache key. */
 export const TRAIN_VERSION = 1;
@@ -39,9 +39,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
 
   const { ref, result, cached } = await deps.store.getOrBuild(identity, async (dir) => {
     // A damaged padded table must never be trained on silently: check it against its digest.
-    await deps.store.verifyFile(padded.ref, padded.table).catch((err: Error) => {
-      throw asFailure(err, input);
-    });
+    await verifyInput(deps.store, padded.ref, padded.table, `trial ${input.trial ?? input.step}`, input.sweepId);
     const paddedPath = await deps.store.localPath(padded.ref, padded.table);
     const key = stepKey(identity).slice(0, 32);
     const checkpointDir = await deps.store.workDir('train', key);

@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { ArtifactCorrupt, type ArtifactRef, type ArtifactStore } from '../artifacts/store';
 
 /**
  * Finds the one upstream result of the expected kind among a step's inputs. Steps are wired by
@@ -15,4 +16,18 @@ export function upstreamOf<T>(inputs: Record<string, unknown>, what: string, has
     );
   }
   return found[0]!;
+}
+
+/**
+ * Checks an upstream artifact (one file of it, or all) against its digests before a step reads it:
+ * damage is never built upon silently. A damaged input fails the step without retries (a retry
+ * would read the same bytes) and says how to get it rebuilt.
+ */
+export async function verifyInput(store: ArtifactStore, ref: ArtifactRef, file: string | undefined, where: string, sweepId: string): Promise<void> {
+  try {
+    await (file === undefined ? store.verify(ref) : store.verifyFile(ref, file));
+  } catch (err) {
+    if (!(err instanceof ArtifactCorrupt)) throw err;
+    throw ApplicationFailure.nonRetryable(`${where}: ${err.message}. It was not used; \`sweeps resume ${sweepId}\` rebuilds it.`, 'ArtifactCorrupt');
+  }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { digestTree, listDigest, MANIFEST, type Manifest } from './manifest';
+import { digestTree, listDigest, MANIFEST, parseManifest, sealed, type Manifest } from './manifest';
 import { ArtifactCorrupt, sha256File, stepKey, type ArtifactHead, type ArtifactRef, type ArtifactStore, type FileDigest, type StepIdentity } from './store';
 
 /**
@@ -45,35 +45,51 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async lookup<T>(identity: StepIdentity): Promise<{ ref: ArtifactRef; result: T } | undefined> {
     const dir = this.dirFor(identity);
-    let manifest: Manifest<T>;
+    let text: string;
     try {
-      manifest = JSON.parse(await readFile(join(this.root, dir, MANIFEST), 'utf8')) as Manifest<T>;
+      text = await readFile(join(this.root, dir, MANIFEST), 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return undefined;
+      if (code === 'ENOENT') {
+        // Commits rename complete folders, manifest included: a folder without one is damaged,
+        // and left in place it would block every rebuild's rename.
+        if (await this.exists(dir)) await this.setAside(dir);
+        return undefined;
+      }
       // The store itself is unusable (a file where its folder should be, no permission): say so,
       // rather than setting aside an artifact that is not there.
-      if (code !== undefined) throw this.explain(err as NodeJS.ErrnoException, identity);
-      await this.setAside(dir);
-      return undefined;
+      throw this.explain(err as NodeJS.ErrnoException, identity);
     }
+    const manifest = parseManifest<T>(text, dir);
     try {
+      if (typeof manifest === 'string') throw new ArtifactCorrupt(`artifact ${dir}: its manifest ${manifest}`);
       await this.verifyFiles(manifest.ref, manifest.files);
-    } catch {
+      return { ref: manifest.ref, result: manifest.result };
+    } catch (err) {
+      // Only damage is set aside; an I/O error that says nothing about the content is reported.
+      if (!(err instanceof ArtifactCorrupt)) throw this.explain(err as NodeJS.ErrnoException, identity);
       await this.setAside(dir);
       return undefined;
     }
-    return { ref: manifest.ref, result: manifest.result };
+  }
+
+  private async exists(dir: string): Promise<boolean> {
+    return stat(this.path(dir)).then(
+      () => true,
+      () => false,
+    );
   }
 
   async files(ref: ArtifactRef): Promise<Record<string, FileDigest>> {
-    let manifest: Manifest<unknown>;
+    let text: string;
     try {
-      manifest = JSON.parse(await readFile(join(this.path(ref), MANIFEST), 'utf8')) as Manifest<unknown>;
+      text = await readFile(join(this.path(ref), MANIFEST), 'utf8');
     } catch (err) {
       throw new ArtifactCorrupt(`artifact ${ref.dir}: its manifest is missing or unreadable (${(err as Error).message})`);
     }
-    if (listDigest(manifest.files) !== ref.digest) {
+    const manifest = parseManifest<unknown>(text, ref.dir);
+    if (typeof manifest === 'string') throw new ArtifactCorrupt(`artifact ${ref.dir}: its manifest ${manifest}`);
+    if (manifest.ref.digest !== ref.digest) {
       throw new ArtifactCorrupt(`artifact ${ref.dir}: its file list does not match the reference digest ${ref.digest}`);
     }
     return manifest.files;
@@ -105,6 +121,8 @@ export class LocalArtifactStore implements ArtifactStore {
       try {
         actual = await sha256File(path);
       } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'EISDIR' && code !== 'ENOTDIR') throw err;
         throw new ArtifactCorrupt(`artifact ${ref.dir}: ${name} is missing (${(err as Error).message})`);
       }
       if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.bytes) {
@@ -126,7 +144,7 @@ export class LocalArtifactStore implements ArtifactStore {
       const result = await build(tmp);
       const files = await digestTree(tmp);
       const ref: ArtifactRef = { dir, digest: listDigest(files) };
-      const manifest: Manifest<T> = { identity, ref, files, result };
+      const manifest: Manifest<T> = sealed({ identity, ref, files, result });
       await writeFile(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
       if (await this.install(tmp, dir)) return { ref, result, cached: false };
       // Another worker committed the same identity first: content addressing makes it ours too.

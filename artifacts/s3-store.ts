@@ -213,8 +213,10 @@ export class S3ArtifactStore implements ArtifactStore {
       ];
       await forEachLimit(tasks, TRANSFERS, (task) => task());
       await writeFile(join(tmp, MANIFEST), got.body);
+      // A cached copy of another build, or a folder without a manifest (damaged: commits are
+      // renames of complete folders), would block the rename: move it aside first.
       const here = await this.cache.describe(dir);
-      if (here && here.ref.digest !== manifest.ref.digest) await this.cache.setAside(dir);
+      if (here?.ref.digest !== manifest.ref.digest) await this.cache.setAside(dir);
       if (!(await this.cache.install(tmp, dir)) && (await this.cache.describe(dir))?.ref.digest !== manifest.ref.digest) {
         throw new Error(`artifact ${dir}: another copy appeared in the cache ${this.root} while it was downloaded; try again`);
       }

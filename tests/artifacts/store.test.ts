@@ -68,6 +68,27 @@ describe('the content-addressed artifact store', () => {
     expect(readdirSync(join(root, '.corrupt'))).toHaveLength(1);
   });
 
+  it('detects a damaged manifest (a changed result) by its seal: never returned, rebuilt', async () => {
+    const first = await store.getOrBuild(identity('m'), build('content'));
+    const manifestPath = store.path(first.ref, 'manifest.json');
+    writeFileSync(manifestPath, readFileSync(manifestPath, 'utf8').replace('"length": 7', '"length": 9'));
+    await expect(store.verify(first.ref)).rejects.toThrow(/its manifest its content does not match its seal/);
+
+    const again = await store.getOrBuild(identity('m'), build('content'));
+    expect({ cached: again.cached, result: again.result }).toEqual({ cached: false, result: { length: 7 } });
+    expect(readdirSync(join(root, '.corrupt'))).toHaveLength(1);
+  });
+
+  it('sets aside a folder without a manifest (it can only be damaged) instead of being blocked by it', async () => {
+    const first = await store.getOrBuild(identity('n'), build('content'));
+    rmSync(store.path(first.ref, 'manifest.json'));
+    const again = await store.getOrBuild(identity('n'), build('content'));
+    expect(again.cached).toBe(false);
+    expect(again.ref).toEqual(first.ref);
+    await store.verify(again.ref);
+    expect(readdirSync(join(root, '.corrupt'))).toHaveLength(1);
+  });
+
   it('leaves nothing behind when a build fails', async () => {
     await expect(
       store.getOrBuild(identity('fails'), async (dir) => {

@@ -195,18 +195,20 @@ describe('malformed data', () => {
     'U02/02/02.txt': good(),
   });
 
-  /** An unpacked-archive look-alike in the store, as a download step would have left it. */
-  function fakeDownload(files: Record<string, string>, folders: string[] = []): DownloadResult {
-    const dir = `fake/${++counter}`;
-    const base = deps.store.path(dir, 'unpacked/gestures-dataset');
-    mkdirSync(base, { recursive: true });
-    for (const f of folders) mkdirSync(join(base, f), { recursive: true });
-    for (const [name, text] of Object.entries(files)) {
-      mkdirSync(dirname(join(base, name)), { recursive: true });
-      writeFileSync(join(base, name), text);
-    }
+  /** An unpacked-archive look-alike, committed to the store as a download step would have left it. */
+  async function fakeDownload(files: Record<string, string>, folders: string[] = []): Promise<DownloadResult> {
+    const { ref } = await deps.store.getOrBuild({ type: 'fake-download', version: 1, params: { n: ++counter }, inputs: {} }, async (dir) => {
+      const base = join(dir, 'unpacked/gestures-dataset');
+      mkdirSync(base, { recursive: true });
+      for (const f of folders) mkdirSync(join(base, f), { recursive: true });
+      for (const [name, text] of Object.entries(files)) {
+        mkdirSync(dirname(join(base, name)), { recursive: true });
+        writeFileSync(join(base, name), text);
+      }
+      return {};
+    });
     return {
-      ref: { dir, digest: String(counter).padStart(64, '0') },
+      ref,
       cached: false,
       seconds: 0,
       archive: 'fake.zip',
@@ -218,14 +220,18 @@ describe('malformed data', () => {
   }
 
   async function malformed(files: Record<string, string>, folders: string[] = []): Promise<string> {
-    const err = await failure(run(deps, fakeDownload(files, folders), RANDOM));
+    const err = await failure(run(deps, await fakeDownload(files, folders), RANDOM));
     expect(err.nonRetryable).toBe(true);
     expect(err.type).toBe('MalformedData');
     return err.message;
   }
 
   test('a clean small tree works, ignoring info.txt, gestures.png and .DS_Store', async () => {
-    const r = await run(deps, fakeDownload({ ...validTree(), 'info.txt': 'about', 'gestures.png': 'png', '.DS_Store': 'x', 'U01/.DS_Store': 'x' }), RANDOM);
+    const r = await run(
+      deps,
+      await fakeDownload({ ...validTree(), 'info.txt': 'about', 'gestures.png': 'png', '.DS_Store': 'x', 'U01/.DS_Store': 'x' }),
+      RANDOM,
+    );
     expect(r).toMatchObject({ sequences: 5, users: 2, classes: 2, train: 4, valid: 1, minLength: 3, maxLength: 5 });
   });
 
@@ -266,7 +272,7 @@ describe('malformed data', () => {
   });
 
   test('the declared root folder is missing', async () => {
-    const err = await failure(run(deps, fakeDownload(validTree()), { ...RANDOM, root: 'not-there' }));
+    const err = await failure(run(deps, await fakeDownload(validTree()), { ...RANDOM, root: 'not-there' }));
     expect(err.type).toBe('MalformedData');
     expect(err.message).toContain('"not-there"');
     expect(err.message).toContain('gestures-dataset');

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
 import { Type, tableFromIPC, type FixedSizeList, type Table } from 'apache-arrow';
 import { dataset, seededShuffle } from '../../activities/dataset';
@@ -208,6 +208,22 @@ describe('padding on the real data', () => {
 
     await expect(runPadding(deps, ds, { batch_size: 32, max_length: 30 })).rejects.toThrow(ApplicationFailure);
     await expect(runPadding(deps, ds, { batch_size: 32, max_length: 30 })).rejects.toThrow(/longest sequence \(51 steps\)/);
+  });
+
+  test('a damaged dataset table is never padded: a non-retryable failure that names it and the way out', async () => {
+    const table = deps.store.path(ds.ref, ds.table);
+    const original = readFileSync(table);
+    const damaged = Buffer.from(original);
+    damaged[damaged.length >> 1] = ~original[original.length >> 1]! & 0xff;
+    writeFileSync(table, damaged);
+    try {
+      const attempt = runPadding(deps, ds, { batch_size: 16 });
+      await expect(attempt).rejects.toThrow(ApplicationFailure);
+      await expect(attempt).rejects.toMatchObject({ nonRetryable: true, type: 'ArtifactCorrupt' });
+      await expect(attempt).rejects.toThrow(new RegExp(`step padding: artifact ${ds.ref.dir}: ${ds.table} has sha256 .*sweeps resume test. rebuilds it`));
+    } finally {
+      writeFileSync(table, original);
+    }
   });
 });
 
