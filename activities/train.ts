@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
-import { ArtifactCorrupt, stepKey, writeFileAtomic } from '../artifacts/store';
+import { ArtifactCorrupt, StorageError, stepKey, writeFileAtomic } from '../artifacts/store';
 import { TrainingShare } from '../artifacts/training-share';
 import { trainInChildProcess } from '../ml/train-process';
 import type { TrainConfig } from '../ml/trainer';
@@ -37,60 +37,65 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
   const started = Date.now();
   let resumedFromEpoch = 0;
 
-  const { ref, result, cached } = await deps.store.getOrBuild(identity, async (dir) => {
-    // A damaged padded table must never be trained on silently: check it against its digest.
-    await verifyInput(deps.store, padded.ref, padded.table, `trial ${input.trial ?? input.step}`, input.sweepId);
-    const paddedPath = await deps.store.localPath(padded.ref, padded.table);
-    const key = stepKey(identity).slice(0, 32);
-    const checkpointDir = await deps.store.workDir('train', key);
-    // With a bucket store, this trial may have started on another machine: continue from its checkpoint.
-    const share = await TrainingShare.open(deps.store, key, log);
-    await share.restore();
-    const tracker = trackTrial({ sweepId: input.sweepId, step: input.step, trial: input.trial ?? input.step, identity }, deps, log);
-    const notifyTrialWorkflow = progressNotifier(log);
-    // "Best" means what early stopping keeps: the epoch with the lowest valid loss.
-    let best = { loss: Infinity, acc: 0 };
-    const outcome = await trainInChildProcess(
-      { paddedPath, config: toConfig(params), checkpointDir },
-      {
-        signal: ctx?.cancellationSignal,
-        onBatch: (epoch, batch, batches) => ctx?.heartbeat({ epoch, batch, batches }),
-        onEpoch: (m, checkpoint) => {
-          if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
-          share.checkpointWritten(checkpoint);
-          ctx?.heartbeat({ epoch: m.epoch, checkpoint });
-          log.info({ ...m }, 'epoch finished');
-          const report: EpochReport = {
-            epoch: m.epoch,
-            epochs: params.epochs,
-            validAcc: m.valid_acc,
-            validLoss: m.valid_loss,
-            bestValidAcc: best.acc,
-          };
-          notifyTrialWorkflow(report);
-          tracker.epoch(m, checkpoint);
+  const { ref, result, cached } = await deps.store
+    .getOrBuild(identity, async (dir) => {
+      // A damaged padded table must never be trained on silently: check it against its digest.
+      await verifyInput(deps.store, padded.ref, padded.table, `trial ${input.trial ?? input.step}`, input.sweepId);
+      const paddedPath = await deps.store.localPath(padded.ref, padded.table);
+      const key = stepKey(identity).slice(0, 32);
+      const checkpointDir = await deps.store.workDir('train', key);
+      // With a bucket store, this trial may have started on another machine: continue from its checkpoint.
+      const share = await TrainingShare.open(deps.store, key, log);
+      await share.restore();
+      const tracker = trackTrial({ sweepId: input.sweepId, step: input.step, trial: input.trial ?? input.step, identity }, deps, log);
+      const notifyTrialWorkflow = progressNotifier(log);
+      // "Best" means what early stopping keeps: the epoch with the lowest valid loss.
+      let best = { loss: Infinity, acc: 0 };
+      const outcome = await trainInChildProcess(
+        { paddedPath, config: toConfig(params), checkpointDir },
+        {
+          signal: ctx?.cancellationSignal,
+          onBatch: (epoch, batch, batches) => ctx?.heartbeat({ epoch, batch, batches }),
+          onEpoch: (m, checkpoint) => {
+            if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
+            share.checkpointWritten(checkpoint);
+            ctx?.heartbeat({ epoch: m.epoch, checkpoint });
+            log.info({ ...m }, 'epoch finished');
+            const report: EpochReport = {
+              epoch: m.epoch,
+              epochs: params.epochs,
+              validAcc: m.valid_acc,
+              validLoss: m.valid_loss,
+              bestValidAcc: best.acc,
+            };
+            notifyTrialWorkflow(report);
+            tracker.epoch(m, checkpoint);
+          },
         },
-      },
-    )
-      .catch((err: Error) => {
-        throw asFailure(err, input);
-      })
-      // Also after a failure or a cancellation: the newest checkpoint is what a retry elsewhere continues from.
-      .finally(() => share.flush());
-    resumedFromEpoch = outcome.resumedFromEpoch;
-    if (resumedFromEpoch > 0) log.info({ resumedFromEpoch }, 'resumed from checkpoint');
-    await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
-    // MLflow, TensorBoard and settings.toml; never throws (tracking problems are recorded, not fatal).
-    const tracking = await tracker.finish(outcome, dir);
-    return {
-      best: outcome.best,
-      epochsRun: outcome.epochs.length,
-      stoppedEarly: outcome.stoppedEarly,
-      backend: outcome.backend,
-      trainSeconds: (Date.now() - started) / 1000,
-      tracking,
-    };
-  });
+      )
+        .catch((err: Error) => {
+          throw asFailure(deps.store.explainWrite(err, `the checkpoints of trial ${input.trial ?? input.step}`), input);
+        })
+        // Also after a failure or a cancellation: the newest checkpoint is what a retry elsewhere continues from.
+        .finally(() => share.flush());
+      resumedFromEpoch = outcome.resumedFromEpoch;
+      if (resumedFromEpoch > 0) log.info({ resumedFromEpoch }, 'resumed from checkpoint');
+      await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
+      // MLflow, TensorBoard and settings.toml; never throws (tracking problems are recorded, not fatal).
+      const tracking = await tracker.finish(outcome, dir);
+      return {
+        best: outcome.best,
+        epochsRun: outcome.epochs.length,
+        stoppedEarly: outcome.stoppedEarly,
+        backend: outcome.backend,
+        trainSeconds: (Date.now() - started) / 1000,
+        tracking,
+      };
+    })
+    .catch((err: Error) => {
+      // Storage errors outside the training itself (the trial's artifact folder) fail the same way.
+      throw asFailure(err, input);
+    });
 
   return {
     ref,
@@ -117,6 +122,13 @@ function asFailure(err: Error, input: StepInput<TrainParams>): Error {
   }
   if (err instanceof ArtifactCorrupt) {
     return ApplicationFailure.nonRetryable(`${where}: ${err.message}. It was not used; \`sweeps resume ${input.sweepId}\` rebuilds it.`, 'ArtifactCorrupt');
+  }
+  if (err instanceof StorageError) {
+    // Retrying into a full or read-only disk only burns attempts: fail now, resume after the fix.
+    return ApplicationFailure.nonRetryable(
+      `${where}: ${err.message}; then \`sweeps resume ${input.sweepId}\` continues from its last checkpoint`,
+      'StorageError',
+    );
   }
   return err;
 }

@@ -2,7 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { digestTree, listDigest, MANIFEST, parseManifest, sealed, type Manifest } from './manifest';
-import { ArtifactCorrupt, sha256File, stepKey, type ArtifactHead, type ArtifactRef, type ArtifactStore, type FileDigest, type StepIdentity } from './store';
+import {
+  ArtifactCorrupt,
+  sha256File,
+  StorageError,
+  stepKey,
+  type ArtifactHead,
+  type ArtifactRef,
+  type ArtifactStore,
+  type FileDigest,
+  type StepIdentity,
+} from './store';
 
 /**
  * The artifact store on a folder: local, or shared by every worker (a network file system, a
@@ -58,7 +68,7 @@ export class LocalArtifactStore implements ArtifactStore {
       }
       // The store itself is unusable (a file where its folder should be, no permission): say so,
       // rather than setting aside an artifact that is not there.
-      throw this.explain(err as NodeJS.ErrnoException, identity);
+      throw this.explainWrite(err as NodeJS.ErrnoException, `the ${identity.type} artifact`);
     }
     const manifest = parseManifest<T>(text, dir);
     try {
@@ -67,7 +77,7 @@ export class LocalArtifactStore implements ArtifactStore {
       return { ref: manifest.ref, result: manifest.result };
     } catch (err) {
       // Only damage is set aside; an I/O error that says nothing about the content is reported.
-      if (!(err instanceof ArtifactCorrupt)) throw this.explain(err as NodeJS.ErrnoException, identity);
+      if (!(err instanceof ArtifactCorrupt)) throw this.explainWrite(err as NodeJS.ErrnoException, `the ${identity.type} artifact`);
       await this.setAside(dir);
       return undefined;
     }
@@ -153,7 +163,9 @@ export class LocalArtifactStore implements ArtifactStore {
       return { ...other, cached: true };
     } catch (err) {
       if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-      throw this.explain(err as NodeJS.ErrnoException, identity);
+      const explained = this.explainWrite(err as NodeJS.ErrnoException, `the ${identity.type} artifact`);
+      if (explained instanceof StorageError) explained.message += '; nothing was committed';
+      throw explained;
     }
   }
 
@@ -183,7 +195,7 @@ export class LocalArtifactStore implements ArtifactStore {
   }
 
   /** Storage errors name the store and what to do; other errors pass through unchanged. */
-  private explain(err: NodeJS.ErrnoException, identity: StepIdentity): Error {
+  explainWrite(err: NodeJS.ErrnoException, what: string): Error {
     const setting = this.setting;
     const hints: Record<string, string> = {
       ENOSPC: `the disk is full: free space, or point ${setting} at a larger disk`,
@@ -195,8 +207,8 @@ export class LocalArtifactStore implements ArtifactStore {
     };
     const hint = err.code ? hints[err.code] : undefined;
     if (!hint) return err;
-    const wrapped = new Error(`cannot write the ${identity.type} artifact into ${this.root}: ${err.message} (${hint}); nothing was committed`);
-    (wrapped as NodeJS.ErrnoException).code = err.code;
+    const wrapped = new StorageError(`cannot write ${what} into ${this.root}: ${err.message} (${hint})`);
+    wrapped.code = err.code;
     return wrapped;
   }
 

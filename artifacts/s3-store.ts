@@ -12,7 +12,12 @@ import { ArtifactCorrupt, type ArtifactHead, type ArtifactRef, type ArtifactStor
 const TRANSFERS = 8;
 
 /** The bucket's copy of an artifact does not match its own manifest. */
-class RemoteCorrupt extends ArtifactCorrupt {}
+class RemoteCorrupt extends ArtifactCorrupt {
+  /** sha256 of the manifest whose artifact was found damaged: only that one is set aside. */
+  manifestSha?: string;
+}
+
+const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * The artifact store on an S3-compatible bucket, so that workers on different machines share
@@ -55,6 +60,11 @@ export class S3ArtifactStore implements ArtifactStore {
 
   dirFor(identity: StepIdentity): string {
     return this.cache.dirFor(identity);
+  }
+
+  /** Work and fetched artifacts are written into this machine's cache. */
+  explainWrite(err: NodeJS.ErrnoException, what: string): Error {
+    return this.cache.explainWrite(err, what);
   }
 
   /** A file in this machine's cache: there only once fetched (activities use `localPath`). */
@@ -199,6 +209,15 @@ export class S3ArtifactStore implements ArtifactStore {
   private async download(dir: string): Promise<Manifest<unknown> | undefined> {
     const got = await this.bucket.get(manifestKey(dir));
     if (got === undefined) return undefined;
+    try {
+      return await this.downloadCommitted(dir, got);
+    } catch (err) {
+      if (err instanceof RemoteCorrupt) err.manifestSha ??= sha256Of(got.body);
+      throw err;
+    }
+  }
+
+  private async downloadCommitted(dir: string, got: { body: Buffer; metadata: Record<string, string | undefined> }): Promise<Manifest<unknown>> {
     const manifest = parseManifest<unknown>(got.body.toString('utf8'), dir);
     if (typeof manifest === 'string') throw new RemoteCorrupt(`artifact ${dir}: ${this.bucket.uri(manifestKey(dir))} ${manifest}`);
     const started = Date.now();
@@ -243,7 +262,7 @@ export class S3ArtifactStore implements ArtifactStore {
     if (!got) throw new RemoteCorrupt(`artifact ${dir}: ${this.bucket.uri(key)} (a pack of ${pack.files.length} of its files) is missing`);
     for (const f of pack.files) {
       const bytes = got.body.subarray(f.offset, f.offset + f.bytes);
-      const actual: FileDigest = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+      const actual: FileDigest = { sha256: sha256Of(bytes), bytes: bytes.length };
       this.checkArrived(dir, key, f.name, actual, files[f.name]!);
       const target = join(tmp, f.name);
       await mkdir(dirname(target), { recursive: true });
@@ -307,9 +326,11 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   /** Takes a damaged artifact out of the bucket (its manifest, so it is no longer committed), keeping a copy to look at. */
-  private async setAsideRemote(dir: string, why: Error): Promise<void> {
-    this.log?.warn({ dir, err: why.message }, "the bucket's copy of an artifact is damaged: set aside, it will be rebuilt");
+  private async setAsideRemote(dir: string, why: RemoteCorrupt): Promise<void> {
     const got = await this.bucket.get(manifestKey(dir));
+    // Another machine may have set it aside and published a rebuild meanwhile: leave that one be.
+    if (got !== undefined && why.manifestSha !== undefined && sha256Of(got.body) !== why.manifestSha) return;
+    this.log?.warn({ dir, err: why.message }, "the bucket's copy of an artifact is damaged: set aside, it will be rebuilt");
     if (got !== undefined) {
       const aside = `.corrupt/${dir.replace(/\//g, '-')}-${Date.now()}-${randomBytes(3).toString('hex')}`;
       await this.bucket.put(`${aside}/${MANIFEST}`, got.body, { metadata: got.metadata });

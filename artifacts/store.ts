@@ -74,6 +74,13 @@ export interface ArtifactStore {
   /** Checks one file of an artifact (cheaper than `verify` for a large artifact). */
   verifyFile(ref: ArtifactRef, name: string): Promise<void>;
 
+  /**
+   * A storage error (disk full, no permission, read-only) met while writing `what` into this
+   * machine's folder of the store, as a `StorageError` that names the folder, the setting that
+   * moves it and what to do; any other error is returned unchanged.
+   */
+  explainWrite(err: NodeJS.ErrnoException, what: string): Error;
+
   /** Brings the artifact onto this machine (when it is not) and returns the local path of `file` in it. */
   localPath(ref: ArtifactRef, file?: string): Promise<string>;
 
@@ -101,6 +108,12 @@ export interface WorkShare {
 
 export class ArtifactCorrupt extends Error {
   override name = 'ArtifactCorrupt';
+}
+
+/** The store's disk cannot take a write (full, no permission, read-only): a person has to act. */
+export class StorageError extends Error {
+  override name = 'StorageError';
+  code?: string;
 }
 
 export function stepKey(identity: StepIdentity): string {

@@ -33,7 +33,7 @@ async function run(request: TrainRequest): Promise<void> {
     process.exit(0);
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    await send({ type: 'error', name: e.name, message: e.message, stack: e.stack });
+    await send({ type: 'error', name: e.name, message: e.message, stack: e.stack, code: (e as NodeJS.ErrnoException).code });
     process.exit(1);
   }
 }

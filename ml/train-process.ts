@@ -36,10 +36,11 @@ function abortReason(signal: AbortSignal): Error {
   return err;
 }
 
-/** The child's error, re-created in the parent with the child's name, message and stack. */
+/** The child's error, re-created in the parent with the child's name, message, code and stack. */
 function childError(msg: Extract<ChildMessage, { type: 'error' }>, pid: number | undefined): Error {
-  const err = new Error(msg.message);
+  const err: NodeJS.ErrnoException = new Error(msg.message);
   err.name = msg.name;
+  if (msg.code !== undefined) err.code = msg.code;
   err.stack = `${msg.stack ?? `${msg.name}: ${msg.message}`}\n    at <training child process pid ${pid ?? '?'}>`;
   return err;
 }

@@ -19,4 +19,4 @@ export type ChildMessage =
   | { type: 'epoch'; metrics: EpochMetrics; checkpointPath: string }
   | { type: 'batch'; epoch: number; batch: number; batches: number }
   | { type: 'result'; outcome: TrainOutcome }
-  | { type: 'error'; name: string; message: string; stack?: string };
+  | { type: 'error'; name: string; message: string; stack?: string; code?: string };

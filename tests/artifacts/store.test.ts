@@ -1,9 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalArtifactStore } from '../../artifacts/local-store';
 import { ArtifactCorrupt, writeFileAtomic } from '../../artifacts/store';
+import { dataset } from '../../activities/dataset';
+import { download } from '../../activities/download';
+import { padding } from '../../activities/padding';
+import { train } from '../../activities/train';
+import { datasetParams, downloadParams, paddingParams, trainParams } from '../../pipeline/steps';
+import { ARCHIVE, ARCHIVE_MD5, testDeps } from '../data/helpers';
 
 const identity = (params: unknown) => ({ type: 'unit', version: 1, params, inputs: {} });
 
@@ -150,5 +156,40 @@ const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).s
     expect(await store.lookup(identity('big'))).toBeUndefined();
     expect(existsSync(join(mountPoint, 'unit'))).toBe(false);
     expect(readdirSync(join(mountPoint, '.tmp'))).toEqual([]);
+  });
+});
+
+(canMount ? describe : describe.skip)('training onto a disk that fills up', () => {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'full-train-'));
+  let mounted = false;
+  beforeAll(() => {
+    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint]).status === 0;
+  });
+  afterAll(() => {
+    if (mounted) spawnSync('umount', [mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  it('fails the trial at once (no retries into a full disk), naming the folder, the setting and the way back', async () => {
+    if (!mounted) throw new Error(`could not mount a tmpfs on ${mountPoint}`);
+    const deps = testDeps(mountPoint);
+    const base = { sweepId: 'sweep-full-00000000', inputs: {} };
+    const dl = await download({ ...base, step: 'download', params: downloadParams.parse({ urls: [`file://${ARCHIVE}`], md5: ARCHIVE_MD5 }) }, deps);
+    const ds = await dataset({ ...base, step: 'dataset', params: datasetParams.parse({ limit: 200 }), inputs: { download: dl } }, deps);
+    const padded = await padding({ ...base, step: 'padding', params: paddingParams.parse({}), inputs: { dataset: ds } }, deps);
+    // Whatever space is left goes to a filler: the first checkpoint cannot be written.
+    const filler = openSync(join(mountPoint, 'filler'), 'w');
+    try {
+      for (;;) writeSync(filler, Buffer.alloc(64 * 1024, 1));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    } finally {
+      closeSync(filler);
+    }
+    const params = trainParams.parse({ pooling: 'mean', seed: 1, epochs: 2, hidden: 8, train_batches: 2, valid_batches: 1, backend: 'wasm' });
+    const attempt = train({ ...base, step: 'train', trial: 'gru_mean-h8-s1', params, inputs: { padding: padded } }, deps);
+    await expect(attempt).rejects.toMatchObject({ nonRetryable: true, type: 'StorageError' });
+    await expect(attempt).rejects.toThrow(/trial gru_mean-h8-s1: cannot write .* into .*ENOSPC.*the disk is full: free space, or point SWEEPS_ARTIFACTS at a larger disk.*sweeps resume sweep-full-00000000/);
+    expect(existsSync(join(mountPoint, 'train'))).toBe(false);
   });
 });
