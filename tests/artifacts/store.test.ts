@@ -189,7 +189,9 @@ const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).s
     const params = trainParams.parse({ pooling: 'mean', seed: 1, epochs: 2, hidden: 8, train_batches: 2, valid_batches: 1, backend: 'wasm' });
     const attempt = train({ ...base, step: 'train', trial: 'gru_mean-h8-s1', params, inputs: { padding: padded } }, deps);
     await expect(attempt).rejects.toMatchObject({ nonRetryable: true, type: 'StorageError' });
-    await expect(attempt).rejects.toThrow(/trial gru_mean-h8-s1: cannot write .* into .*ENOSPC.*the disk is full: free space, or point SWEEPS_ARTIFACTS at a larger disk.*sweeps resume sweep-full-00000000/);
+    await expect(attempt).rejects.toThrow(
+      /trial gru_mean-h8-s1: cannot write .* into .*ENOSPC.*the disk is full: free space, or point SWEEPS_ARTIFACTS at a larger disk.*sweeps resume sweep-full-00000000/,
+    );
     expect(existsSync(join(mountPoint, 'train'))).toBe(false);
   });
 });
