@@ -4,8 +4,9 @@
 # Temporal CLI; it still builds tfjs-node (from registries where Google's host is unreachable)
 # and the native training kernel, each falling back by itself when it cannot.
 #
-#   docker build -t durable-sweeps .    (--build-arg SWEEPS_SKIP_TFJS_NODE=1 skips tfjs-node: TensorFlow.js
-#                                        then runs on its WebAssembly backend)
+#   docker build -t durable-sweeps .    (--build-arg SWEEPS_SKIP_TFJS_NODE=1 skips setup's offline build
+#                                        of tfjs-node from PyPI's TensorFlow wheel; where npm ci could
+#                                        fetch tfjs-node's own binaries, the image has it anyway)
 
 # The Node that package.json's engines and CI use; the full image has the compilers setup needs.
 FROM node:20-bookworm AS build
