@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { digestTree, listDigest, MANIFEST, parseManifest, sealed, type Manifest } from './manifest';
 import {
@@ -167,6 +167,26 @@ export class LocalArtifactStore implements ArtifactStore {
       if (explained instanceof StorageError) explained.message += '; nothing was committed';
       throw explained;
     }
+  }
+
+  /**
+   * Removes build folders that a killed process left in `.tmp/` (a build that ends, well or badly,
+   * removes its own). Only old ones: another live process may be building in a recent one, and no
+   * build runs longer than a training's 6-hour limit.
+   */
+  async removeAbandonedBuilds(olderThanMs = 24 * 3600_000): Promise<string[]> {
+    const tmpRoot = join(this.root, '.tmp');
+    const entries = await readdir(tmpRoot).catch(() => [] as string[]);
+    const removed: string[] = [];
+    for (const name of entries) {
+      const path = join(tmpRoot, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > olderThanMs) {
+        await rm(path, { recursive: true, force: true });
+        removed.push(name);
+      }
+    }
+    return removed;
   }
 
   /** A fresh folder inside the store (so that `install` is a rename on one file system). */

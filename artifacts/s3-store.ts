@@ -62,6 +62,10 @@ export class S3ArtifactStore implements ArtifactStore {
     return this.cache.dirFor(identity);
   }
 
+  removeAbandonedBuilds(olderThanMs?: number): Promise<string[]> {
+    return this.cache.removeAbandonedBuilds(olderThanMs);
+  }
+
   /** Work and fetched artifacts are written into this machine's cache. */
   explainWrite(err: NodeJS.ErrnoException, what: string): Error {
     return this.cache.explainWrite(err, what);

@@ -81,6 +81,9 @@ export interface ArtifactStore {
    */
   explainWrite(err: NodeJS.ErrnoException, what: string): Error;
 
+  /** Removes this machine's build folders that a killed process left behind (only old ones); returns their names. */
+  removeAbandonedBuilds(olderThanMs?: number): Promise<string[]>;
+
   /** Brings the artifact onto this machine (when it is not) and returns the local path of `file` in it. */
   localPath(ref: ArtifactRef, file?: string): Promise<string>;
 

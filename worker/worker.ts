@@ -46,6 +46,8 @@ export async function startWorkers(
   const identity = options.identity ?? (process.env.SWEEPS_WORKER_IDENTITY || `${hostname()}:${process.pid}`);
   // The store first: a bad artifact setting fails before a connection is opened.
   const store = await createArtifactStore(config, logger);
+  const abandoned = await store.removeAbandonedBuilds().catch(() => []);
+  if (abandoned.length > 0) logger.info({ abandoned }, 'removed build folders that killed processes left behind');
   const connection = await NativeConnection.connect(target.connectionOptions).catch((err: unknown) => {
     throw unreachable(target, err);
   });

@@ -1,7 +1,20 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { LocalArtifactStore } from '../../artifacts/local-store';
 import { ArtifactCorrupt, writeFileAtomic } from '../../artifacts/store';
 import { dataset } from '../../activities/dataset';
@@ -104,6 +117,15 @@ describe('the content-addressed artifact store', () => {
     ).rejects.toThrow('the step broke');
     expect(await store.lookup(identity('fails'))).toBeUndefined();
     expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('removes build folders a killed process left behind, once they are old enough that no live build can own them', async () => {
+    const old = await store.tempDir('killed');
+    const recent = await store.tempDir('running');
+    const dayAgo = new Date(Date.now() - 25 * 3600_000);
+    utimesSync(old, dayAgo, dayAgo);
+    expect(await store.removeAbandonedBuilds()).toEqual([basename(old)]);
+    expect([existsSync(old), existsSync(recent)]).toEqual([false, true]);
   });
 
   it('lets two builders race for the same identity: both get the one committed artifact', async () => {
