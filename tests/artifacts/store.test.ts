@@ -153,21 +153,31 @@ describe('the content-addressed artifact store', () => {
   });
 });
 
-// A real full disk: a 1 MiB tmpfs (needs root, as on the CI machines).
+// Real full disks: small tmpfs mounts (needs root, as on the CI machines).
 const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
-(canMount ? describe : describe.skip)('on a full disk', () => {
-  const mountPoint = mkdtempSync(join(tmpdir(), 'full-disk-'));
+
+/** A tmpfs of `size` for the enclosing describe block; the returned function gives its mount point. */
+function smallDisk(size: string): () => string {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'small-disk-'));
   let mounted = false;
   beforeAll(() => {
-    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status === 0;
+    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mountPoint]).status === 0;
   });
   afterAll(() => {
     if (mounted) spawnSync('umount', [mountPoint]);
     rmSync(mountPoint, { recursive: true, force: true });
   });
+  return () => {
+    if (!mounted) throw new Error(`could not mount a tmpfs on ${mountPoint}`);
+    return mountPoint;
+  };
+}
+
+(canMount ? describe : describe.skip)('on a full disk', () => {
+  const disk = smallDisk('1m');
 
   it('reports ENOSPC and leaves neither a committed artifact nor temp files', async () => {
-    if (!mounted) throw new Error(`could not mount a tmpfs on ${mountPoint}`);
+    const mountPoint = disk();
     const store = new LocalArtifactStore(mountPoint);
     await expect(
       store.getOrBuild(identity('big'), async (dir) => {
@@ -182,18 +192,10 @@ const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version']).s
 });
 
 (canMount ? describe : describe.skip)('training onto a disk that fills up', () => {
-  const mountPoint = mkdtempSync(join(tmpdir(), 'full-train-'));
-  let mounted = false;
-  beforeAll(() => {
-    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint]).status === 0;
-  });
-  afterAll(() => {
-    if (mounted) spawnSync('umount', [mountPoint]);
-    rmSync(mountPoint, { recursive: true, force: true });
-  });
+  const disk = smallDisk('16m');
 
   it('fails the trial at once (no retries into a full disk), naming the folder, the setting and the way back', async () => {
-    if (!mounted) throw new Error(`could not mount a tmpfs on ${mountPoint}`);
+    const mountPoint = disk();
     const deps = testDeps(mountPoint);
     const base = { sweepId: 'sweep-full-00000000', inputs: {} };
     const dl = await download({ ...base, step: 'download', params: downloadParams.parse({ urls: [`file://${ARCHIVE}`], md5: ARCHIVE_MD5 }) }, deps);
