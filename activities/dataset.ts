@@ -313,7 +313,7 @@ function checkUsers(files: readonly SequenceFile[], validUsers: readonly string[
   const unknown = validUsers.filter((u) => !known.has(u));
   if (unknown.length > 0) {
     throw ApplicationFailure.nonRetryable(
-      `split.valid_users names unknown user${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ` + `the data has ${[...known].join(', ')}`,
+      `split.valid_users names unknown user${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the data has ${[...known].join(', ')}`,
       'InvalidParams',
     );
   }

@@ -10,7 +10,7 @@ import { activityContext } from './context';
 import type { ActivityDeps } from './deps';
 import { trackTrial } from './tracking';
 import type { PaddingResult, StepInput, TrainResult } from './types';
-import { upstreamOf, verifyInput } from './upstream';
+import { damagedInput, upstreamOf, verifyInput } from './upstream';
 
 /** Bump when a change to training would change its results: it is part of every trial's cache key. */
 export const TRAIN_VERSION = 1;
@@ -120,9 +120,7 @@ function asFailure(err: Error, input: StepInput<TrainParams>): Error {
   if (err.name === 'TrainConfigError' || err.name === 'CheckpointMismatchError') {
     return ApplicationFailure.nonRetryable(`${where}: ${err.message}`, err.name);
   }
-  if (err instanceof ArtifactCorrupt) {
-    return ApplicationFailure.nonRetryable(`${where}: ${err.message}. It was not used; \`sweeps resume ${input.sweepId}\` rebuilds it.`, 'ArtifactCorrupt');
-  }
+  if (err instanceof ArtifactCorrupt) return damagedInput(err, where, input.sweepId);
   if (err instanceof StorageError) {
     // Retrying into a full or read-only disk only burns attempts: fail now, resume after the fix.
     return ApplicationFailure.nonRetryable(

@@ -28,6 +28,11 @@ export async function verifyInput(store: ArtifactStore, ref: ArtifactRef, file: 
     await (file === undefined ? store.verify(ref) : store.verifyFile(ref, file));
   } catch (err) {
     if (!(err instanceof ArtifactCorrupt)) throw err;
-    throw ApplicationFailure.nonRetryable(`${where}: ${err.message}. It was not used; \`sweeps resume ${sweepId}\` rebuilds it.`, 'ArtifactCorrupt');
+    throw damagedInput(err, where, sweepId);
   }
+}
+
+/** The failure for a damaged artifact a step was about to use: not retried, and says how to get it rebuilt. */
+export function damagedInput(err: ArtifactCorrupt, where: string, sweepId: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`${where}: ${err.message}. It was not used; \`sweeps resume ${sweepId}\` rebuilds it.`, 'ArtifactCorrupt');
 }

@@ -137,7 +137,7 @@ export class LocalArtifactStore implements ArtifactStore {
       }
       if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.bytes) {
         throw new ArtifactCorrupt(
-          `artifact ${ref.dir}: ${name} has sha256 ${actual.sha256} (${actual.bytes} bytes), ` + `expected ${expected.sha256} (${expected.bytes} bytes)`,
+          `artifact ${ref.dir}: ${name} has sha256 ${actual.sha256} (${actual.bytes} bytes), expected ${expected.sha256} (${expected.bytes} bytes)`,
         );
       }
     }

@@ -85,16 +85,8 @@ export async function listCommand(args: string[]): Promise<number> {
     s.runs > 1 ? `${s.runs} runs` : '',
   ]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  process.stdout.write(
-    `${rows
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n')}\n`,
-  );
+  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ');
+  process.stdout.write(`${rows.map((row) => line(row).trimEnd()).join('\n')}\n`);
   return 0;
 }
 

@@ -210,7 +210,7 @@ function comparisonVerdict(c: ComparisonSummary, baselineLabel: string): string 
     magnitude === f.points(0)
       ? `${c.label} and ${baselineLabel} score the same best validation accuracy on average`
       : `${c.label} scores ${magnitude.replace(/^\+/, '')} ${c.mean > 0 ? 'higher' : 'lower'} than ${baselineLabel} in best validation accuracy`;
-  const evidence = `(mean of ${c.n} seed pairs; 95% interval ${f.pointsRange(c.low, c.high)}; ` + `${c.label} better in ${f.count(c.wins, c.n)} ${seeds})`;
+  const evidence = `(mean of ${c.n} seed pairs; 95% interval ${f.pointsRange(c.low, c.high)}; ${c.label} better in ${f.count(c.wins, c.n)} ${seeds})`;
   const chance = `The probability that ${c.label} is truly better is ${f.probability(c.probabilityBetter)} (paired t model).`;
   switch (c.conclusion) {
     case 'better':
