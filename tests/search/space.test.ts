@@ -98,7 +98,9 @@ describe('a grid beside a search', () => {
 describe('JSON Schema', () => {
   it('converts every search declaration to draft-7 JSON Schema, as the pipeline schema embeds them', () => {
     const options = { target: 'draft-7', io: 'input', unrepresentable: 'any' } as const;
-    const space = z.toJSONSchema(searchSpaceSchema, options) as { additionalProperties: { oneOf: Array<{ properties: { type: { const: string } } }> } };
+    const space = z.toJSONSchema(searchSpaceSchema, options) as unknown as {
+      additionalProperties: { oneOf: Array<{ properties: { type: { const: string } } }> };
+    };
     expect(space.additionalProperties.oneOf.map((o) => o.properties.type.const)).toEqual(['uniform', 'loguniform', 'int', 'choice']);
     for (const schema of [untilSchema, samplerConfigSchema, prunerConfigSchema]) expect(z.toJSONSchema(schema, options)).toHaveProperty('$schema');
   });
