@@ -80,8 +80,12 @@ class TrialProcess:
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError as err:
+            code = self.proc.wait()
+            raise BenchError(f"trial {self.request['trial']}: the trainer stopped reading its input (exit code {code})") from err
 
     def next_event(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -93,7 +97,7 @@ class TrialProcess:
             event = json.loads(line)
         except json.JSONDecodeError as err:
             raise BenchError(f"trial {self.request['trial']}: the trainer printed a line that is not JSON ({err.msg}): {line[:200]!r}") from err
-        if event.get("event") not in ("epoch", "done"):
+        if not isinstance(event, dict) or event.get("event") not in ("epoch", "done"):
             raise BenchError(f"trial {self.request['trial']}: expected an event 'epoch' or 'done', got {line[:200]!r}")
         return event
 
