@@ -179,6 +179,8 @@ function kernelLogPdf(dim: Dimension, k: number, x: number): number {
 
 /** Rejection from the untruncated normal: every kernel's centre lies within its bounds, so at least ~1/3 of draws are kept. */
 function truncatedNormal(mu: number, sigma: number, low: number, high: number, uniform: () => number): number {
+  // A kernel built from a value outside the space would make this loop endless: fail loudly instead.
+  if (!(mu >= low && mu <= high && sigma > 0)) throw new Error(`Parzen kernel N(${mu}, ${sigma}) lies outside [${low}, ${high}]`);
   for (;;) {
     // Box–Muller; 1 − u keeps the logarithm finite.
     const r = Math.sqrt(-2 * Math.log(1 - uniform()));
