@@ -63,11 +63,7 @@ export class ParzenEstimator {
   private readonly dims: Dimension[];
 
   /** `observations[i][d]`: observation i (oldest first) of dimension d, on the internal scale. */
-  constructor(
-    private readonly specs: readonly ParamSpec[],
-    observations: readonly (readonly number[])[],
-    options: ParzenOptions,
-  ) {
+  constructor(specs: readonly ParamSpec[], observations: readonly (readonly number[])[], options: ParzenOptions) {
     const n = observations.length;
     const raw = n === 0 ? [1] : [...observationWeights(n), options.priorWeight];
     const total = raw.reduce((a, b) => a + b, 0);
@@ -99,10 +95,6 @@ export class ParzenEstimator {
       terms[k] = sum;
     }
     return logSumExp(terms);
-  }
-
-  get dimensions(): number {
-    return this.specs.length;
   }
 }
 
