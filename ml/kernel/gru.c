@@ -99,6 +99,38 @@ EXPORT("kmark") uintptr_t kmark(void) {
 
 EXPORT("krelease") void krelease(uintptr_t mark) { heap_top = mark; }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Where the time goes: built with -DKERNEL_PROFILE (build.sh --profile, never the committed
+ * gru.wasm), every phase below adds its elapsed milliseconds to a counter that the benchmark
+ * reads (npm run bench:train -- --profile). In the normal builds the markers are empty. */
+
+enum { PH_INPUT_PROJ, PH_RECURRENT, PH_GATES, PH_BPTT_GATES, PH_BPTT_RECURRENT, PH_WEIGHT_GRADS, PH_HEAD, PH_ADAM, PH_OTHER, PH_COUNT };
+
+#ifdef KERNEL_PROFILE
+#ifdef __wasm__
+__attribute__((import_module("env"), import_name("now"))) double prof_now(void);
+#else
+#include <time.h>
+static double prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+#endif
+static double prof_ms[PH_COUNT];
+static double prof_mark;
+#define PROF_START() (prof_mark = prof_now())
+/* Charges the time since the last marker to phase ph. */
+#define PROF(ph) (prof_ms[ph] += prof_now() - prof_mark, prof_mark = prof_now())
+EXPORT("prof_read") double prof_read(int ph) { return ph >= 0 && ph < PH_COUNT ? prof_ms[ph] : -1; }
+EXPORT("prof_reset") void prof_reset(void) {
+  for (int i = 0; i < PH_COUNT; i++) prof_ms[i] = 0;
+}
+#else
+#define PROF_START() ((void)0)
+#define PROF(ph) ((void)0)
+#endif
+
 static void zero(float *p, int n) { __builtin_memset(p, 0, (size_t)n * sizeof(float)); }
 static void copy(float *dst, const float *src, int n) { __builtin_memcpy(dst, src, (size_t)n * sizeof(float)); }
 
@@ -396,6 +428,7 @@ static void layer_forward(int T, int B, int I, int H, const float *x, LayerWeigh
   zero(zeros, BH);
   /* The input projection of every timestep at once: gi_g = x · W_ih[:, g] + b_ih[g]. */
   for (int g = 0; g < 3; g++) matmul(T * B, H, I, x, I, 1, w.wIh + g * H, H3, gi[g], H, MM_BIAS, w.bIh + g * H);
+  PROF(PH_INPUT_PROJ);
   for (int t = 0; t < T; t++) {
     const int o = t * BH;
     float *ghn = tape.ghn + o;
@@ -409,6 +442,7 @@ static void layer_forward(int T, int B, int I, int H, const float *x, LayerWeigh
       fill_rows(B, H, w.bHh + H, ghz);
       fill_rows(B, H, w.bHh + 2 * H, ghn);
     }
+    PROF(PH_RECURRENT);
     const float *ir = gi[0] + o, *iz = gi[1] + o, *in = gi[2] + o;
     float *r = tape.r + o, *z = tape.z + o, *n = tape.n + o, *h = tape.h + o;
     /* Three passes rather than one: a single pass chains σ → tanh → h, ~130 cycles of latency
@@ -428,6 +462,58 @@ static void layer_forward(int T, int B, int I, int H, const float *x, LayerWeigh
     for (; i < BH; i++) {
       n[i] = s_tanh(in[i] + r[i] * ghn[i], &c);
       h[i] = n[i] + z[i] * (hp[i] - n[i]);
+    }
+    PROF(PH_GATES);
+  }
+}
+
+/* Inference (no backward pass will follow): the same arithmetic as layer_forward, so the same
+ * bits, without the tape. Only h is kept, [T, B, H] (the next layer's input, or what pooling
+ * reads), and the input projection is made TC timesteps at a time: scratch is O(TC·B·H), not
+ * O(T·B·H). Scratch: gi for r, z, n ([TC,B,H] each), then gh_r, gh_z, gh_n, r, z, h0 = 0. */
+#define INFER_TC 16
+static int infer_scratch_floats(int B, int H) { return 3 * INFER_TC * B * H + 6 * B * H; }
+
+static void layer_infer(int T, int B, int I, int H, const float *x, LayerWeights w, float *hs, float *scratch) {
+  const int BH = B * H, H3 = 3 * H, BH4 = BH & ~(VL - 1);
+  const Consts c = consts();
+  float *gi[3] = {scratch, scratch + INFER_TC * BH, scratch + 2 * INFER_TC * BH};
+  float *ghr = scratch + 3 * INFER_TC * BH, *ghz = ghr + BH, *ghn = ghz + BH, *r = ghn + BH, *z = r + BH, *zeros = z + BH;
+  zero(zeros, BH);
+  for (int t0 = 0; t0 < T; t0 += INFER_TC) {
+    const int tc = T - t0 < INFER_TC ? T - t0 : INFER_TC;
+    for (int g = 0; g < 3; g++) matmul(tc * B, H, I, x + t0 * B * I, I, 1, w.wIh + g * H, H3, gi[g], H, MM_BIAS, w.bIh + g * H);
+    PROF(PH_INPUT_PROJ);
+    for (int t = t0; t < t0 + tc; t++) {
+      const int o = (t - t0) * BH;
+      const float *hp = t > 0 ? hs + (t - 1) * BH : zeros;
+      float *h = hs + t * BH;
+      if (t > 0) {
+        matmul(B, H, H, hp, H, 1, w.wHh, H3, ghr, H, MM_BIAS, w.bHh);
+        matmul(B, H, H, hp, H, 1, w.wHh + H, H3, ghz, H, MM_BIAS, w.bHh + H);
+        matmul(B, H, H, hp, H, 1, w.wHh + 2 * H, H3, ghn, H, MM_BIAS, w.bHh + 2 * H);
+      } else {
+        fill_rows(B, H, w.bHh, ghr);
+        fill_rows(B, H, w.bHh + H, ghz);
+        fill_rows(B, H, w.bHh + 2 * H, ghn);
+      }
+      PROF(PH_RECURRENT);
+      const float *ir = gi[0] + o, *iz = gi[1] + o, *in = gi[2] + o;
+      int i;
+      for (i = 0; i < BH4; i += VL) vf_store(r + i, v_sigmoid(vf_add(vf_load(ir + i), vf_load(ghr + i)), &c));
+      for (; i < BH; i++) r[i] = s_sigmoid(ir[i] + ghr[i], &c);
+      for (i = 0; i < BH4; i += VL) vf_store(z + i, v_sigmoid(vf_add(vf_load(iz + i), vf_load(ghz + i)), &c));
+      for (; i < BH; i++) z[i] = s_sigmoid(iz[i] + ghz[i], &c);
+      for (i = 0; i < BH4; i += VL) {
+        vf rv = vf_load(r + i), zv = vf_load(z + i), hpv = vf_load(hp + i);
+        vf nv = v_tanh(vf_add(vf_load(in + i), vf_mul(rv, vf_load(ghn + i))), &c);
+        vf_store(h + i, vf_add(nv, vf_mul(zv, vf_sub(hpv, nv))));
+      }
+      for (; i < BH; i++) {
+        float n = s_tanh(in[i] + r[i] * ghn[i], &c);
+        h[i] = n + z[i] * (hp[i] - n);
+      }
+      PROF(PH_GATES);
     }
   }
 }
@@ -456,6 +542,7 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
   transpose(H, H3, w.wHh, H3, wHhT);
   if (dx) transpose(I, H3, w.wIh, H3, wIhT);
   zero(carry, BH);
+  PROF(PH_OTHER);
 
   for (int t = T - 1; t >= 0; t--) {
     const int o = t * BH;
@@ -490,11 +577,13 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
       ahn[i] = dan * r[i];
       carry[i] = dh * z[i];
     }
+    PROF(PH_BPTT_GATES);
     if (hp) { /* dh_{t−1} += dG_h · W_hhᵀ; at t = 0 the previous state is the constant h0 */
       matmul(B, H, H, ar, H, 1, wHhT, H, carry, H, MM_ACC, 0);
       matmul(B, H, H, az, H, 1, wHhT + H * H, H, carry, H, MM_ACC, 0);
       matmul(B, H, H, ahn, H, 1, wHhT + 2 * H * H, H, carry, H, MM_ACC, 0);
     }
+    PROF(PH_BPTT_RECURRENT);
   }
 
   const float *dgi[3] = {dar, daz, dgin}, *dgh[3] = {dar, daz, dghn};
@@ -513,6 +602,7 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
     matmul(T * B, I, H, daz, H, 1, wIhT + H * I, I, dx, I, MM_ACC, 0);
     matmul(T * B, I, H, dgin, H, 1, wIhT + 2 * H * I, I, dx, I, MM_ACC, 0);
   }
+  PROF(PH_WEIGHT_GRADS);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -681,8 +771,9 @@ EXPORT("model_create") Model *model_create(int I, int H, int L, int C, int maxT,
   const int TBH = maxT * maxB * H, P = model_param_count(I, H, L, C);
   int in_max = I > H ? I : H;
   int scratch = forward_scratch_floats(maxT, maxB, H);
-  int bs = backward_scratch_floats(maxT, maxB, in_max, H);
+  int bs = backward_scratch_floats(maxT, maxB, in_max, H), is = infer_scratch_floats(maxB, H);
   if (bs > scratch) scratch = bs;
+  if (is > scratch) scratch = is;
   md->I = I, md->H = H, md->L = L, md->C = C, md->maxT = maxT, md->maxB = maxB, md->P = P;
   float **bufs[] = {&md->params, &md->grads, &md->m, &md->v, &md->x, &md->masks, &md->xt, &md->tapes, &md->inputs,
                     &md->dH, &md->dX, &md->scratch, &md->pooled, &md->dpooled, &md->logits, &md->dlogits};
@@ -721,6 +812,7 @@ static void model_forward(Model *md, int T, int B, int pooling, int dropout) {
   const int I = md->I, H = md->H, C = md->C, TBH = T * B * H;
   for (int t = 0; t < T; t++)
     for (int b = 0; b < B; b++) copy(md->xt + (t * B + b) * I, md->x + (b * T + t) * I, I);
+  PROF(PH_OTHER);
   const float *input = md->xt;
   int in = I;
   for (int l = 0; l < md->L; l++) {
@@ -734,6 +826,7 @@ static void model_forward(Model *md, int T, int B, int pooling, int dropout) {
       } else {
         copy(next, tape.h, TBH);
       }
+      PROF(PH_OTHER);
       input = next;
       in = H;
     }
@@ -741,6 +834,7 @@ static void model_forward(Model *md, int T, int B, int pooling, int dropout) {
   pool_forward(pooling, T, B, H, md->lengths, md->tapes + (md->L - 1) * 5 * TBH, md->pooled);
   const float *W = md->params + md->P - H * C - C, *bias = W + H * C;
   matmul(B, C, H, md->pooled, H, 1, W, C, md->logits, C, MM_BIAS, bias);
+  PROF(PH_HEAD);
 }
 
 /* Mean softmax cross-entropy of md->logits (torch.nn.CrossEntropyLoss); with dlogits, also
@@ -767,6 +861,7 @@ static float cross_entropy(Model *md, int B, float *dlogits) {
 /* Loss of the batch in md->x (lengths, labels set); md->grads ← dLoss/dparams. */
 EXPORT("model_forward_backward") float model_forward_backward(Model *md, int T, int B, int pooling, int dropout) {
   const int H = md->H, C = md->C, TBH = T * B * H;
+  PROF_START();
   model_forward(md, T, B, pooling, dropout);
   const float loss = cross_entropy(md, B, md->dlogits);
 
@@ -782,6 +877,7 @@ EXPORT("model_forward_backward") float model_forward_backward(Model *md, int T, 
     }
   const float *last_h = md->tapes + (md->L - 1) * 5 * TBH;
   pool_backward(pooling, T, B, H, md->lengths, last_h, md->pooled, md->dpooled, md->dH);
+  PROF(PH_HEAD);
 
   for (int l = md->L - 1; l >= 0; l--) {
     const int in = l == 0 ? md->I : H;
@@ -797,15 +893,36 @@ EXPORT("model_forward_backward") float model_forward_backward(Model *md, int T, 
       } else {
         copy(md->dH, md->dX, TBH);
       }
+      PROF(PH_OTHER);
     }
   }
   return loss;
 }
 
-/* Loss of the batch in md->x without dropout; the logits stay in the logits buffer. */
+/* Loss of the batch in md->x without dropout; the logits stay in the logits buffer. Tape-free
+ * (layer_infer): the same logits as model_forward's, bit for bit, for a fraction of the memory
+ * traffic. Layer outputs alternate between the dH and dX buffers, which no backward pass needs. */
 EXPORT("model_evaluate") float model_evaluate(Model *md, int T, int B, int pooling) {
-  model_forward(md, T, B, pooling, 0);
-  return cross_entropy(md, B, 0);
+  const int I = md->I, H = md->H, C = md->C;
+  PROF_START();
+  for (int t = 0; t < T; t++)
+    for (int b = 0; b < B; b++) copy(md->xt + (t * B + b) * I, md->x + (b * T + t) * I, I);
+  PROF(PH_OTHER);
+  const float *input = md->xt;
+  float *out = md->dH;
+  int in = I;
+  for (int l = 0; l < md->L; l++) {
+    layer_infer(T, B, in, H, input, weights_at(layer_base(md, l), in, H), out, md->scratch);
+    input = out;
+    out = out == md->dH ? md->dX : md->dH;
+    in = H;
+  }
+  pool_forward(pooling, T, B, H, md->lengths, input, md->pooled);
+  const float *W = md->params + md->P - H * C - C, *bias = W + H * C;
+  matmul(B, C, H, md->pooled, H, 1, W, C, md->logits, C, MM_BIAS, bias);
+  const float loss = cross_entropy(md, B, 0);
+  PROF(PH_HEAD);
+  return loss;
 }
 
 /*
@@ -823,6 +940,7 @@ void model_adam(Model *md, float neg_step, float bias2_sqrt, float omb1, float b
   const vf vwd = vf_splat(wd), vomb1 = vf_splat(omb1), vb2 = vf_splat(beta2);
   const vf vomb2 = vf_splat(omb2), vb2s = vf_splat(bias2_sqrt), veps = vf_splat(eps);
   const vf vstep = vf_splat(neg_step);
+  PROF_START();
   int i = 0;
   for (; i < P4; i += VL) {
     vf pv = vf_load(p + i), gv = vf_load(g + i), mv = vf_load(m + i), vv = vf_load(v + i);
@@ -843,4 +961,5 @@ void model_adam(Model *md, float neg_step, float bias2_sqrt, float omb1, float b
     m[i] = ms, v[i] = vs;
     p[i] = p[i] + (ms / denom) * neg_step;
   }
+  PROF(PH_ADAM);
 }

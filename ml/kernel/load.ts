@@ -50,7 +50,23 @@ export interface KernelExports {
   model_forward_backward(model: number, T: number, B: number, pooling: number, dropout: number): number;
   model_evaluate(model: number, T: number, B: number, pooling: number): number;
   model_adam(model: number, negStep: number, bias2Sqrt: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, eps: number, wd: number): void;
+  /** Only in the profile builds (build.sh --profile): milliseconds spent in phase `phase` so far. */
+  prof_read?(phase: number): number;
+  prof_reset?(): void;
 }
+
+/** gru.c's profile phases, in its PH_* order. */
+export const PROFILE_PHASES = [
+  'input projection',
+  'recurrent products (forward)',
+  'gate math (forward)',
+  'BPTT gate math',
+  'BPTT recurrent products',
+  'weight gradients (Σ over T·B)',
+  'pooling, head, loss',
+  'Adam',
+  'layout copies in the kernel',
+] as const;
 
 /**
  * The kernel's folder in the source tree (ml/kernel/: gru.c, the committed gru.wasm, build/).
@@ -125,6 +141,18 @@ const failures = new Map<KernelKind, Error>();
 function loadWasm(): KernelExports {
   const module = new WebAssemblyApi.Module(readFileSync(path.join(kernelDir(), 'gru.wasm')));
   return new WebAssemblyApi.Instance(module, {}).exports as unknown as KernelExports;
+}
+
+/**
+ * The kernel with per-phase timers (build/gru-profile.wasm or build/gru-profile-native.node, made
+ * by `bash ml/kernel/build.sh --profile`), for the benchmark only: a fresh instance, never the
+ * process's shared one.
+ */
+export function profileKernel(kind: KernelKind): Kernel {
+  const dir = path.join(kernelDir(), 'build');
+  if (kind === 'native') return new Kernel(require(path.join(dir, 'gru-profile-native.node')) as KernelExports, kind);
+  const module = new WebAssemblyApi.Module(readFileSync(path.join(dir, 'gru-profile.wasm')));
+  return new Kernel(new WebAssemblyApi.Instance(module, { env: { now: () => performance.now() } }).exports as unknown as KernelExports, kind);
 }
 
 /**
