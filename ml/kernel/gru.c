@@ -606,80 +606,130 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Pooling over time (see ml/pooling.ts for the meaning of each mode). The GRU keeps running over
- * padding, as the reference does; only `lengths` tells the padding-aware modes where it is. */
+/* Pooling over time: ml/pooling.ts names the variants and says what each means; this table holds
+ * their forward and backward passes under the same names, and the TypeScript side finds a
+ * variant's index here by name (pool_name), so the two never need a second list of numbers. The
+ * GRU keeps running over padding, as the reference does; only `lengths` tells the padding-aware
+ * variants where it is.
+ *
+ * forward: pooled [B,H] from h [T,B,H]. backward: adds dLoss/dh_t into dH (zeroed by the caller)
+ * from dLoss/dpooled. */
 
-enum { POOL_LAST = 0, POOL_MEAN = 1, POOL_LAST_VALID = 2, POOL_MEAN_VALID = 3, POOL_MAX = 4 };
+typedef struct {
+  int T, B, H;
+  const int32_t *lengths;
+  const float *h; /* [T, B, H] */
+} PoolArgs;
 
-static void pool_forward(int mode, int T, int B, int H, const int32_t *lengths, const float *h, float *pooled) {
-  const int BH = B * H;
-  switch (mode) {
-  case POOL_LAST:
-    copy(pooled, h + (T - 1) * BH, BH);
-    break;
-  case POOL_MEAN:
-    copy(pooled, h, BH);
-    for (int t = 1; t < T; t++)
-      for (int i = 0; i < BH; i++) pooled[i] += h[t * BH + i];
-    for (int i = 0; i < BH; i++) pooled[i] /= (float)T;
-    break;
-  case POOL_LAST_VALID:
-    for (int b = 0; b < B; b++) copy(pooled + b * H, h + (lengths[b] - 1) * BH + b * H, H);
-    break;
-  case POOL_MEAN_VALID:
-    for (int b = 0; b < B; b++) {
-      float *p = pooled + b * H;
-      copy(p, h + b * H, H);
-      for (int t = 1; t < lengths[b]; t++)
-        for (int j = 0; j < H; j++) p[j] += h[t * BH + b * H + j];
-      for (int j = 0; j < H; j++) p[j] /= (float)lengths[b];
-    }
-    break;
-  case POOL_MAX:
-    for (int b = 0; b < B; b++) {
-      float *p = pooled + b * H;
-      copy(p, h + b * H, H);
-      for (int t = 1; t < lengths[b]; t++)
-        for (int j = 0; j < H; j++) {
-          float v = h[t * BH + b * H + j];
-          if (v > p[j]) p[j] = v;
-        }
-    }
-    break;
-  }
+static void last_forward(PoolArgs a, float *pooled) { copy(pooled, a.h + (a.T - 1) * a.B * a.H, a.B * a.H); }
+static void last_backward(PoolArgs a, const float *pooled, const float *dpooled, float *dH) {
+  (void)pooled;
+  copy(dH + (a.T - 1) * a.B * a.H, dpooled, a.B * a.H);
 }
 
-/* dH = dLoss/dh_t for every t from dLoss/dpooled. For max, every valid step equal to the max
- * gets the gradient (tf.max's rule; ties have probability ~0 on real data). */
+static void mean_forward(PoolArgs a, float *pooled) {
+  const int BH = a.B * a.H;
+  copy(pooled, a.h, BH);
+  for (int t = 1; t < a.T; t++)
+    for (int i = 0; i < BH; i++) pooled[i] += a.h[t * BH + i];
+  for (int i = 0; i < BH; i++) pooled[i] /= (float)a.T;
+}
+static void mean_backward(PoolArgs a, const float *pooled, const float *dpooled, float *dH) {
+  (void)pooled;
+  const int BH = a.B * a.H;
+  for (int t = 0; t < a.T; t++)
+    for (int i = 0; i < BH; i++) dH[t * BH + i] = dpooled[i] / (float)a.T;
+}
+
+static void last_valid_forward(PoolArgs a, float *pooled) {
+  for (int b = 0; b < a.B; b++) copy(pooled + b * a.H, a.h + (a.lengths[b] - 1) * a.B * a.H + b * a.H, a.H);
+}
+static void last_valid_backward(PoolArgs a, const float *pooled, const float *dpooled, float *dH) {
+  (void)pooled;
+  for (int b = 0; b < a.B; b++) copy(dH + (a.lengths[b] - 1) * a.B * a.H + b * a.H, dpooled + b * a.H, a.H);
+}
+
+static void mean_valid_forward(PoolArgs a, float *pooled) {
+  const int BH = a.B * a.H, H = a.H;
+  for (int b = 0; b < a.B; b++) {
+    float *p = pooled + b * H;
+    copy(p, a.h + b * H, H);
+    for (int t = 1; t < a.lengths[b]; t++)
+      for (int j = 0; j < H; j++) p[j] += a.h[t * BH + b * H + j];
+    for (int j = 0; j < H; j++) p[j] /= (float)a.lengths[b];
+  }
+}
+static void mean_valid_backward(PoolArgs a, const float *pooled, const float *dpooled, float *dH) {
+  (void)pooled;
+  const int BH = a.B * a.H, H = a.H;
+  for (int b = 0; b < a.B; b++)
+    for (int t = 0; t < a.lengths[b]; t++)
+      for (int j = 0; j < H; j++) dH[t * BH + b * H + j] = dpooled[b * H + j] / (float)a.lengths[b];
+}
+
+static void max_forward(PoolArgs a, float *pooled) {
+  const int BH = a.B * a.H, H = a.H;
+  for (int b = 0; b < a.B; b++) {
+    float *p = pooled + b * H;
+    copy(p, a.h + b * H, H);
+    for (int t = 1; t < a.lengths[b]; t++)
+      for (int j = 0; j < H; j++) {
+        float v = a.h[t * BH + b * H + j];
+        if (v > p[j]) p[j] = v;
+      }
+  }
+}
+/* Every valid step equal to the max gets the gradient (tf.max's rule; ties have probability ~0
+ * on real data). */
+static void max_backward(PoolArgs a, const float *pooled, const float *dpooled, float *dH) {
+  const int BH = a.B * a.H, H = a.H;
+  for (int b = 0; b < a.B; b++)
+    for (int t = 0; t < a.lengths[b]; t++)
+      for (int j = 0; j < H; j++) {
+        int at = t * BH + b * H + j;
+        if (a.h[at] == pooled[b * H + j]) dH[at] = dpooled[b * H + j];
+      }
+}
+
+typedef struct {
+  const char *name; /* as in ml/pooling.ts */
+  void (*forward)(PoolArgs a, float *pooled);
+  void (*backward)(PoolArgs a, const float *pooled, const float *dpooled, float *dH);
+} PoolVariant;
+
+static const PoolVariant POOLINGS[] = {
+    {"last", last_forward, last_backward},
+    {"mean", mean_forward, mean_backward},
+    {"last-valid", last_valid_forward, last_valid_backward},
+    {"mean-valid", mean_valid_forward, mean_valid_backward},
+    {"max", max_forward, max_backward},
+};
+#define POOL_COUNT ((int)(sizeof(POOLINGS) / sizeof(POOLINGS[0])))
+
+EXPORT("pool_count") int pool_count(void) { return POOL_COUNT; }
+
+/* Copies variant i's name (NUL-terminated) into dst, at most cap bytes; returns its length, or
+ * −1 when i is out of range or the name does not fit. */
+EXPORT("pool_name") int pool_name(int i, char *dst, int cap) {
+  if (i < 0 || i >= POOL_COUNT) return -1;
+  int n = 0;
+  while (POOLINGS[i].name[n]) n++;
+  if (n + 1 > cap) return -1;
+  __builtin_memcpy(dst, POOLINGS[i].name, (size_t)n + 1);
+  return n;
+}
+
+/* The TypeScript side checks mode against pool_count before any call. */
+static void pool_forward(int mode, int T, int B, int H, const int32_t *lengths, const float *h, float *pooled) {
+  PoolArgs a = {T, B, H, lengths, h};
+  POOLINGS[mode].forward(a, pooled);
+}
+
 static void pool_backward(int mode, int T, int B, int H, const int32_t *lengths, const float *h, const float *pooled,
                           const float *dpooled, float *dH) {
-  const int BH = B * H;
-  zero(dH, T * BH);
-  switch (mode) {
-  case POOL_LAST:
-    copy(dH + (T - 1) * BH, dpooled, BH);
-    break;
-  case POOL_MEAN:
-    for (int t = 0; t < T; t++)
-      for (int i = 0; i < BH; i++) dH[t * BH + i] = dpooled[i] / (float)T;
-    break;
-  case POOL_LAST_VALID:
-    for (int b = 0; b < B; b++) copy(dH + (lengths[b] - 1) * BH + b * H, dpooled + b * H, H);
-    break;
-  case POOL_MEAN_VALID:
-    for (int b = 0; b < B; b++)
-      for (int t = 0; t < lengths[b]; t++)
-        for (int j = 0; j < H; j++) dH[t * BH + b * H + j] = dpooled[b * H + j] / (float)lengths[b];
-    break;
-  case POOL_MAX:
-    for (int b = 0; b < B; b++)
-      for (int t = 0; t < lengths[b]; t++)
-        for (int j = 0; j < H; j++) {
-          int at = t * BH + b * H + j;
-          if (h[at] == pooled[b * H + j]) dH[at] = dpooled[b * H + j];
-        }
-    break;
-  }
+  PoolArgs a = {T, B, H, lengths, h};
+  zero(dH, T * B * H);
+  POOLINGS[mode].backward(a, pooled, dpooled, dH);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -44,6 +44,8 @@ export interface KernelExports {
   ): void;
   pool_forward(mode: number, T: number, B: number, H: number, lengths: number, h: number, pooled: number): void;
   pool_backward(mode: number, T: number, B: number, H: number, lengths: number, h: number, pooled: number, dpooled: number, dH: number): void;
+  pool_count(): number;
+  pool_name(i: number, dst: number, cap: number): number;
   model_param_count(I: number, H: number, L: number, C: number): number;
   model_create(I: number, H: number, L: number, C: number, maxT: number, maxB: number): number;
   model_buffer(model: number, which: number): number;
@@ -86,10 +88,38 @@ export function kernelDir(): string {
  * (kalloc does, on demand) detaches old ArrayBuffers.
  */
 export class Kernel {
+  private poolModes?: Map<string, number>;
+
   constructor(
     readonly fn: KernelExports,
     readonly kind: KernelKind,
   ) {}
+
+  /** The pooling variants this build implements, in its table's order (gru.c's POOLINGS). */
+  poolings(): string[] {
+    return this.scoped(() => {
+      const cap = 64;
+      const dst = this.alloc(cap / 4);
+      return Array.from({ length: this.fn.pool_count() }, (_, i) => {
+        const n = this.fn.pool_name(i, dst, cap);
+        if (n < 0) throw new Error(`fused kernel (${this.kind}): pooling variant ${i} has no name that fits ${cap} bytes`);
+        return Buffer.from(this.fn.memory.buffer, dst, n).toString('utf8');
+      });
+    });
+  }
+
+  /** The kernel's index of the pooling variant `name` (ml/pooling.ts's names), for its pool_* calls. */
+  poolMode(name: string): number {
+    this.poolModes ??= new Map(this.poolings().map((n, i) => [n, i]));
+    const mode = this.poolModes.get(name);
+    if (mode === undefined) {
+      throw new Error(
+        `fused kernel (${this.kind}) has no pooling "${name}" (it has ${[...this.poolModes.keys()].join(', ')}): ` +
+          'add it to the POOLINGS table in ml/kernel/gru.c and rebuild with npm run build:kernel',
+      );
+    }
+    return mode;
+  }
 
   /** Allocates `count` 4-byte elements; memory obtained after `mark()` is returned by `release(mark)`. */
   alloc(count: number): number {

@@ -78,6 +78,8 @@ WRAP(gru_backward, 17,
                        P(16))))
 WRAP(pool_forward, 7, VOID(pool_forward_export(I(0), I(1), I(2), I(3), P(4), P(5), P(6))))
 WRAP(pool_backward, 9, VOID(pool_backward_export(I(0), I(1), I(2), I(3), P(4), P(5), P(6), P(7), P(8))))
+WRAP(pool_count, 0, number(env, pool_count()))
+WRAP(pool_name, 3, number(env, pool_name(I(0), P(1), I(2))))
 WRAP(model_param_count, 4, number(env, model_param_count(I(0), I(1), I(2), I(3))))
 WRAP(model_create, 6, number(env, offset_of(model_create(I(0), I(1), I(2), I(3), I(4), I(5)))))
 WRAP(model_buffer, 2, number(env, offset_of(model_buffer(P(0), I(1)))))
@@ -129,6 +131,8 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT_FN(gru_backward);
   EXPORT_FN(pool_forward);
   EXPORT_FN(pool_backward);
+  EXPORT_FN(pool_count);
+  EXPORT_FN(pool_name);
   EXPORT_FN(model_param_count);
   EXPORT_FN(model_create);
   EXPORT_FN(model_buffer);
