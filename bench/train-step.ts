@@ -67,6 +67,12 @@ interface Spec {
   classes: number;
   features: number;
   seed: number;
+  /**
+   * `cpu`: each step's CPU time (process.cpuUsage here, time.process_time in PyTorch), which a
+   * shared machine's other processes inflate far less than wall time (a step preempted for 10 ms
+   * counts its own work only); `wall`: performance.now / perf_counter.
+   */
+  clock: 'cpu' | 'wall';
   scenarios: Scenario[];
 }
 
@@ -118,7 +124,16 @@ function syntheticBatches(T: number, count: number, seed: string): Batch[] {
   }));
 }
 
-function writeSpec(dir: string, pooling: Pooling, paddedPath: string, steps: number, warmup: number, longTs: number[], longSteps: number): string {
+function writeSpec(
+  dir: string,
+  pooling: Pooling,
+  clock: Spec['clock'],
+  paddedPath: string,
+  steps: number,
+  warmup: number,
+  longTs: number[],
+  longSteps: number,
+): string {
   const data = readPadded(paddedPath);
   // The reference recipe's epoch 1 for seed 1: batches of 32 padded to their own longest sequence.
   const plan = planBatches(data.train, BATCH, 'batch-max', rngFor(1, 'train-order', 1));
@@ -153,7 +168,7 @@ function writeSpec(dir: string, pooling: Pooling, paddedPath: string, steps: num
   scenarios[1]!.T = 51;
   const bin = join(dir, 'batches.bin');
   writeFileSync(bin, Buffer.concat(chunks));
-  const spec: Spec = { bin, pooling, hidden: HIDDEN, classes: CLASSES, features: FEATURES, seed: 1, scenarios };
+  const spec: Spec = { bin, pooling, hidden: HIDDEN, classes: CLASSES, features: FEATURES, seed: 1, clock, scenarios };
   const specPath = join(dir, 'spec.json');
   writeFileSync(specPath, JSON.stringify(spec));
   return specPath;
@@ -252,13 +267,20 @@ async function makeRow(row: RowId, spec: Spec, scenarios: Scenario[]): Promise<R
  * Times each step; a profile build's phase timers are read after each step too, so that every
  * figure (phase or step) can be a median over steps, which a preempted step does not move.
  */
-function timed(run: RowRunner, step: Step, batches: Batch[]): { times: number[]; phases: number[][] } {
+function timed(run: RowRunner, step: Step, batches: Batch[], clock: Spec['clock']): { times: number[]; phases: number[][] } {
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  // The profile builds' phase timers read wall time, so their rows do too (medians over steps
+  // keep preempted steps out).
+  const now = clock === 'cpu' && run.readProfile === undefined ? cpuMs : () => performance.now();
   const phases: number[][] = [];
   const times = batches.map((b) => {
     run.resetProfile?.();
-    const t0 = performance.now();
+    const t0 = now();
     step(b);
-    const t = performance.now() - t0;
+    const t = now() - t0;
     if (run.readProfile) phases.push(run.readProfile());
     return t;
   });
@@ -281,7 +303,7 @@ async function runRow(row: RowId, specPath: string, only: string | undefined): P
     for (const [suffix, step] of modes) {
       if (step === undefined) continue;
       warm.forEach(step);
-      const t = timed(run, step, batches);
+      const t = timed(run, step, batches, spec.clock);
       times[sc.id + suffix] = t.times;
       // Per phase, the median over steps; then the JavaScript around the call, per step.
       if (run.readProfile) {
@@ -348,6 +370,7 @@ async function main(): Promise<void> {
       rows: { type: 'string' },
       long: { type: 'string', default: '1000,5000' },
       'long-steps': { type: 'string', default: '3' },
+      clock: { type: 'string', default: 'cpu' },
       profile: { type: 'boolean', default: false },
     },
   });
@@ -378,7 +401,8 @@ async function main(): Promise<void> {
   try {
     const store = process.env.SWEEPS_BENCH_STORE ?? join(homedir(), '.cache', 'durable-sweeps', 'bench-store');
     const { path } = await realPadded(store);
-    const specPath = writeSpec(dir, values.pooling as Pooling, path, steps, warmup, longTs, Number(values['long-steps']));
+    if (values.clock !== 'cpu' && values.clock !== 'wall') throw new Error(`--clock must be cpu or wall, got "${values.clock}"`);
+    const specPath = writeSpec(dir, values.pooling as Pooling, values.clock, path, steps, warmup, longTs, Number(values['long-steps']));
     const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Spec;
     console.log(
       `batch ${BATCH}, input ${FEATURES}, hidden ${HIDDEN}, ${CLASSES} classes, pooling ${spec.pooling}; ` +
@@ -389,6 +413,11 @@ async function main(): Promise<void> {
         .map((v) => v.toFixed(2))
         .join(' ');
     console.log(`load average at start: ${load()} (other work on the machine slows every row; the ratios come from interleaved rounds)`);
+    console.log(
+      spec.clock === 'cpu'
+        ? 'clock: CPU time per step (--clock wall for wall time; on a busy machine wall time counts the waits for a core too)'
+        : 'clock: wall time per step',
+    );
     if (!hasNode) console.log('tfjs-node does not load here: its rows are left out');
     if (!hasNative) console.log('no native build of the kernel here (npm run build:kernel-native makes one where a C compiler is present)');
     if (!python) console.log('SWEEPS_BENCH_PYTHON is not set: no PyTorch row (bench/setup-torch.sh makes a Python with torch)');
@@ -447,7 +476,7 @@ async function main(): Promise<void> {
     const mainRows = rows.filter((r) => !PROFILE_ROWS.includes(r.id));
     const header = (first: string, cols: Scenario[], suffix = '') => console.log(`${pad(first, 58)}${cols.map((s) => pad(s.label, 18)).join('')}${suffix}`);
 
-    console.log(`\nms per training step (median over rounds of each round's median)`);
+    console.log(`\nms per training step (${spec.clock} time; median over rounds of each round's median)`);
     header('implementation', scs, 'max RSS');
     for (const row of mainRows) {
       const rss = median((results.get(row.id) ?? []).map((r) => r.maxRssMB ?? NaN));
@@ -504,7 +533,7 @@ async function main(): Promise<void> {
       const rs = results.get(row.id) ?? [];
       for (const mode of ['', ':eval']) {
         const what = mode ? 'an evaluation pass' : 'a training step';
-        console.log(`\nwhere ${what}'s time goes: ${row.label} (ms, median over steps, then over rounds; share of the step's median)`);
+        console.log(`\nwhere ${what}'s time goes: ${row.label} (wall ms, median over steps, then over rounds; share of the step's median)`);
         header('phase', short);
         const phase = (sc: string, i: number) => median(rs.map((r) => r.phases?.[sc + mode]?.[i] ?? NaN));
         const total = (sc: string) => median(rs.map((r) => median(r.times[sc + mode] ?? [NaN])));
