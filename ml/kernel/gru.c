@@ -637,8 +637,9 @@ static void mean_forward(PoolArgs a, float *pooled) {
 static void mean_backward(PoolArgs a, const float *pooled, const float *dpooled, float *dH) {
   (void)pooled;
   const int BH = a.B * a.H;
-  for (int t = 0; t < a.T; t++)
-    for (int i = 0; i < BH; i++) dH[t * BH + i] = dpooled[i] / (float)a.T;
+  /* One division per element, not per element and step: every step gets the same row. */
+  for (int i = 0; i < BH; i++) dH[i] = dpooled[i] / (float)a.T;
+  for (int t = 1; t < a.T; t++) copy(dH + t * BH, dH, BH);
 }
 
 static void last_valid_forward(PoolArgs a, float *pooled) {
@@ -662,9 +663,11 @@ static void mean_valid_forward(PoolArgs a, float *pooled) {
 static void mean_valid_backward(PoolArgs a, const float *pooled, const float *dpooled, float *dH) {
   (void)pooled;
   const int BH = a.B * a.H, H = a.H;
-  for (int b = 0; b < a.B; b++)
-    for (int t = 0; t < a.lengths[b]; t++)
-      for (int j = 0; j < H; j++) dH[t * BH + b * H + j] = dpooled[b * H + j] / (float)a.lengths[b];
+  for (int b = 0; b < a.B; b++) {
+    float *first = dH + b * H;
+    for (int j = 0; j < H; j++) first[j] = dpooled[b * H + j] / (float)a.lengths[b];
+    for (int t = 1; t < a.lengths[b]; t++) copy(first + t * BH, first, H);
+  }
 }
 
 static void max_forward(PoolArgs a, float *pooled) {
