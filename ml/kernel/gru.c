@@ -18,7 +18,7 @@
  *   wIh [I, 3H], wHh [H, 3H], bIh [3H], bHh [3H]; columns [0,H) r, [H,2H) z, [2H,3H) n.
  * - Sequences are time-major inside: a layer's input x is [T, B, I], its outputs h are [T, B, H].
  * - Per-gate quantities are kept gate-major ([T, B, H] per gate, not [T, B, 3H]) so that every
- *   elementwise loop runs over one contiguous block of B·H floats, 4 lanes at a time.
+ *   elementwise loop runs over one contiguous block of B·H floats, VL lanes at a time.
  * - Every loop runs in a fixed order: the same inputs give the same bits on every run and every
  *   machine (wasm float arithmetic is IEEE-exact; nothing here is parallel, and the wasm build
  *   has no FMA). The native build contracts a·b + c into FMA: deterministic on its machine,
@@ -264,9 +264,10 @@ EXPORT("test_log") float test_log(float x) { return s_log(x); }
  * both A·B and Aᵀ·B) and B is row-major with contiguous rows (ldb); init is 0, C itself
  * (accumulate) or a bias row broadcast over the rows.
  *
- * The 4×8 register block keeps 8 accumulators, 2 B vectors and an A splat within the 16 XMM
- * registers V8 maps v128 onto: measured ~16 GMAC/s here, about what 128-bit mul + add (wasm
- * SIMD has no FMA) can issue. K is cut into chunks of 64 so that Aᵀ·B over all T·B rows (the
+ * The 4-row × 2-vector register block (block_4rows: 4×8 in wasm) keeps 8 accumulators, 2 B
+ * vectors and an A splat within the 16 XMM registers V8 maps v128 onto: measured 16–22 GMAC/s
+ * here, about what 128-bit mul + add (wasm SIMD has no FMA) can issue. The native AVX-512 build
+ * adds a 4-row × 4-vector block (block_4rows_wide). K is cut into chunks of 64 so that Aᵀ·B over all T·B rows (the
  * weight gradients, K up to 1600) keeps its A and B chunks in L1 (9 → 15 GMAC/s). Summation
  * order is fixed: each output is summed over k in increasing order, chunk after chunk. */
 
