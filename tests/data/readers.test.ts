@@ -201,7 +201,6 @@ describe('long-format table reader (CSV)', () => {
 
 describe('long-format table reader (Parquet, written by parquet-wasm)', () => {
   function parquet(name: string, columns: Record<string, unknown[] | Float64Array | Int32Array>): string {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pq = require('parquet-wasm') as typeof import('parquet-wasm');
     const ipc = tableToIPC(tableFromArrays(columns as Parameters<typeof tableFromArrays>[0]), 'stream');
     const path = join(dir, name);

@@ -198,7 +198,6 @@ export async function readLongCsv(path: string, display: string, columns: LongTa
 
 /** parquet-wasm's Node build (CommonJS, WebAssembly inside), loaded when a Parquet file is read. */
 function parquetToArrow(bytes: Uint8Array): Table {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const parquet = require('parquet-wasm') as typeof import('parquet-wasm');
   return tableFromIPC(parquet.readParquet(bytes).intoIPCStream());
 }
