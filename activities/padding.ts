@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { Field, FixedSizeList, Float32, Int32, Uint8, Utf8, makeData, tableFromIPC, tableToIPC, type Data, type Table } from 'apache-arrow';
-import { paddingParams, type PaddingParams } from '../pipeline/steps';
+import { Field, FixedSizeList, Float32, Int32, List, Uint8, Utf8, makeData, tableFromIPC, tableToIPC, type Data, type Table } from 'apache-arrow';
+import { paddingParams, type PaddingParamsInput } from '../pipeline/steps';
 import { writeFileAtomic } from '../artifacts/store';
-import { PADDED_COLUMNS, PADDED_METADATA, maskFor, padRagged, paddingFractions } from '../ml/padded-data';
+import { PADDED_COLUMNS, PADDED_METADATA, featureStats, maskFor, padRagged, paddingFractions, standardize } from '../ml/padded-data';
 import { arrowTable, isDatasetResult, utf8Data } from './dataset';
 import type { ActivityDeps } from './deps';
 import { heartbeatIfActivity, parseStepParams } from './download';
@@ -20,7 +20,7 @@ class DatasetTableError extends Error {
   override name = 'DatasetTableError';
 }
 
-export async function padding(input: StepInput<PaddingParams>, deps: ActivityDeps): Promise<PaddingResult> {
+export async function padding(input: StepInput<PaddingParamsInput>, deps: ActivityDeps): Promise<PaddingResult> {
   const started = Date.now();
   const log = deps.logger.child({ step: input.step, activity: 'padding' });
   const params = parseStepParams(paddingParams, input.params, input.step);
@@ -107,6 +107,15 @@ function listColumn(table: Table, name: string, source: string): { flat: Float32
   return { flat, offsets };
 }
 
+/** Rows in `order`, back to back without padding, with their new offsets. */
+function gatherRagged(flat: Float32Array, offsets: Int32Array, order: Int32Array): { flat: Float32Array; offsets: Int32Array } {
+  const out = new Int32Array(order.length + 1);
+  for (let r = 0; r < order.length; r++) out[r + 1] = out[r]! + offsets[order[r]! + 1]! - offsets[order[r]!]!;
+  const values = new Float32Array(out[order.length]!);
+  for (let r = 0; r < order.length; r++) values.set(flat.subarray(offsets[order[r]!]!, offsets[order[r]! + 1]!), out[r]!);
+  return { flat: values, offsets: out };
+}
+
 function int32Column(table: Table, name: string, source: string): Int32Array {
   const column = table.getChild(name);
   const values = column?.toArray() as unknown;
@@ -125,7 +134,7 @@ function metaInt(table: Table, key: string, source: string): number {
 
 export function buildPadded(
   table: Table,
-  params: PaddingParams,
+  params: PaddingParamsInput,
   source = 'dataset table',
 ): { bytes: Uint8Array; summary: Omit<PaddingResult, 'ref' | 'cached' | 'seconds' | 'table'> } {
   const n = table.numRows;
@@ -165,7 +174,11 @@ export function buildPadded(
   }
 
   const order = Int32Array.from([...train, ...valid]);
-  const values = padRagged(flat, offsets, order, maxLength, features);
+  // Statistics from the training rows only: validation must not leak into what training sees.
+  const stats = params.standardize ? featureStats(flat, offsets, train, features) : undefined;
+  const source_ = stats ? standardize(flat, stats) : flat;
+  const ragged = params.layout === 'ragged';
+  const values = ragged ? gatherRagged(source_, offsets, order) : { flat: padRagged(source_, offsets, order, maxLength, features), offsets: undefined };
   const outIds = new Int32Array(n);
   const outLabels = new Int32Array(n);
   const outLengths = new Int32Array(n);
@@ -175,49 +188,50 @@ export function buildPadded(
     outLabels[r] = labels[i]!;
     outLengths[r] = lengths[i]!;
   }
-  const mask = maskFor(outLengths, maxLength);
   const splits = Array.from(order, (_, r) => (r < train.length ? 'train' : 'valid'));
 
-  const valuesType = new FixedSizeList(maxLength * features, new Field('item', new Float32(), false));
-  const maskType = new FixedSizeList(maxLength, new Field('item', new Uint8(), false));
-  const fields = [
+  const fields: Field[] = [
     new Field(PADDED_COLUMNS.id, new Int32(), false),
     new Field(PADDED_COLUMNS.split, new Utf8(), false),
     new Field(PADDED_COLUMNS.label, new Int32(), false),
     new Field(PADDED_COLUMNS.length, new Int32(), false),
-    new Field(PADDED_COLUMNS.values, valuesType, false),
-    new Field(PADDED_COLUMNS.mask, maskType, false),
   ];
   const children: Data[] = [
     makeData({ type: new Int32(), length: n, nullCount: 0, data: outIds }),
     utf8Data(splits),
     makeData({ type: new Int32(), length: n, nullCount: 0, data: outLabels }),
     makeData({ type: new Int32(), length: n, nullCount: 0, data: outLengths }),
-    makeData({
-      type: valuesType,
-      length: n,
-      nullCount: 0,
-      child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }),
-    }),
-    makeData({
-      type: maskType,
-      length: n,
-      nullCount: 0,
-      child: makeData({ type: new Uint8(), length: mask.length, nullCount: 0, data: mask }),
-    }),
   ];
+  const valuesChild = makeData({ type: new Float32(), length: values.flat.length, nullCount: 0, data: values.flat });
+  if (ragged) {
+    // Each row's real steps only; the trainer pads every batch to its own longest row.
+    const valuesType = new List(new Field('item', new Float32(), false));
+    fields.push(new Field(PADDED_COLUMNS.values, valuesType, false));
+    children.push(makeData({ type: valuesType, length: n, nullCount: 0, valueOffsets: values.offsets!, child: valuesChild }));
+  } else {
+    const valuesType = new FixedSizeList(maxLength * features, new Field('item', new Float32(), false));
+    const maskType = new FixedSizeList(maxLength, new Field('item', new Uint8(), false));
+    const mask = maskFor(outLengths, maxLength);
+    fields.push(new Field(PADDED_COLUMNS.values, valuesType, false), new Field(PADDED_COLUMNS.mask, maskType, false));
+    children.push(
+      makeData({ type: valuesType, length: n, nullCount: 0, child: valuesChild }),
+      makeData({ type: maskType, length: n, nullCount: 0, child: makeData({ type: new Uint8(), length: mask.length, nullCount: 0, data: mask }) }),
+    );
+  }
   const metadata = new Map<string, string>([
     [PADDED_METADATA.maxLength, String(maxLength)],
     [PADDED_METADATA.features, String(features)],
     [PADDED_METADATA.classes, String(classes)],
     ['train_rows', String(train.length)],
     ['valid_rows', String(valid.length)],
+    ['layout', ragged ? 'ragged' : 'padded'],
   ]);
+  if (stats) metadata.set('standardization', JSON.stringify(stats));
   const bytes = tableToIPC(arrowTable(fields, children, n, metadata), 'file');
 
   // Statistics over the training split: those are the batches whose padding costs compute and
   // (for pooling over padded steps) changes what the model learns.
-  const fractions = paddingFractions(outLengths.subarray(0, train.length), maxLength, params.batch_size);
+  const fractions = paddingFractions(outLengths.subarray(0, train.length), maxLength, params.batch_size ?? 32);
   return {
     bytes,
     summary: {

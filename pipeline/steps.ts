@@ -77,8 +77,20 @@ export type DatasetParams = z.infer<typeof datasetParams>;
 export const paddingParams = z.strictObject({
   max_length: z.number().int().positive().optional().describe('Pad every sequence to this many timesteps; defaults to the longest sequence.'),
   batch_size: z.number().int().positive().default(32).describe('Batch size used to report the padded-cell fraction of each batching strategy.'),
+  layout: z
+    .enum(['padded', 'ragged'])
+    .default('padded')
+    .describe(
+      '`padded`: every sequence stored padded to max_length, with masks; `ragged`: each sequence stored as long as it is and each batch padded to its own longest sequence when trained (memory follows the batch; for long or very unequal sequences). Training sees the same batches either way.',
+    ),
+  standardize: z
+    .boolean()
+    .default(false)
+    .describe('Standardise each feature to mean 0 and standard deviation 1, with statistics from the training split only.'),
 });
 export type PaddingParams = z.infer<typeof paddingParams>;
+/** As a pipeline may write them: defaults left out. */
+export type PaddingParamsInput = z.input<typeof paddingParams>;
 
 export const poolingVariants = ['last', 'mean', 'last-valid', 'mean-valid', 'max'] as const;
 export type Pooling = (typeof poolingVariants)[number];
