@@ -7,7 +7,7 @@ import { buildPadded, padding } from '../../activities/padding';
 import type { DatasetResult, PaddingResult } from '../../activities/types';
 import { gatherBatch } from '../../ml/batches';
 import { batchPaddingFraction, expectedMax, pad, paddedFromTable, paddingFractions, readPadded, unpad, type PaddedData } from '../../ml/padded-data';
-import type { PaddingParamsInput } from '../../pipeline/steps';
+import type { PaddingParamsInput } from '../../activities/padding';
 import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
 
 const PARAMS: PaddingParamsInput = { batch_size: 32 };
