@@ -40,7 +40,8 @@ export interface DatasetResult extends StepResultBase {
   /** File of the Arrow IPC table inside `ref`. */
   table: string;
   sequences: number;
-  users: number;
+  /** Distinct groups (users, speakers); 0 when the data has none. */
+  groups: number;
   classes: number;
   features: number;
   train: number;
