@@ -34,6 +34,8 @@ export interface DownloadResult extends StepResultBase {
   bytes: number;
   /** The mirror the bytes came from (absent on a cache hit). */
   source?: string;
+  /** `computed`: local data without a declared digest, pinned to what this sweep read first. */
+  digest?: 'computed';
 }
 
 export interface DatasetResult extends StepResultBase {
