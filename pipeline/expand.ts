@@ -31,7 +31,7 @@ export function sampleCells<T>(cells: readonly T[], count: number, seed: number)
     .map((i) => cells[i]!);
 }
 
-/** A trial's id from its matrix values, in the file's axis order: `pooling_mean-seed_1`. */
+/** A trial's id from its matrix values, in the file's axis order: `lr_0.001-seed_1`. */
 export function trialId(cell: Record<string, unknown>): string {
   const clean = (v: unknown) => String(v).replace(/[^A-Za-z0-9.]+/g, '_');
   return Object.keys(cell)

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
 import { canonicalJson } from '../artifacts/canonical';
 import { applyOverride, isWithin, parseOverride, type Override } from './overrides';
+import { stepModule } from '../activities/registry';
 import { withContracts } from './contracts';
 import { resolveParams } from './params';
 import type { Plan, PlanStep } from './plan';
@@ -70,6 +71,11 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
     }
   }
   if (overrideProblems.length > 0) throw new PipelineError(file, overrideProblems);
+  if (options.dataMirrors?.length) {
+    const added = addDataSources(raw, options.dataMirrors);
+    raw = added.raw;
+    overrides.push(...added.overrides);
+  }
 
   const problems: Problem[] = [];
   const report = (f: Finding) => problems.push(locate(doc, lines, overrides, f));
@@ -82,13 +88,6 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
     throw new PipelineError(file, problems.length ? problems : [{ path: '', message: 'not a pipeline' }]);
   }
 
-  if (options.dataMirrors?.length) {
-    for (const step of pipeline.steps) {
-      if (step.uses === 'download' && step.params) {
-        step.params = { ...step.params, urls: [...options.dataMirrors, ...(step.params.urls as string[])] };
-      }
-    }
-  }
   const ordered = uniqueTrialIds(topologicalOrder(pipeline.steps));
   const params = Object.keys(resolved.values).length > 0 ? resolved.values : undefined;
   // Without params the digest is what it was before params existed: those sweeps keep their ids.
@@ -117,6 +116,27 @@ function checkLimits(plan: Plan, file: string): void {
     });
   }
   if (problems.length > 0) throw new PipelineError(file, problems);
+}
+
+/**
+ * Hands the `--data` copies to every step whose type takes them, before validation: a copy is
+ * checked like a value of the file (a URL with a password is refused the same way), and its
+ * problems name the `--data` they come from.
+ */
+function addDataSources(raw: unknown, sources: string[]): { raw: unknown; overrides: Override[] } {
+  const steps = isMapping(raw) && isMapping(raw.steps) ? raw.steps : {};
+  const overrides: Override[] = [];
+  for (const [name, step] of Object.entries(steps)) {
+    const module = isMapping(step) && typeof step.uses === 'string' ? stepModule(step.uses) : undefined;
+    if (!module?.addDataSources || !isMapping(step)) continue;
+    step.with = module.addDataSources(isMapping(step.with) ? step.with : {}, sources);
+    overrides.push({ text: sources.join(' '), origin: `--data ${sources.join(' ')}`, path: ['steps', name, 'with'], value: step.with });
+  }
+  return { raw, overrides };
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Trial workflow ids must be unique in a sweep: with several matrix steps, trial ids start with their step's name. */
@@ -152,7 +172,7 @@ function locate(doc: Document, lines: LineCounter, overrides: Override[], f: Fin
   if (f.origin) return { path: f.path, message: f.message, origin: f.origin };
   const override = [...overrides].reverse().find((o) => isWithin(f.at, o.path) || isWithin(o.path, f.at));
   const problem: Problem = { path: f.path, message: f.message };
-  if (override) problem.origin = `--set ${override.text}`;
+  if (override) problem.origin = override.origin ?? `--set ${override.text}`;
   if (override && isWithin(f.at, override.path)) return problem;
   return { ...problem, ...positionOf(doc, lines, f.at) };
 }

@@ -5,6 +5,8 @@ import { didYouMean, type PathKey } from './problems';
 export interface Override {
   /** The assignment as the user typed it, to name it in messages. */
   text: string;
+  /** How messages name it when it is not a `--set` (e.g. `--data <file>`). */
+  origin?: string;
   path: PathKey[];
   value: unknown;
 }
@@ -12,7 +14,7 @@ export interface Override {
 /** Parses `a.b[2].c=value`; the value is read as YAML (`3`, `true`, `[1, 2]`, `{kind: by-user}`). */
 export function parseOverride(assignment: string): Override {
   const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new Error('expected <path>=<value>, e.g. steps.train.with.epochs=3');
+  if (eq <= 0) throw new Error('expected <path>=<value>, e.g. steps.<step>.with.epochs=3');
   const path = parsePath(assignment.slice(0, eq));
   let value: unknown;
   try {
@@ -61,7 +63,7 @@ function pathText(path: PathKey[]): string {
 }
 
 function parsePath(text: string): PathKey[] {
-  if (!/^[^.[\]=]+(\.[^.[\]=]+|\[\d+\])*$/.test(text)) throw new Error(`"${text}" is not a path like steps.train.with.epochs`);
+  if (!/^[^.[\]=]+(\.[^.[\]=]+|\[\d+\])*$/.test(text)) throw new Error(`"${text}" is not a path like steps.<step>.with.epochs`);
   return [...text.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : m[1]!));
 }
 

@@ -92,7 +92,7 @@ const cases: Case[] = [
     name: 'an unknown step type',
     text: pipeline({ train: '  train:\n    uses: trian #<\n    needs: [padding]' }),
     path: 'steps.train.uses',
-    message: 'expected one of "download", "dataset", "padding", "train", "report", got "trian" (did you mean "train"?)',
+    message: 'expected one of "download", "dataset", "padding", "train", "report", "describe", got "trian" (did you mean "train"?)',
   },
   {
     name: 'a dangling need of a step whose type is unknown (not hidden by the first problem)',
