@@ -364,7 +364,7 @@ export function buildDataset(data: ReadDataset, params: Pick<DatasetParams, 'spl
   const metadata = new Map<string, string>([
     ['features', String(features)],
     ['classes', String(classNames.length)],
-    ['feature_names', JSON.stringify(data.featureNames)],
+    ['feature_names', data.featureNames.join(',')],
     ['class_names', JSON.stringify(classNames)],
     ['format', params.format ?? ''],
     ['split', JSON.stringify(params.split)],
