@@ -324,5 +324,18 @@ export const reportStep = defineStep({
   },
   summary: (p) => `compare trials by ${p.compare} against ${p.baseline}`,
   comparesAxis: (p) => p.compare,
+  checkUpstream: (p, upstream) => {
+    const withAxis = upstream.filter((u) => p.compare in u.axes);
+    if (withAxis.length === 0) {
+      const axes = upstream.map((u) => `${u.step}: ${Object.keys(u.axes).join(', ')}`).join('; ');
+      return [{ field: 'compare', message: `"${p.compare}" is not a matrix axis of the trials it reads (${axes}): compare one of those axes` }];
+    }
+    const values = [...new Set(withAxis.flatMap((u) => u.axes[p.compare]!.map(String)))];
+    // With one value there is nothing to compare: the report summarises that one variant.
+    if (values.length > 1 && !values.includes(p.baseline)) {
+      return [{ field: 'baseline', message: `"${p.baseline}" is not a value of ${p.compare} in the matrix (${values.join(', ')}): name one of them` }];
+    }
+    return [];
+  },
   activity: report,
 });
