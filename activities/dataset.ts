@@ -415,6 +415,6 @@ export const datasetStep = defineStep({
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
   },
   summary: (p) =>
-    `read ${p.format === 'uea' ? `UEA ${p.name}` : p.format === 'long-table' ? p.file : 'gestures'} into an Arrow table, ${p.split.kind} split${'seed' in p.split ? ` seed ${p.split.seed}` : ''}`,
+    `parse ${p.format === 'uea' ? `UEA ${p.name} ` : p.format === 'long-table' ? `${p.file} ` : ''}sequences into an Arrow table, ${p.split.kind} split${'seed' in p.split ? ` seed ${p.split.seed}` : ''}`,
   activity: dataset,
 });

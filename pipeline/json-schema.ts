@@ -24,6 +24,8 @@ export function pipelineJsonSchema(): JsonSchema {
     const params = z.toJSONSchema(schema, options) as JsonSchema;
     delete params.$schema;
     const fields = params.properties ?? {};
+    // A whole-value `${{ params.name }}` stands for any type: the CLI checks it after substitution.
+    if (params.properties) params.properties = Object.fromEntries(Object.entries(fields).map(([key, field]) => [key, { anyOf: [field, PARAM_REFERENCE] }]));
     const matrix: JsonSchema | false = fansOut
       ? {
           type: 'object',
@@ -44,6 +46,12 @@ export function pipelineJsonSchema(): JsonSchema {
   });
   return { $schema: root.$schema, title: 'durable-sweeps pipeline', ...root };
 }
+
+const PARAM_REFERENCE: JsonSchema = {
+  type: 'string',
+  pattern: '^\\$\\{\\{\\s*params\\.[A-Za-z0-9_]+\\s*\\}\\}$',
+  description: 'A pipeline parameter, set with --param.',
+};
 
 function withoutDefault(field: JsonSchema): JsonSchema {
   const { default: _ignored, ...rest } = field;

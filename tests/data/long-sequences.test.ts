@@ -34,7 +34,10 @@ function synthetic(): SequenceRecord[] {
 }
 
 function padded(layout: 'ragged' | 'padded'): { data: PaddedData; bytes: number } {
-  const ds = buildDataset({ sequences: synthetic(), features: FEATURES, featureNames: ['a', 'b'], classNames: ['down', 'up'] }, { split: { kind: 'random', seed: 1, valid_fraction: 0.25 } });
+  const ds = buildDataset(
+    { sequences: synthetic(), features: FEATURES, featureNames: ['a', 'b'], classNames: ['down', 'up'] },
+    { split: { kind: 'random', seed: 1, valid_fraction: 0.25 } },
+  );
   const built = buildPadded(tableFromIPC(ds.bytes), { batch_size: 4, layout });
   return { data: paddedFromTable(tableFromIPC(built.bytes)), bytes: built.bytes.length };
 }

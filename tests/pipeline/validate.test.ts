@@ -218,7 +218,7 @@ const cases: Case[] = [
     name: 'an unknown split kind',
     text: pipeline({ dataset: '  dataset:\n    uses: dataset\n    needs: [download]\n    with:\n      split: { kind: byuser } #<' }),
     path: 'steps.dataset.with.split.kind',
-    message: 'expected one of "random", "by-user", got "byuser" (did you mean "by-user"?)',
+    message: 'expected one of "random", "by-group", "by-user", "archive", got "byuser" (did you mean "by-user"?)',
   },
   {
     name: 'a by-user split without users',
@@ -228,7 +228,7 @@ const cases: Case[] = [
   },
   {
     name: 'a download that cannot be verified',
-    text: pipeline({ download: '  download:\n    uses: download\n    with: { urls: ["file:///x.zip"] } #<' }),
+    text: pipeline({ download: '  download:\n    uses: download\n    with: { urls: ["https://example.org/x.zip"] } #<' }),
     path: 'steps.download.with',
     message: 'declare md5 or sha256',
   },
