@@ -331,3 +331,39 @@ describeIfAvailable('dataset step on UEA data (the sktime wheel, through the dow
     expect(archive.message).toMatch(/steps\.dataset\.with\.split\.kind: format gestures has no split of its own; use random or by-group/);
   });
 });
+
+describe('dataset step on a long-format table from a local folder without a digest', () => {
+  let root: string;
+  let data: string;
+  beforeAll(() => {
+    root = tempDir('dataset-long');
+    data = tempDir('dataset-long-data');
+  });
+  afterAll(() => {
+    removeDir(root);
+    removeDir(data);
+  });
+
+  test('CSV rows become sequences with groups; a by-group split holds out a speaker', async () => {
+    mkdirSync(join(data, 'study'), { recursive: true });
+    const rows = ['speaker,seq,t,a,b,vowel'];
+    for (let s = 0; s < 12; s++) for (let t = 0; t < 3 + (s % 4); t++) rows.push(`p${s % 3},s${s},${t * 10},${s + t},${-t},${s % 2 === 0 ? 'a' : 'e'}`);
+    writeFileSync(join(data, 'study', 'vowels.csv'), `${rows.join('\n')}\n`);
+    const deps = testDeps(root);
+    const upstream = await download(
+      { sweepId: 'test', step: 'download', params: { urls: [`file://${join(data, 'study')}`], unpack: true, max_unpacked_bytes: 1 << 20 }, inputs: {} },
+      deps,
+    );
+    expect(upstream.digest).toBe('computed');
+    const r = await run(deps, upstream, {
+      format: 'long-table',
+      file: 'vowels.csv',
+      columns: { id: 'seq', time: 't', label: 'vowel', group: 'speaker', features: ['a', 'b'] },
+      split: { kind: 'by-group', valid_groups: ['p2'] },
+    });
+    expect(r).toMatchObject({ sequences: 12, groups: 3, classes: 2, features: 2, train: 8, valid: 4, minLength: 3, maxLength: 6 });
+    const t = readTable(deps, r);
+    expect(JSON.parse(t.schema.metadata.get('class_names')!)).toEqual(['a', 'e']);
+    expect(t.schema.metadata.get('feature_names')).toBe('a,b');
+  });
+});
