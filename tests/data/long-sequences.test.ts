@@ -63,22 +63,26 @@ describe('sequences of 1 to 5,000 timesteps', () => {
     expect(batch.x.length).toBe(4 * batch.steps * FEATURES);
   });
 
-  test('length-1 and 5,000-step sequences train on the tfjs engine: finite losses, every batch at its own length', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sweeps-long-'));
-    try {
-      // Bucketing puts the two 5,000-step rows into one batch; one epoch runs every batch.
-      const cfg = quickConfig({ engine: 'tfjs', batchSize: 4, batching: 'bucket', epochs: 1, hidden: 4 });
-      const plan = planBatches(ragged.data.train, cfg.batchSize, cfg.batching, rngFor(cfg.seed, 'train-order', 1));
-      const steps = plan.map((rows) => gatherBatch(ragged.data.train, ragged.data.maxLength, FEATURES, rows).steps);
-      expect(Math.min(...steps)).toBeLessThan(10);
-      expect(Math.max(...steps)).toBe(LONGEST);
-      const seen: number[] = [];
-      const outcome = await train(ragged.data, cfg, { checkpointDir: dir, onBatch: (_e, b) => seen.push(b) });
-      expect(seen).toHaveLength(plan.length);
-      expect(Number.isFinite(outcome.epochs[0]!.train_loss)).toBe(true);
-      expect(Number.isFinite(outcome.epochs[0]!.valid_loss)).toBe(true);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  test.each(['tfjs', 'fused-gru', 'fused'] as const)(
+    'length-1 and 5,000-step sequences train on the %s engine: finite losses, every batch at its own length',
+    async (engine) => {
+      const dir = mkdtempSync(join(tmpdir(), 'sweeps-long-'));
+      try {
+        // Bucketing puts the two 5,000-step rows into one batch; one epoch runs every batch.
+        const cfg = quickConfig({ engine, batchSize: 4, batching: 'bucket', epochs: 1, hidden: 4 });
+        const plan = planBatches(ragged.data.train, cfg.batchSize, cfg.batching, rngFor(cfg.seed, 'train-order', 1));
+        const steps = plan.map((rows) => gatherBatch(ragged.data.train, ragged.data.maxLength, FEATURES, rows).steps);
+        expect(Math.min(...steps)).toBeLessThan(10);
+        expect(Math.max(...steps)).toBe(LONGEST);
+        const seen: number[] = [];
+        const outcome = await train(ragged.data, cfg, { checkpointDir: dir, onBatch: (_e, b) => seen.push(b) });
+        expect(seen).toHaveLength(plan.length);
+        expect(Number.isFinite(outcome.epochs[0]!.train_loss)).toBe(true);
+        expect(Number.isFinite(outcome.epochs[0]!.valid_loss)).toBe(true);
+        expect(outcome.engine).toBe(engine);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
