@@ -1,18 +1,58 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, realpath, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rename, stat } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
-import type { ZodType } from 'zod';
-import { downloadParams, type DownloadParams } from '../pipeline/steps';
+import { z } from 'zod';
 import { MalformedArchiveError, UnsafeArchiveError, unpackZip } from './archive';
+import { activityContext, activitySignal, heartbeatIfActivity } from './context';
 import type { ActivityDeps } from './deps';
+import { badParameter, parseStepParams } from './params';
+import { defineStep } from './step-module';
 import type { DownloadResult, StepInput } from './types';
+
+const md5 = z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex digits (an md5 digest)');
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (a sha256 digest)');
+
+export const downloadParams = z
+  .strictObject({
+    urls: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), {
+            message:
+              'a URL with a user name or password: pipelines travel through workflow history, so credentials may not be in them; serve the file without credentials or copy it into a data root',
+          })
+          .refine((u) => /^(https?:\/\/|file:)/i.test(u), { message: 'use an http://, https:// or file: URL' }),
+      )
+      .min(1, 'give at least one URL to download from')
+      .describe('Mirrors tried in order: http(s):// or file: URLs.'),
+    filename: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'a plain file name, no folders')
+      .optional()
+      .describe('File name in the cache; defaults to the last path segment of the first URL.'),
+    md5: md5.optional().describe('Expected md5 of the archive (md5 or sha256 is required unless every URL is a local file: source).'),
+    sha256: sha256.optional().describe('Expected sha256 of the archive (md5 or sha256 is required unless every URL is a local file: source).'),
+    unpack: z.boolean().default(true).describe('Unpack a zip archive after verifying it.'),
+    max_unpacked_bytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 30)
+      .describe('Upper bound on the unpacked size, against zip bombs.'),
+  })
+  .refine((p) => p.md5 !== undefined || p.sha256 !== undefined || p.urls.every((u) => /^file:/i.test(u)), {
+    message:
+      'declare md5 or sha256 so that the download can be verified (only local file: sources may leave it out: their digest is then computed on first use and checked on resume)',
+  });
+export type DownloadParams = z.infer<typeof downloadParams>;
 
 /** Bump when the bytes this step commits for the same identity would change (e.g. unpack layout). */
 export const DOWNLOAD_VERSION = 1;
@@ -42,41 +82,6 @@ export const defaultDownloadTuning: DownloadTuning = {
   progressIntervalMs: 2_000,
 };
 
-// ---------------------------------------------------------------------------------------------
-// Activity context, optional so that the same functions run in plain tests and scripts.
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Heartbeats when running inside a Temporal activity; a no-op elsewhere. */
-export function heartbeatIfActivity(details: unknown): void {
-  activityContext()?.heartbeat(details);
-}
-
-/** The activity's cancellation signal, when there is an activity. */
-export function activitySignal(): AbortSignal | undefined {
-  return activityContext()?.cancellationSignal;
-}
-
-/**
- * Validates (and fills the defaults of) a step's parameters inside the activity too: the workflow
- * normally passes parsed values, but a cache key must not depend on whether a default was
- * written out, and a hand-started activity must fail clearly rather than half-way.
- */
-export function parseStepParams<T>(schema: ZodType<T>, raw: unknown, step: string): T {
-  const parsed = schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${['with', ...i.path.map(String)].join('.')}: ${i.message}`);
-  throw ApplicationFailure.nonRetryable(`step "${step}": invalid parameters: ${problems.join('; ')}`, 'InvalidParams');
-}
-
-// ---------------------------------------------------------------------------------------------
-
 /** The shape check the downstream `dataset` step uses to find its input among `needs` results. */
 export function isDownloadResult(value: unknown): value is DownloadResult {
   const v = value as Partial<DownloadResult> | null;
@@ -99,9 +104,14 @@ export async function download(input: StepInput<DownloadParams>, deps: ActivityD
   const t: DownloadTuning = { ...defaultDownloadTuning, ...tuning };
   const params = parseStepParams(downloadParams, input.params, input.step);
   const log = deps.logger.child({ step: input.step, activity: 'download' });
-  const filename = params.filename ?? defaultFilename(params.urls[0]!);
+  const filename = params.filename ?? defaultFilename(params.urls[0]!, input.step);
   const unpack = params.unpack;
   const maxUnpacked = params.max_unpacked_bytes;
+
+  const signal = activitySignal();
+  // Local data without a declared digest: pinned to what this sweep saw first (see pinLocalSource).
+  const pin = params.md5 === undefined && params.sha256 === undefined ? await pinLocalSource(input, params, deps, signal) : undefined;
+  const expected: DownloadParams = pin ? { ...params, sha256: pin.sha256 } : params;
 
   // Keyed by what the bytes are, not where they come from: a new mirror list still hits the cache,
   // and a hit needs no network at all. max_unpacked_bytes only decides whether an unpack may
@@ -109,15 +119,33 @@ export async function download(input: StepInput<DownloadParams>, deps: ActivityD
   const identity = {
     type: 'download',
     version: DOWNLOAD_VERSION,
-    params: { md5: params.md5, sha256: params.sha256, filename, unpack },
+    params: { md5: expected.md5, sha256: expected.sha256, filename, unpack, ...(pin?.kind === 'folder' ? { folder: true } : {}) },
     inputs: {},
   };
 
-  const signal = activitySignal();
   const report = new Reporter(log, t.progressIntervalMs);
   const { ref, result, cached } = await deps.store
     .getOrBuild<DownloadBody>(identity, async (dir) => {
-      const fetched = await fetchFromMirrors(params, filename, dir, t, report, signal, deps.dataRoots ?? []);
+      if (pin?.kind === 'folder') {
+        const copied = await copyFolder(pin.path, join(dir, UNPACKED_DIR), signal);
+        if (copied.sha256 !== pin.sha256) throw changedSincePinned(pin, copied.sha256, input.sweepId);
+        return {
+          archive: filename,
+          unpacked: UNPACKED_DIR,
+          md5: copied.md5,
+          sha256: copied.sha256,
+          bytes: copied.bytes,
+          source: pin.url,
+          digest: 'computed' as const,
+        };
+      }
+      let fetched: Fetched;
+      try {
+        fetched = await fetchFromMirrors(expected, filename, dir, t, report, signal, deps.dataRoots ?? []);
+      } catch (err) {
+        if (pin && err instanceof ApplicationFailure && err.type === 'DigestMismatch') throw changedSincePinned(pin, undefined, input.sweepId);
+        throw err;
+      }
       let unpacked: string | undefined;
       if (unpack) {
         const target = join(dir, UNPACKED_DIR);
@@ -148,7 +176,15 @@ export async function download(input: StepInput<DownloadParams>, deps: ActivityD
         }
         unpacked = UNPACKED_DIR;
       }
-      return { archive: filename, unpacked, md5: fetched.md5, sha256: fetched.sha256, bytes: fetched.bytes, source: fetched.source };
+      return {
+        archive: filename,
+        unpacked,
+        md5: fetched.md5,
+        sha256: fetched.sha256,
+        bytes: fetched.bytes,
+        source: fetched.source,
+        ...(pin ? { digest: 'computed' as const } : {}),
+      };
     })
     .finally(() => report.stop());
 
@@ -162,7 +198,7 @@ export async function download(input: StepInput<DownloadParams>, deps: ActivityD
   return { ...result, ref, cached, seconds };
 }
 
-function defaultFilename(url: string): string {
+function defaultFilename(url: string, step: string): string {
   let last: string;
   if (/^https?:\/\//i.test(url)) {
     const segments = new URL(url).pathname.split('/').filter((s) => s !== '');
@@ -171,10 +207,7 @@ function defaultFilename(url: string): string {
     last = basename(filePathOf(url));
   }
   if (!/^[A-Za-z0-9._-]+$/.test(last)) {
-    throw ApplicationFailure.nonRetryable(
-      `cannot derive a plain file name from ${url} (got "${last}"): set \`filename\` in the step's parameters`,
-      'InvalidParams',
-    );
+    throw badParameter(step, 'filename', `cannot derive a plain file name from ${url} (got "${last}"): set it`);
   }
   return last;
 }
@@ -206,6 +239,127 @@ class Reporter {
   stop(): void {
     clearInterval(this.ticker);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local data without a declared digest.
+
+interface LocalPin {
+  url: string;
+  path: string;
+  kind: 'file' | 'folder';
+  sha256: string;
+}
+
+/**
+ * A user's own file or folder may come without a digest: this computes it the first time the sweep
+ * reads it and records it in the artifact store under the sweep and step (and in the step's result,
+ * hence the sweep's history). A later run of the same sweep — a resume, a retry on another worker —
+ * finds that record and expects the same digest, so data changed under a running sweep is refused
+ * instead of being silently mixed with what the finished steps were computed from.
+ */
+async function pinLocalSource(input: StepInput<unknown>, params: DownloadParams, deps: ActivityDeps, signal: AbortSignal | undefined): Promise<LocalPin> {
+  const identity = { type: 'download-pin', version: 1, params: { sweep: input.sweepId, step: input.step, urls: params.urls }, inputs: {} };
+  const { result, cached } = await deps.store.getOrBuild<LocalPin>(identity, async () => {
+    const refusals: string[] = [];
+    for (const url of params.urls) {
+      let path: string;
+      try {
+        path = await insideDataRoots(filePathOf(url), deps.dataRoots ?? []);
+      } catch (err) {
+        refusals.push(`${url}: ${(err as Error).message}`);
+        continue;
+      }
+      const info = await stat(path).catch(() => undefined);
+      if (info === undefined) {
+        refusals.push(`${url}: no such file or folder`);
+        continue;
+      }
+      heartbeatIfActivity({ phase: 'digest', url });
+      const kind = info.isDirectory() ? ('folder' as const) : ('file' as const);
+      return { url, path, kind, sha256: await localDigest(path, kind, signal) };
+    }
+    throw ApplicationFailure.nonRetryable(`steps.${input.step}.with.urls: no local source could be read: ${refusals.join('; ')}`, 'OutsideDataRoots');
+  });
+  if (cached) {
+    // A later run of this sweep: the data must still be what its finished steps were computed from.
+    const now = await localDigest(result.path, result.kind, signal).catch(() => 'unreadable');
+    if (now !== result.sha256) throw changedSincePinned(result, now === 'unreadable' ? undefined : now, input.sweepId);
+  }
+  return result;
+}
+
+async function localDigest(path: string, kind: 'file' | 'folder', signal: AbortSignal | undefined): Promise<string> {
+  if (kind === 'folder') return (await folderDigest(path, signal)).sha256;
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { signal, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function changedSincePinned(pin: LocalPin, now: string | undefined, sweepId: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(
+    `${pin.path} changed since sweep ${sweepId} first read it (sha256 then ${pin.sha256.slice(0, 12)}…${now ? `, now ${now.slice(0, 12)}…` : ''}): ` +
+      `its finished steps were computed from the old content. Restore the ${pin.kind}, or run the new data as a new sweep (declare its digest: --set steps.<download step>.with.sha256=<sha256>)`,
+    'DigestMismatch',
+  );
+}
+
+/** Regular files and folders under `dir` (relative paths with `/`, sorted); links are refused. */
+async function folderEntries(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await readdir(join(dir, rel), { withFileTypes: true })) {
+      const name = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(name);
+      else if (e.isFile()) out.push(name);
+      else
+        throw ApplicationFailure.nonRetryable(
+          `${join(dir, name)}: not a regular file or folder (links are not followed); copy the data itself into the folder`,
+          'UnsafeArchive',
+        );
+    }
+  };
+  await walk('');
+  return out.sort();
+}
+
+/**
+ * A folder's digest: sha256 (and md5) over each file's path, size and sha256, in path order, so a
+ * renamed, added, removed or edited file changes it. `copyTo` also copies the files it hashes, so
+ * the copy and the digest describe the same bytes.
+ */
+async function folderDigest(dir: string, signal: AbortSignal | undefined, copyTo?: string): Promise<{ sha256: string; md5: string; bytes: number }> {
+  const listing: string[] = [];
+  let bytes = 0;
+  for (const name of await folderEntries(dir)) {
+    signal?.throwIfAborted();
+    const hash = createHash('sha256');
+    let size = 0;
+    const out = copyTo === undefined ? undefined : await openForCopy(join(copyTo, name));
+    try {
+      for await (const chunk of createReadStream(join(dir, name), { signal, highWaterMark: 1 << 20 })) {
+        hash.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+        await out?.write(chunk as Buffer);
+      }
+    } finally {
+      await out?.close();
+    }
+    bytes += size;
+    listing.push(`${name}\0${size}\0${hash.digest('hex')}\n`);
+    heartbeatIfActivity({ phase: 'digest', file: name, bytes });
+  }
+  const text = listing.join('');
+  return { sha256: createHash('sha256').update(text).digest('hex'), md5: createHash('md5').update(text).digest('hex'), bytes };
+}
+
+async function openForCopy(path: string): Promise<import('node:fs/promises').FileHandle> {
+  await mkdir(dirname(path), { recursive: true });
+  return open(path, 'w');
+}
+
+function copyFolder(from: string, to: string, signal: AbortSignal | undefined): Promise<{ sha256: string; md5: string; bytes: number }> {
+  return folderDigest(from, signal, to);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,3 +682,22 @@ async function fetchHttp(
     clearTimeout(idle);
   }
 }
+
+export const downloadStep = defineStep({
+  type: 'download',
+  params: downloadParams,
+  matrix: false,
+  durability: {
+    startToCloseTimeout: '20m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
+  },
+  summary: (p) => {
+    const name = p.filename ?? p.urls[0]?.split(/[/:]/).pop() ?? 'archive';
+    const digest = p.md5 ? `md5 ${p.md5.slice(0, 12)}…` : p.sha256 ? `sha256 ${p.sha256.slice(0, 12)}…` : 'local, digest computed on first use';
+    return `download ${name} (${digest})`;
+  },
+  // `--data` copies are mirrors tried first; their digest is still checked.
+  addDataSources: (raw, sources) => ({ ...raw, urls: [...sources, ...(Array.isArray(raw.urls) ? raw.urls : [])] }),
+  activity: download,
+});

@@ -1,15 +1,35 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { Field, FixedSizeList, Float32, Int32, Uint8, Utf8, makeData, tableFromIPC, tableToIPC, type Data, type Table } from 'apache-arrow';
-import { paddingParams, type PaddingParams } from '../pipeline/steps';
+import { Field, FixedSizeList, Float32, Int32, List, Uint8, Utf8, makeData, tableFromIPC, tableToIPC, type Data, type Table } from 'apache-arrow';
+import { z } from 'zod';
 import { writeFileAtomic } from '../artifacts/store';
-import { PADDED_COLUMNS, PADDED_METADATA, maskFor, padRagged, paddingFractions } from '../ml/padded-data';
+import { PADDED_COLUMNS, PADDED_METADATA, featureStats, maskFor, padRagged, paddingFractions, standardize } from '../ml/padded-data';
 import { arrowTable, isDatasetResult, utf8Data } from './dataset';
+import { heartbeatIfActivity } from './context';
 import type { ActivityDeps } from './deps';
-import { heartbeatIfActivity, parseStepParams } from './download';
+import { BAD_PARAMETER, parseStepParams } from './params';
+import { defineStep } from './step-module';
 import type { DatasetResult, PaddingResult, StepInput } from './types';
 import { verifyInput } from './upstream';
+
+export const paddingParams = z.strictObject({
+  max_length: z.number().int().positive().optional().describe('Pad every sequence to this many timesteps; defaults to the longest sequence.'),
+  batch_size: z.number().int().positive().default(32).describe('Batch size used to report the padded-cell fraction of each batching strategy.'),
+  layout: z
+    .enum(['padded', 'ragged'])
+    .default('padded')
+    .describe(
+      '`padded`: every sequence stored padded to max_length, with masks; `ragged`: each sequence stored as long as it is and each batch padded to its own longest sequence when trained (memory follows the batch; for long or very unequal sequences). Training sees the same batches either way.',
+    ),
+  standardize: z
+    .boolean()
+    .default(false)
+    .describe('Standardise each feature to mean 0 and standard deviation 1, with statistics from the training split only.'),
+});
+export type PaddingParams = z.infer<typeof paddingParams>;
+/** As a pipeline may write them: defaults left out. */
+export type PaddingParamsInput = z.input<typeof paddingParams>;
 
 /** Bump when the padded table for the same inputs would change. */
 export const PADDING_VERSION = 1;
@@ -20,7 +40,7 @@ class DatasetTableError extends Error {
   override name = 'DatasetTableError';
 }
 
-export async function padding(input: StepInput<PaddingParams>, deps: ActivityDeps): Promise<PaddingResult> {
+export async function padding(input: StepInput<PaddingParamsInput>, deps: ActivityDeps): Promise<PaddingResult> {
   const started = Date.now();
   const log = deps.logger.child({ step: input.step, activity: 'padding' });
   const params = parseStepParams(paddingParams, input.params, input.step);
@@ -68,7 +88,7 @@ function findUpstream(input: StepInput<unknown>): DatasetResult {
     throw ApplicationFailure.nonRetryable(
       `padding step "${input.step}" needs exactly one dataset step, found ${found.length}` +
         ` among its inputs (${Object.keys(input.inputs).join(', ') || 'none'})`,
-      'InvalidParams',
+      'BadPipeline',
     );
   }
   return found[0]!;
@@ -107,6 +127,15 @@ function listColumn(table: Table, name: string, source: string): { flat: Float32
   return { flat, offsets };
 }
 
+/** Rows in `order`, back to back without padding, with their new offsets. */
+function gatherRagged(flat: Float32Array, offsets: Int32Array, order: Int32Array): { flat: Float32Array; offsets: Int32Array } {
+  const out = new Int32Array(order.length + 1);
+  for (let r = 0; r < order.length; r++) out[r + 1] = out[r]! + offsets[order[r]! + 1]! - offsets[order[r]!]!;
+  const values = new Float32Array(out[order.length]!);
+  for (let r = 0; r < order.length; r++) values.set(flat.subarray(offsets[order[r]!]!, offsets[order[r]! + 1]!), out[r]!);
+  return { flat: values, offsets: out };
+}
+
 function int32Column(table: Table, name: string, source: string): Int32Array {
   const column = table.getChild(name);
   const values = column?.toArray() as unknown;
@@ -125,7 +154,7 @@ function metaInt(table: Table, key: string, source: string): number {
 
 export function buildPadded(
   table: Table,
-  params: PaddingParams,
+  params: PaddingParamsInput,
   source = 'dataset table',
 ): { bytes: Uint8Array; summary: Omit<PaddingResult, 'ref' | 'cached' | 'seconds' | 'table'> } {
   const n = table.numRows;
@@ -160,12 +189,16 @@ export function buildPadded(
     // Truncating would silently change what the model sees; the study is about padding, not cropping.
     throw ApplicationFailure.nonRetryable(
       `padding.max_length=${maxLength} is shorter than the longest sequence (${longest} steps): raise it or leave it unset`,
-      'InvalidParams',
+      BAD_PARAMETER,
     );
   }
 
   const order = Int32Array.from([...train, ...valid]);
-  const values = padRagged(flat, offsets, order, maxLength, features);
+  // Statistics from the training rows only: validation must not leak into what training sees.
+  const stats = params.standardize ? featureStats(flat, offsets, train, features) : undefined;
+  const source_ = stats ? standardize(flat, stats) : flat;
+  const ragged = params.layout === 'ragged';
+  const values = ragged ? gatherRagged(source_, offsets, order) : { flat: padRagged(source_, offsets, order, maxLength, features), offsets: undefined };
   const outIds = new Int32Array(n);
   const outLabels = new Int32Array(n);
   const outLengths = new Int32Array(n);
@@ -175,49 +208,50 @@ export function buildPadded(
     outLabels[r] = labels[i]!;
     outLengths[r] = lengths[i]!;
   }
-  const mask = maskFor(outLengths, maxLength);
   const splits = Array.from(order, (_, r) => (r < train.length ? 'train' : 'valid'));
 
-  const valuesType = new FixedSizeList(maxLength * features, new Field('item', new Float32(), false));
-  const maskType = new FixedSizeList(maxLength, new Field('item', new Uint8(), false));
-  const fields = [
+  const fields: Field[] = [
     new Field(PADDED_COLUMNS.id, new Int32(), false),
     new Field(PADDED_COLUMNS.split, new Utf8(), false),
     new Field(PADDED_COLUMNS.label, new Int32(), false),
     new Field(PADDED_COLUMNS.length, new Int32(), false),
-    new Field(PADDED_COLUMNS.values, valuesType, false),
-    new Field(PADDED_COLUMNS.mask, maskType, false),
   ];
   const children: Data[] = [
     makeData({ type: new Int32(), length: n, nullCount: 0, data: outIds }),
     utf8Data(splits),
     makeData({ type: new Int32(), length: n, nullCount: 0, data: outLabels }),
     makeData({ type: new Int32(), length: n, nullCount: 0, data: outLengths }),
-    makeData({
-      type: valuesType,
-      length: n,
-      nullCount: 0,
-      child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }),
-    }),
-    makeData({
-      type: maskType,
-      length: n,
-      nullCount: 0,
-      child: makeData({ type: new Uint8(), length: mask.length, nullCount: 0, data: mask }),
-    }),
   ];
+  const valuesChild = makeData({ type: new Float32(), length: values.flat.length, nullCount: 0, data: values.flat });
+  if (ragged) {
+    // Each row's real steps only; the trainer pads every batch to its own longest row.
+    const valuesType = new List(new Field('item', new Float32(), false));
+    fields.push(new Field(PADDED_COLUMNS.values, valuesType, false));
+    children.push(makeData({ type: valuesType, length: n, nullCount: 0, valueOffsets: values.offsets!, child: valuesChild }));
+  } else {
+    const valuesType = new FixedSizeList(maxLength * features, new Field('item', new Float32(), false));
+    const maskType = new FixedSizeList(maxLength, new Field('item', new Uint8(), false));
+    const mask = maskFor(outLengths, maxLength);
+    fields.push(new Field(PADDED_COLUMNS.values, valuesType, false), new Field(PADDED_COLUMNS.mask, maskType, false));
+    children.push(
+      makeData({ type: valuesType, length: n, nullCount: 0, child: valuesChild }),
+      makeData({ type: maskType, length: n, nullCount: 0, child: makeData({ type: new Uint8(), length: mask.length, nullCount: 0, data: mask }) }),
+    );
+  }
   const metadata = new Map<string, string>([
     [PADDED_METADATA.maxLength, String(maxLength)],
     [PADDED_METADATA.features, String(features)],
     [PADDED_METADATA.classes, String(classes)],
     ['train_rows', String(train.length)],
     ['valid_rows', String(valid.length)],
+    ['layout', ragged ? 'ragged' : 'padded'],
   ]);
+  if (stats) metadata.set('standardization', JSON.stringify(stats));
   const bytes = tableToIPC(arrowTable(fields, children, n, metadata), 'file');
 
   // Statistics over the training split: those are the batches whose padding costs compute and
   // (for pooling over padded steps) changes what the model learns.
-  const fractions = paddingFractions(outLengths.subarray(0, train.length), maxLength, params.batch_size);
+  const fractions = paddingFractions(outLengths.subarray(0, train.length), maxLength, params.batch_size ?? 32);
   return {
     bytes,
     summary: {
@@ -232,3 +266,17 @@ export function buildPadded(
     },
   };
 }
+
+export const paddingStep = defineStep({
+  type: 'padding',
+  params: paddingParams,
+  reads: { from: 'dataset', count: 'exactly one' },
+  matrix: false,
+  durability: {
+    startToCloseTimeout: '15m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+  },
+  summary: () => 'pad sequences into Arrow tensors with lengths and masks',
+  activity: padding,
+});

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { ArtifactCorrupt, type ArtifactStore } from '../artifacts/store';
 import { trialWorkflowId } from '../pipeline/plan';
-import { reportParams, type ReportParams } from '../pipeline/steps';
 import { buildReport, type TrialInput } from '../report/analysis';
 import type { DataArtifact, ReportDocument, ReportEnvironment, ReportTracking } from '../report/document';
 import { renderHtml } from '../report/html';
@@ -11,9 +11,18 @@ import { plotFile, renderMarkdown } from '../report/markdown';
 import { plotSpecs, renderSvgs } from '../report/plots';
 import { plotsOf } from '../report/tables';
 import { activityContext } from './context';
+import { isDescribeResult } from './describe';
 import type { ActivityDeps } from './deps';
+import { parseStepParams } from './params';
+import { defineStep } from './step-module';
 import { codeVersion, pipelineOfSweep, SweepRun, temporalUiLink, type CodeVersion } from './tracking';
 import type { EpochMetrics, ReportResult, StepInput, TrainResult } from './types';
+
+export const reportParams = z.strictObject({
+  baseline: z.string().default('last').describe('The variant every other one is compared to (a value of the `compare` parameter).'),
+  compare: z.string().default('pooling').describe('The trial parameter whose values are compared.'),
+});
+export type ReportParams = z.infer<typeof reportParams>;
 
 /** Bump when the files a report writes for the same trials change. */
 export const REPORT_VERSION = 2;
@@ -38,7 +47,7 @@ interface ReportBody {
  * artifact of a parent MLflow run for the sweep.
  */
 export async function report(input: StepInput<ReportParams>, deps: ActivityDeps): Promise<ReportResult> {
-  const params = reportParams.parse(input.params);
+  const params = parseStepParams(reportParams, input.params, input.step);
   const trials: TrialOfStep[] = Object.entries(input.inputs).flatMap(([step, value]) =>
     (Array.isArray(value) ? value : []).filter(isTrainResult).map((result) => ({ step, result })),
   );
@@ -48,13 +57,20 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
       'BadPipeline',
     );
   }
+  const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, result }] : []));
   const log = deps.logger.child({ sweep: input.sweepId, step: input.step });
   const started = Date.now();
   const identity = {
     type: 'report',
     version: REPORT_VERSION,
     params,
-    inputs: { sweep: input.sweepId, trials: trials.map((t) => t.result.ref.dir).sort() },
+    inputs: {
+      sweep: input.sweepId,
+      trials: trials.map((t) => t.result.ref.dir).sort(),
+      // Only when present, so that reports without them keep their cache keys.
+      ...(described.length ? { describe: described.map((d) => d.result.ref.dir) } : {}),
+      ...(input.pipelineParams ? { pipelineParams: input.pipelineParams } : {}),
+    },
   };
   // The report's MLflow calls may wait out retries on a struggling server: keep the heartbeat going.
   const ctx = activityContext();
@@ -118,7 +134,7 @@ async function writeReportFiles(
 
   const inputs: TrialInput[] = await Promise.all(
     trials.map(async ({ step, result }) => {
-      const workflowId = trialWorkflowId(input.sweepId, step, result.trial);
+      const workflowId = trialWorkflowId(input.sweepId, result.trial);
       const temporalUrl = temporalUiLink(deps.ui, workflowId);
       return {
         trial: result.trial,
@@ -162,6 +178,10 @@ async function writeReportFiles(
     },
     ...(sweepUrl ? { sweepUrl } : {}),
   });
+
+  if (input.pipelineParams) doc.params = input.pipelineParams;
+  const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, ...result.description }] : []));
+  if (described.length) doc.datasets = described;
 
   const plots = plotsOf(doc);
   const svgs = await renderSvgs(plotSpecs(doc, plots));
@@ -291,3 +311,31 @@ function sweepMetrics(doc: ReportDocument): Record<string, number> {
   }
   return metrics;
 }
+
+export const reportStep = defineStep({
+  type: 'report',
+  params: reportParams,
+  reads: { from: 'train', count: 'at least one', trials: true },
+  matrix: false,
+  durability: {
+    startToCloseTimeout: '10m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+  },
+  summary: (p) => `compare trials by ${p.compare} against ${p.baseline}`,
+  comparesAxis: (p) => p.compare,
+  checkUpstream: (p, upstream) => {
+    const withAxis = upstream.filter((u) => p.compare in u.axes);
+    if (withAxis.length === 0) {
+      const axes = upstream.map((u) => `${u.step}: ${Object.keys(u.axes).join(', ')}`).join('; ');
+      return [{ field: 'compare', message: `"${p.compare}" is not a matrix axis of the trials it reads (${axes}): compare one of those axes` }];
+    }
+    const values = [...new Set(withAxis.flatMap((u) => u.axes[p.compare]!.map(String)))];
+    // With one value there is nothing to compare: the report summarises that one variant.
+    if (values.length > 1 && !values.includes(p.baseline)) {
+      return [{ field: 'baseline', message: `"${p.baseline}" is not a value of ${p.compare} in the matrix (${values.join(', ')}): name one of them` }];
+    }
+    return [];
+  },
+  activity: report,
+});

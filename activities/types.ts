@@ -14,6 +14,8 @@ export interface StepInput<P> {
   trial?: string;
   params: P;
   inputs: Record<string, unknown>;
+  /** The values of the pipeline's `params:`, for steps that show them (the report). */
+  pipelineParams?: Record<string, string | number | boolean>;
 }
 
 /** Fields every step result carries, so the workflow and the CLI can report caching. */
@@ -34,13 +36,16 @@ export interface DownloadResult extends StepResultBase {
   bytes: number;
   /** The mirror the bytes came from (absent on a cache hit). */
   source?: string;
+  /** `computed`: local data without a declared digest, pinned to what this sweep read first. */
+  digest?: 'computed';
 }
 
 export interface DatasetResult extends StepResultBase {
   /** File of the Arrow IPC table inside `ref`. */
   table: string;
   sequences: number;
-  users: number;
+  /** Distinct groups (users, speakers); 0 when the data has none. */
+  groups: number;
   classes: number;
   features: number;
   train: number;
@@ -68,7 +73,16 @@ export interface PaddingResult extends StepResultBase {
 /** One epoch's metrics, as the trainer reports them (defined with the training code). */
 export type { EpochMetrics } from '../ml/trainer';
 
-export interface TrainResult extends StepResultBase {
+/**
+ * What a trial's activity returns, as far as the workflows read it (progress, search attributes):
+ * a step type that fans out returns at least this.
+ */
+export interface TrialResult extends StepResultBase {
+  best: { valid_acc: number };
+  epochsRun: number;
+}
+
+export interface TrainResult extends TrialResult {
   trial: string;
   params: Record<string, unknown>;
   best: EpochMetrics;

@@ -1,4 +1,4 @@
-import type { PaddedSplit } from './padded-data';
+import { rowStart, type PaddedSplit } from './padded-data';
 import type { Rng } from './rng';
 
 export type Batching = 'batch-max' | 'bucket';
@@ -37,8 +37,9 @@ export function planBatches(split: Pick<PaddedSplit, 'count' | 'lengths'>, batch
 }
 
 /**
- * Copies the rows of a batch out of the padded split, truncated to the batch's longest
- * sequence: one contiguous TypedArray.set per row, since the split is already zero-padded.
+ * Copies the rows of a batch out of the split into one array padded to the batch's longest
+ * sequence: one contiguous TypedArray.set of each row's real steps (the rest stays zero), from
+ * either layout (padded rows, or ragged rows with offsets).
  */
 export function gatherBatch(split: PaddedSplit, maxLength: number, features: number, rows: Int32Array): Batch {
   const size = rows.length;
@@ -52,12 +53,11 @@ export function gatherBatch(split: PaddedSplit, maxLength: number, features: num
     labels[i] = split.labels[row] as number;
     if (len > steps) steps = len;
   }
-  const rowStride = maxLength * features;
   const width = steps * features;
   const x = new Float32Array(size * width);
   for (let i = 0; i < size; i++) {
-    const start = (rows[i] as number) * rowStride;
-    x.set(split.values.subarray(start, start + width), i * width);
+    const start = rowStart(split, rows[i] as number, maxLength, features);
+    x.set(split.values.subarray(start, start + (lengths[i] as number) * features), i * width);
   }
   return { x, lengths, labels, size, steps, features };
 }

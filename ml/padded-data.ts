@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { tableFromIPC, type Data, type Table } from 'apache-arrow';
+import { Type, tableFromIPC, type Data, type Table } from 'apache-arrow';
 
 /**
  * The padded tensors the trainer consumes, read from the `padding` step's Arrow IPC file.
@@ -9,11 +9,22 @@ import { tableFromIPC, type Data, type Table } from 'apache-arrow';
  * disk, not copies (unless the file has several record batches, which are concatenated once).
  */
 export interface PaddedSplit {
-  /** count*maxLength*features, row-major [n][t][f]; steps at t >= lengths[n] are zeros. */
+  /**
+   * Without `offsets`: count*maxLength*features, row-major [n][t][f], steps at t >= lengths[n]
+   * zeros. With `offsets` (the ragged layout): row n's lengths[n]*features values start at
+   * offsets[n], unpadded; each batch is padded when it is gathered, so memory follows the data
+   * and the batch, not count × the longest sequence.
+   */
   values: Float32Array;
   lengths: Int32Array;
   labels: Int32Array;
   count: number;
+  offsets?: Int32Array;
+}
+
+/** Where row `row` of a split starts in its `values`. */
+export function rowStart(split: Pick<PaddedSplit, 'offsets'>, row: number, maxLength: number, features: number): number {
+  return split.offsets === undefined ? row * maxLength * features : (split.offsets[row] as number);
 }
 
 export interface PaddedData {
@@ -39,15 +50,19 @@ export function paddedFromTable(table: Table, source = 'padded table'): PaddedDa
   const classes = metaInt(meta, PADDED_METADATA.classes, source);
   const n = table.numRows;
   const stride = maxLength * features;
+  const valuesColumn = table.getChild(PADDED_COLUMNS.values);
+  const ragged = valuesColumn !== null && valuesColumn.type.typeId === Type.List;
 
-  const values = contiguous(table, PADDED_COLUMNS.values, source, Float32Array, (d) => {
-    const list = d as Data & { type: { listSize?: number } };
-    if (list.type.listSize !== stride) {
-      throw new Error(`${source}: column values has list size ${String(list.type.listSize)}, expected ${stride}`);
-    }
-    // The child is already sliced to this chunk by arrow, so its values start at the chunk's first row.
-    return list.children[0]!.values.subarray(0, d.length * stride);
-  });
+  const values = ragged
+    ? raggedValues(table, source)
+    : contiguous(table, PADDED_COLUMNS.values, source, Float32Array, (d) => {
+        const list = d as Data & { type: { listSize?: number } };
+        if (list.type.listSize !== stride) {
+          throw new Error(`${source}: column values has list size ${String(list.type.listSize)}, expected ${stride}`);
+        }
+        // The child is already sliced to this chunk by arrow, so its values start at the chunk's first row.
+        return list.children[0]!.values.subarray(0, d.length * stride);
+      });
   const lengths = contiguous(table, PADDED_COLUMNS.length, source, Int32Array, (d) => d.values.subarray(0, d.length));
   const labels = contiguous(table, PADDED_COLUMNS.label, source, Int32Array, (d) => d.values.subarray(0, d.length));
 
@@ -65,13 +80,36 @@ export function paddedFromTable(table: Table, source = 'padded table'): PaddedDa
     i += 1;
   }
 
-  const slice = (from: number, to: number): PaddedSplit => ({
-    values: values.subarray(from * stride, to * stride),
-    lengths: lengths.subarray(from, to),
-    labels: labels.subarray(from, to),
-    count: to - from,
-  });
+  const slice = (from: number, to: number): PaddedSplit =>
+    ragged
+      ? {
+          values: values.flat,
+          offsets: values.offsets.subarray(from, to + 1),
+          lengths: lengths.subarray(from, to),
+          labels: labels.subarray(from, to),
+          count: to - from,
+        }
+      : { values: values.subarray(from * stride, to * stride), lengths: lengths.subarray(from, to), labels: labels.subarray(from, to), count: to - from };
+  if (ragged) {
+    const { offsets } = values as { offsets: Int32Array };
+    for (let r = 0; r < n; r++) {
+      const len = lengths[r]!;
+      if (offsets[r + 1]! - offsets[r]! !== len * features || len > maxLength) {
+        throw new Error(`${source}: row ${r} has ${offsets[r + 1]! - offsets[r]!} values for length ${len} × ${features} features (max_length ${maxLength})`);
+      }
+    }
+  }
   return { maxLength, features, classes, train: slice(0, nTrain), valid: slice(nTrain, n) };
+}
+
+/** The ragged layout's List<Float32> values column: one flat buffer and each row's start. */
+function raggedValues(table: Table, source: string): { flat: Float32Array; offsets: Int32Array } {
+  const chunks = table.getChild(PADDED_COLUMNS.values)!.data;
+  if (chunks.length !== 1) throw new Error(`${source}: column values has ${chunks.length} record batches, expected one`);
+  const d = chunks[0]!;
+  const flat = d.children[0]?.values;
+  if (!(flat instanceof Float32Array) || !(d.valueOffsets instanceof Int32Array)) throw new Error(`${source}: column values is not a List<Float32>`);
+  return { flat, offsets: d.valueOffsets.subarray(0, d.length + 1) };
 }
 
 function metaInt(meta: Map<string, string>, key: string, source: string): number {
@@ -140,11 +178,11 @@ export function pad(sequences: readonly Float32Array[], maxLength: number, featu
 }
 
 /** Each row's valid steps, as views into `split.values` (padding sits at the end of a row). */
-export function unpad(split: Pick<PaddedSplit, 'values' | 'lengths' | 'count'>, shape: { maxLength: number; features: number }): Float32Array[] {
-  const stride = shape.maxLength * shape.features;
+export function unpad(split: Pick<PaddedSplit, 'values' | 'lengths' | 'count' | 'offsets'>, shape: { maxLength: number; features: number }): Float32Array[] {
   const out: Float32Array[] = new Array(split.count);
   for (let i = 0; i < split.count; i++) {
-    out[i] = split.values.subarray(i * stride, i * stride + split.lengths[i]! * shape.features);
+    const start = rowStart(split, i, shape.maxLength, shape.features);
+    out[i] = split.values.subarray(start, start + split.lengths[i]! * shape.features);
   }
   return out;
 }
@@ -224,4 +262,53 @@ export function batchPaddingFraction(lengths: ArrayLike<number>, order: ArrayLik
     cells += max * (end - start);
   }
   return cells === 0 ? 0 : 1 - real / cells;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-feature standardisation.
+
+export interface FeatureStats {
+  mean: number[];
+  std: number[];
+}
+
+/**
+ * Mean and standard deviation (population, as sklearn's StandardScaler) of each feature over the
+ * real steps of `rows` only — the training rows, so that nothing about validation leaks into
+ * training. A constant feature gets std 1 (it is centred, not blown up).
+ */
+export function featureStats(flat: Float32Array, offsets: ArrayLike<number>, rows: ArrayLike<number>, features: number): FeatureStats {
+  const sum = new Float64Array(features);
+  const sumSq = new Float64Array(features);
+  let steps = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const i = rows[r]!;
+    for (let k = offsets[i]!; k < offsets[i + 1]!; k += features) {
+      for (let f = 0; f < features; f++) {
+        const v = flat[k + f]!;
+        sum[f] = sum[f]! + v;
+        sumSq[f] = sumSq[f]! + v * v;
+      }
+      steps += 1;
+    }
+  }
+  if (steps === 0) throw new Error('featureStats: no steps to compute statistics from');
+  const mean = Array.from(sum, (s) => s / steps);
+  const std = Array.from(sumSq, (s, f) => {
+    const variance = Math.max(0, s / steps - mean[f]! * mean[f]!);
+    const sd = Math.sqrt(variance);
+    return sd > 1e-12 * Math.max(1, Math.abs(mean[f]!)) ? sd : 1;
+  });
+  return { mean, std };
+}
+
+/** (x − mean) / std per feature, for every value of a flat list of steps; returns a new array. */
+export function standardize(flat: Float32Array, stats: FeatureStats): Float32Array {
+  const features = stats.mean.length;
+  const out = new Float32Array(flat.length);
+  for (let k = 0; k < flat.length; k++) {
+    const f = k % features;
+    out[k] = (flat[k]! - stats.mean[f]!) / stats.std[f]!;
+  }
+  return out;
 }

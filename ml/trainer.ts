@@ -131,8 +131,11 @@ function validate(data: PaddedData, cfg: TrainConfig): void {
     if (split.count < cfg.batchSize) {
       throw new TrainConfigError(`${name} split has ${split.count} sequences, fewer than one batch of ${cfg.batchSize}`);
     }
-    if (split.values.length !== split.count * data.maxLength * data.features) {
+    if (split.offsets === undefined && split.values.length !== split.count * data.maxLength * data.features) {
       throw new TrainConfigError(`${name} split: ${split.values.length} values for ${split.count} × ${data.maxLength} × ${data.features}`);
+    }
+    if (split.offsets !== undefined && (split.offsets.length !== split.count + 1 || (split.offsets[split.count] as number) > split.values.length)) {
+      throw new TrainConfigError(`${name} split: ${split.offsets.length} row offsets for ${split.count} rows of ${split.values.length} values`);
     }
     for (let i = 0; i < split.count; i++) {
       const len = split.lengths[i] as number;

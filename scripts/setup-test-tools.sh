@@ -46,3 +46,25 @@ else
   log "downloading $COMPOSE_GO_MODULE from the Go module proxy (the Compose schema)"
   (cd / && go mod download -json "$COMPOSE_GO_MODULE") >/dev/null || log "go mod download $COMPOSE_GO_MODULE failed"
 fi
+
+# Real UEA/UCR datasets for the dataset readers and a non-gestures sweep: PyPI's sktime wheel (a
+# zip, 8 MB) ships JapaneseVowels, BasicMotions, ArrowHead, GunPoint and others in
+# sktime/datasets/data/. Fetched once with pip (PyPI is reachable where the project is built);
+# the tests read the wheel through the project's own download step, checked against this sha256.
+SKTIME_VERSION="1.2.0"
+SKTIME_SHA256="dbffc6731d2d683b668dceb5e2bbc5804bebc8446b4c580803a281684d90e4ae"
+WHEELS="${SWEEPS_TEST_WHEELS:-$CACHE/wheels}"
+SKTIME_WHEEL="$WHEELS/sktime-$SKTIME_VERSION-py3-none-any.whl"
+if [ -f "$SKTIME_WHEEL" ] && echo "$SKTIME_SHA256  $SKTIME_WHEEL" | sha256sum --check --status; then
+  log "sktime $SKTIME_VERSION wheel present ($SKTIME_WHEEL)"
+else
+  log "downloading the sktime $SKTIME_VERSION wheel from PyPI (UEA datasets for the tests, 8 MB)"
+  mkdir -p "$WHEELS"
+  tmp="$(mktemp -d "$WHEELS/.download-XXXXXX")"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    "sktime==$SKTIME_VERSION" -d "$tmp"
+  echo "$SKTIME_SHA256  $tmp/$(basename "$SKTIME_WHEEL")" | sha256sum --check --status \
+    || { log "the sktime wheel's sha256 is not $SKTIME_SHA256"; rm -rf "$tmp"; exit 1; }
+  mv "$tmp/$(basename "$SKTIME_WHEEL")" "$SKTIME_WHEEL"
+  rm -rf "$tmp"
+fi

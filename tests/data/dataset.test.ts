@@ -5,8 +5,9 @@ import { Type, tableFromIPC, type Table } from 'apache-arrow';
 import { dataset, seededShuffle, trainCount } from '../../activities/dataset';
 import { download } from '../../activities/download';
 import type { DatasetResult, DownloadResult } from '../../activities/types';
-import type { DatasetParams } from '../../pipeline/steps';
-import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
+import type { DatasetParamsInput as DatasetParams } from '../../activities/dataset';
+import { describeIfAvailable } from '../helpers/required';
+import { ARCHIVE, ARCHIVE_MD5, SKTIME_SHA256, SKTIME_WHEEL, removeDir, sktimeMissing, tempDir, testDeps, type TestDeps } from './helpers';
 
 const RANDOM: DatasetParams = { root: 'gestures-dataset', split: { kind: 'random', seed: 42, valid_fraction: 0.2 } };
 
@@ -65,12 +66,12 @@ describe('dataset on the real archive', () => {
   });
   afterAll(() => removeDir(root));
 
-  test('3,251 sequences, 8 users, 20 classes, lengths 10–51, split 2,600 / 651', () => {
+  test('3,251 sequences, 8 groups (users), 20 classes, lengths 10–51, split 2,600 / 651', () => {
     expect(base.cached).toBe(false);
     expect(base).toMatchObject({
       table: 'dataset.arrow',
       sequences: 3251,
-      users: 8,
+      groups: 8,
       classes: 20,
       features: 3,
       train: 2600,
@@ -82,10 +83,10 @@ describe('dataset on the real archive', () => {
 
   test('the table: columns, types, order and values', () => {
     const t = readTable(deps, base);
-    expect(t.schema.fields.map((f) => f.name)).toEqual(['id', 'file', 'user', 'label', 'length', 'split', 'values']);
+    expect(t.schema.fields.map((f) => f.name)).toEqual(['id', 'source', 'group', 'label', 'length', 'split', 'values']);
     const typeOf = (name: string): Type => t.schema.fields.find((f) => f.name === name)!.type.typeId;
     expect(typeOf('id')).toBe(Type.Int);
-    expect(typeOf('file')).toBe(Type.Utf8);
+    expect(typeOf('source')).toBe(Type.Utf8);
     expect(typeOf('values')).toBe(Type.List);
     expect(t.schema.metadata.get('features')).toBe('3');
     expect(t.schema.metadata.get('classes')).toBe('20');
@@ -93,11 +94,11 @@ describe('dataset on the real archive', () => {
 
     const ids = t.getChild('id')!.toArray() as Int32Array;
     expect(Array.from(ids)).toEqual(Array.from({ length: 3251 }, (_, i) => i));
-    const files = t.getChild('file')!.toArray() as string[];
+    const files = t.getChild('source')!.toArray() as string[];
     expect(files[0]).toBe('U01/01/01.txt');
     expect(files[files.length - 1]!.startsWith('U08/20/')).toBe(true);
 
-    const users = t.getChild('user')!.toArray() as string[];
+    const users = t.getChild('group')!.toArray() as string[];
     const perUser = new Map<string, number>();
     for (const u of users) perUser.set(u, (perUser.get(u) ?? 0) + 1);
     expect([...perUser.keys()]).toEqual(['U01', 'U02', 'U03', 'U04', 'U05', 'U06', 'U07', 'U08']);
@@ -144,14 +145,14 @@ describe('dataset on the real archive', () => {
     // Only the split membership differs: same rows, same values.
     const a = tableFromIPC(firstBytes);
     const b = tableFromIPC(otherBytes);
-    expect(b.getChild('file')!.toArray()).toEqual(a.getChild('file')!.toArray());
+    expect(b.getChild('source')!.toArray()).toEqual(a.getChild('source')!.toArray());
     expect(b.getChild('split')!.toArray()).not.toEqual(a.getChild('split')!.toArray());
   });
 
   test('by-user split: the named users are validation, everyone else trains', async () => {
     const r = await run(deps, upstream, { root: 'gestures-dataset', split: { kind: 'by-user', valid_users: ['U03', 'U07'] } });
     const t = readTable(deps, r);
-    const users = t.getChild('user')!.toArray() as string[];
+    const users = t.getChild('group')!.toArray() as string[];
     const splits = t.getChild('split')!.toArray() as string[];
     users.forEach((u, i) => expect(splits[i]).toBe(u === 'U03' || u === 'U07' ? 'valid' : 'train'));
     expect(r.valid).toBe(users.filter((u) => u === 'U03' || u === 'U07').length);
@@ -232,7 +233,7 @@ describe('malformed data', () => {
       await fakeDownload({ ...validTree(), 'info.txt': 'about', 'gestures.png': 'png', '.DS_Store': 'x', 'U01/.DS_Store': 'x' }),
       RANDOM,
     );
-    expect(r).toMatchObject({ sequences: 5, users: 2, classes: 2, train: 4, valid: 1, minLength: 3, maxLength: 5 });
+    expect(r).toMatchObject({ sequences: 5, groups: 2, classes: 2, train: 4, valid: 1, minLength: 3, maxLength: 5 });
   });
 
   test('non-numeric field: names file, line, field and what was found', async () => {
@@ -276,5 +277,93 @@ describe('malformed data', () => {
     expect(err.type).toBe('MalformedData');
     expect(err.message).toContain('"not-there"');
     expect(err.message).toContain('gestures-dataset');
+  });
+});
+
+describeIfAvailable('dataset step on UEA data (the sktime wheel, through the download step)', 'the sktime wheel', sktimeMissing, () => {
+  let root: string;
+  let deps: TestDeps;
+  let upstream: DownloadResult;
+  beforeAll(async () => {
+    root = tempDir('dataset-uea');
+    deps = testDeps(root);
+    upstream = await download(
+      {
+        sweepId: 'test',
+        step: 'download',
+        params: { urls: [`file://${SKTIME_WHEEL}`], sha256: SKTIME_SHA256, unpack: true, max_unpacked_bytes: 1 << 30 },
+        inputs: {},
+      },
+      deps,
+    );
+  });
+  afterAll(() => removeDir(root));
+
+  test("JapaneseVowels with the archive's split: 270 train, 370 valid, 12 features, 9 classes; labels follow @classLabel", async () => {
+    const r = await run(deps, upstream, { format: 'uea', name: 'JapaneseVowels', split: { kind: 'archive' } });
+    expect(r).toMatchObject({ sequences: 640, groups: 0, classes: 9, features: 12, train: 270, valid: 370, minLength: 7, maxLength: 29 });
+    const t = readTable(deps, r);
+    expect(JSON.parse(t.schema.metadata.get('class_names')!)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    const sources = t.getChild('source')!.toArray() as string[];
+    const splits = t.getChild('split')!.toArray() as string[];
+    sources.forEach((s, i) => expect(splits[i]).toBe(s.includes('_TEST.ts') ? 'valid' : 'train'));
+    // The training file lists 30 utterances per speaker, in speaker order.
+    const labels = t.getChild('label')!.toArray() as Int32Array;
+    expect(Array.from(labels.subarray(0, 270)).filter((l) => l === 0)).toHaveLength(30);
+  });
+
+  test('re-split at random: the same 640 sequences, 80/20', async () => {
+    const r = await run(deps, upstream, { format: 'uea', name: 'JapaneseVowels', split: { kind: 'random', seed: 3, valid_fraction: 0.2 } });
+    expect(r).toMatchObject({ sequences: 640, train: 512, valid: 128 });
+  });
+
+  test('a dataset name that is not in the data: non-retryable, lists what is there', async () => {
+    const err = await failure(run(deps, upstream, { format: 'uea', name: 'JapaneseVowel', split: { kind: 'archive' } }));
+    expect(err.nonRetryable).toBe(true);
+    expect(err.type).toBe('MalformedData');
+    expect(err.message).toMatch(/no file JapaneseVowel_TRAIN\.ts in the data \(UEA datasets there: .*JapaneseVowels/);
+  });
+
+  test('format-specific parameters are checked before anything is read', async () => {
+    const noName = await failure(run(deps, upstream, { format: 'uea', split: { kind: 'archive' } }));
+    expect(noName.message).toMatch(/steps\.dataset\.with\.name: format uea needs the dataset name/);
+    const archive = await failure(run(deps, upstream, { format: 'gestures', split: { kind: 'archive' } }));
+    expect(archive.message).toMatch(/steps\.dataset\.with\.split\.kind: format gestures has no split of its own; use random or by-group/);
+  });
+});
+
+describe('dataset step on a long-format table from a local folder without a digest', () => {
+  let root: string;
+  let data: string;
+  beforeAll(() => {
+    root = tempDir('dataset-long');
+    data = tempDir('dataset-long-data');
+  });
+  afterAll(() => {
+    removeDir(root);
+    removeDir(data);
+  });
+
+  test('CSV rows become sequences with groups; a by-group split holds out a speaker', async () => {
+    mkdirSync(join(data, 'study'), { recursive: true });
+    const rows = ['speaker,seq,t,a,b,vowel'];
+    for (let s = 0; s < 12; s++) for (let t = 0; t < 3 + (s % 4); t++) rows.push(`p${s % 3},s${s},${t * 10},${s + t},${-t},${s % 2 === 0 ? 'a' : 'e'}`);
+    writeFileSync(join(data, 'study', 'vowels.csv'), `${rows.join('\n')}\n`);
+    const deps = testDeps(root);
+    const upstream = await download(
+      { sweepId: 'test', step: 'download', params: { urls: [`file://${join(data, 'study')}`], unpack: true, max_unpacked_bytes: 1 << 20 }, inputs: {} },
+      deps,
+    );
+    expect(upstream.digest).toBe('computed');
+    const r = await run(deps, upstream, {
+      format: 'long-table',
+      file: 'vowels.csv',
+      columns: { id: 'seq', time: 't', label: 'vowel', group: 'speaker', features: ['a', 'b'] },
+      split: { kind: 'by-group', valid_groups: ['p2'] },
+    });
+    expect(r).toMatchObject({ sequences: 12, groups: 3, classes: 2, features: 2, train: 8, valid: 4, minLength: 3, maxLength: 6 });
+    const t = readTable(deps, r);
+    expect(JSON.parse(t.schema.metadata.get('class_names')!)).toEqual(['a', 'e']);
+    expect(t.schema.metadata.get('feature_names')).toBe('a,b');
   });
 });

@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { download, type DownloadTuning } from '../../activities/download';
 import { UnsafeArchiveError, unpackZip } from '../../activities/archive';
-import type { DownloadParams } from '../../pipeline/steps';
+import type { DownloadParams } from '../../activities/download';
 import { ARCHIVE, ARCHIVE_MD5, ARCHIVE_SHA256, listFiles, makeZip, removeDir, tempDir, testDeps } from './helpers';
 
 const FAST: Partial<DownloadTuning> = { attemptsPerMirror: 3, backoffMs: 5, maxBackoffMs: 20, idleTimeoutMs: 300 };
@@ -254,6 +254,82 @@ describe('download from file: URLs', () => {
   test('a missing file is a mirror failure, then the next mirror is used', async () => {
     const r = await download(input(params([`file://${root}/nope.zip`, `file://${ARCHIVE}`])), testDeps(root), FAST);
     expect(r.source).toBe(`file://${ARCHIVE}`);
+  });
+});
+
+describe('local data without a declared digest', () => {
+  let root: string;
+  let data: string;
+  beforeEach(() => {
+    root = tempDir('download-pin');
+    data = tempDir('download-pin-data');
+  });
+  afterEach(() => {
+    removeDir(root);
+    removeDir(data);
+  });
+  const local = (urls: string[], sweepId = 'sweep-a', unpack = false): Parameters<typeof download>[0] => ({
+    sweepId,
+    step: 'download',
+    params: { urls, unpack, max_unpacked_bytes: 1 << 20 },
+    inputs: {},
+  });
+
+  test('a file: its sha256 is computed on first use and reported as computed', async () => {
+    writeFileSync(join(data, 'readings.csv'), 'seq,t,x,y\na,0,1,cat\n');
+    const r = await download(local([`file://${join(data, 'readings.csv')}`]), testDeps(root), FAST);
+    expect(r.digest).toBe('computed');
+    expect(r.sha256).toBe(createHash('sha256').update('seq,t,x,y\na,0,1,cat\n').digest('hex'));
+    expect(readFileSync(join(testDeps(root).store.path(r.ref), 'readings.csv'), 'utf8')).toBe('seq,t,x,y\na,0,1,cat\n');
+  });
+
+  test('changed under a running sweep: the next run of that sweep refuses it, naming the file and the way out', async () => {
+    const file = join(data, 'readings.csv');
+    writeFileSync(file, 'v1\n');
+    const first = await download(local([`file://${file}`]), testDeps(root), FAST);
+    // A resume of the same sweep with the data untouched: the same artifact.
+    const again = await download(local([`file://${file}`]), testDeps(root), FAST);
+    expect(again.ref).toEqual(first.ref);
+    writeFileSync(file, 'v2\n');
+    const attempt = download(local([`file://${file}`]), testDeps(root), FAST);
+    await expect(attempt).rejects.toMatchObject({ nonRetryable: true, type: 'DigestMismatch' });
+    await expect(attempt).rejects.toThrow(
+      new RegExp(
+        `${file} changed since sweep sweep-a first read it \\(sha256 then ${first.sha256.slice(0, 12)}…, now [0-9a-f]{12}…\\): .*Restore the file, or run the new data as a new sweep`,
+      ),
+    );
+    // Another sweep reads the new content without complaint.
+    const other = await download(local([`file://${file}`], 'sweep-b'), testDeps(root), FAST);
+    expect(other.sha256).toBe(createHash('sha256').update('v2\n').digest('hex'));
+  });
+
+  test('a folder: copied file by file into the unpacked folder, with a digest of the whole tree', async () => {
+    mkdirSync(join(data, 'Toy', 'sub'), { recursive: true });
+    writeFileSync(join(data, 'Toy', 'Toy_TRAIN.ts'), 'train');
+    writeFileSync(join(data, 'Toy', 'sub', 'Toy_TEST.ts'), 'test');
+    const deps = testDeps(root);
+    const r = await download(local([`file://${join(data, 'Toy')}`], 'sweep-a', true), deps, FAST);
+    expect(r.digest).toBe('computed');
+    expect(r.unpacked).toBe('unpacked');
+    expect(listFiles(deps.store.path(r.ref, 'unpacked'))).toEqual(['Toy_TRAIN.ts', 'sub/Toy_TEST.ts']);
+    // Renaming a file changes the folder's digest.
+    writeFileSync(join(data, 'Toy', 'sub', 'Toy_TEST2.ts'), 'test');
+    await expect(download(local([`file://${join(data, 'Toy')}`], 'sweep-a', true), deps, FAST)).rejects.toThrow(/changed since sweep sweep-a first read it/);
+  });
+
+  test('a remote URL still needs a digest', async () => {
+    const attempt = download(
+      {
+        sweepId: 's',
+        step: 'download',
+        params: { urls: ['https://example.invalid/x.zip'], unpack: false, max_unpacked_bytes: 1 } as DownloadParams,
+        inputs: {},
+      },
+      testDeps(root),
+      FAST,
+    );
+    await expect(attempt).rejects.toMatchObject({ nonRetryable: true, type: 'BadParameter' });
+    await expect(attempt).rejects.toThrow(/declare md5 or sha256 .*only local file: sources may leave it out/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { crc32, deflateRawSync } from 'node:zlib';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import pino from 'pino';
 import { LocalArtifactStore } from '../../artifacts/local-store';
 import type { ActivityDeps } from '../../activities/deps';
@@ -27,8 +27,8 @@ export function testDeps(root: string): ActivityDeps & { store: LocalArtifactSto
   return {
     store: new LocalArtifactStore(root),
     logger: pino({ level: process.env.SWEEPS_TEST_LOG ?? 'silent' }),
-    // The real archive's folder and the test's temp files: what `file:` sources may read.
-    dataRoots: [dirname(ARCHIVE), tmpdir()],
+    // The real archives' folders and the test's temp files: what `file:` sources may read.
+    dataRoots: [dirname(ARCHIVE), dirname(SKTIME_WHEEL), tmpdir()],
   };
 }
 
@@ -122,3 +122,16 @@ export function makeZip(entries: ZipEntrySpec[]): Buffer {
   end.writeUInt16LE(0, 20);
   return Buffer.concat([...locals, cd, end]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real UEA/UCR datasets: PyPI's sktime wheel, fetched once by scripts/setup-test-tools.sh.
+
+export const SKTIME_WHEEL = resolve(
+  process.env.SWEEPS_TEST_WHEELS ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'durable-sweeps', 'wheels'),
+  'sktime-1.2.0-py3-none-any.whl',
+);
+export const SKTIME_SHA256 = 'dbffc6731d2d683b668dceb5e2bbc5804bebc8446b4c580803a281684d90e4ae';
+/** Where the wheel keeps its datasets. */
+export const SKTIME_DATA = 'sktime/datasets/data';
+/** Undefined when the wheel is there; otherwise what is missing and how to get it. */
+export const sktimeMissing: string | undefined = existsSync(SKTIME_WHEEL) ? undefined : `no sktime wheel at ${SKTIME_WHEEL}: run scripts/setup-test-tools.sh`;

@@ -5,13 +5,14 @@ import { dataset, seededShuffle } from '../../activities/dataset';
 import { download } from '../../activities/download';
 import { buildPadded, padding } from '../../activities/padding';
 import type { DatasetResult, PaddingResult } from '../../activities/types';
+import { gatherBatch } from '../../ml/batches';
 import { batchPaddingFraction, expectedMax, pad, paddedFromTable, paddingFractions, readPadded, unpad, type PaddedData } from '../../ml/padded-data';
-import type { PaddingParams } from '../../pipeline/steps';
+import type { PaddingParamsInput } from '../../activities/padding';
 import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
 
-const PARAMS: PaddingParams = { batch_size: 32 };
+const PARAMS: PaddingParamsInput = { batch_size: 32 };
 
-function runPadding(deps: TestDeps, upstream: DatasetResult, params: PaddingParams = PARAMS): Promise<PaddingResult> {
+function runPadding(deps: TestDeps, upstream: DatasetResult, params: PaddingParamsInput = PARAMS): Promise<PaddingResult> {
   return padding({ sweepId: 'test', step: 'padding', params, inputs: { dataset: upstream } }, deps);
 }
 
@@ -208,6 +209,53 @@ describe('padding on the real data', () => {
 
     await expect(runPadding(deps, ds, { batch_size: 32, max_length: 30 })).rejects.toThrow(ApplicationFailure);
     await expect(runPadding(deps, ds, { batch_size: 32, max_length: 30 })).rejects.toThrow(/longest sequence \(51 steps\)/);
+  });
+
+  test('the ragged layout stores each sequence unpadded and gives the trainer the very same batches', async () => {
+    const r = await runPadding(deps, ds, { batch_size: 32, layout: 'ragged' });
+    const ragged = readPadded(deps.store.path(r.ref, r.table));
+    expect(ragged.train.offsets).toBeDefined();
+    // Real steps only: the file holds sum(lengths) × 3 floats, not rows × 51 × 3.
+    let real = 0;
+    for (const l of [...data.train.lengths, ...data.valid.lengths]) real += l;
+    expect(ragged.train.values.length).toBe(real * 3);
+    expect(statSync(deps.store.path(r.ref, r.table)).size).toBeLessThan(statSync(deps.store.path(result.ref, result.table)).size / 2);
+    for (const split of ['train', 'valid'] as const) {
+      const rows = Int32Array.from({ length: 40 }, (_, i) => (i * 37) % data[split].count);
+      const a = gatherBatch(data[split], data.maxLength, data.features, rows);
+      const b = gatherBatch(ragged[split], ragged.maxLength, ragged.features, rows);
+      expect(b.steps).toBe(a.steps);
+      expect(sameFloats(b.x, a.x)).toBe(true);
+      expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
+    }
+  });
+
+  test('standardize: every feature of the training split has mean 0 and std 1; validation uses the training statistics', async () => {
+    const r = await runPadding(deps, ds, { batch_size: 32, standardize: true, layout: 'ragged' });
+    const t = tableFromIPC(readFileSync(deps.store.path(r.ref, r.table)));
+    const stats = JSON.parse(t.schema.metadata.get('standardization')!) as { mean: number[]; std: number[] };
+    const std = readPadded(deps.store.path(r.ref, r.table));
+    const moments = (split: PaddedData['train']): { mean: number[]; std: number[] } => {
+      const sum = [0, 0, 0];
+      const sq = [0, 0, 0];
+      const n = split.offsets![split.count]! - split.offsets![0]!;
+      for (let k = split.offsets![0]!; k < split.offsets![split.count]!; k++) {
+        sum[k % 3]! += split.values[k]!;
+        sq[k % 3]! += split.values[k]! ** 2;
+      }
+      const mean = sum.map((x) => x / (n / 3));
+      return { mean, std: sq.map((x, f) => Math.sqrt(x / (n / 3) - mean[f]! ** 2)) };
+    };
+    const train = moments(std.train);
+    for (let f = 0; f < 3; f++) {
+      expect(train.mean[f]).toBeCloseTo(0, 4);
+      expect(train.std[f]).toBeCloseTo(1, 4);
+    }
+    // The validation rows were scaled with the training statistics: undoing that gives the raw values back.
+    const rawValid = unpad(data.valid, data)[3]!;
+    const scaledValid = unpad(std.valid, std)[3]!;
+    for (let k = 0; k < rawValid.length; k++) expect(scaledValid[k]! * stats.std[k % 3]! + stats.mean[k % 3]!).toBeCloseTo(rawValid[k]!, 4);
+    expect(moments(std.valid).mean.some((m) => Math.abs(m) > 1e-3)).toBe(true);
   });
 
   test('a damaged dataset table is never padded: a non-retryable failure that names it and the way out', async () => {

@@ -92,7 +92,7 @@ const cases: Case[] = [
     name: 'an unknown step type',
     text: pipeline({ train: '  train:\n    uses: trian #<\n    needs: [padding]' }),
     path: 'steps.train.uses',
-    message: 'expected one of "download", "dataset", "padding", "train", "report", got "trian" (did you mean "train"?)',
+    message: 'expected one of "download", "dataset", "padding", "train", "report", "describe", got "trian" (did you mean "train"?)',
   },
   {
     name: 'a dangling need of a step whose type is unknown (not hidden by the first problem)',
@@ -218,7 +218,7 @@ const cases: Case[] = [
     name: 'an unknown split kind',
     text: pipeline({ dataset: '  dataset:\n    uses: dataset\n    needs: [download]\n    with:\n      split: { kind: byuser } #<' }),
     path: 'steps.dataset.with.split.kind',
-    message: 'expected one of "random", "by-user", got "byuser" (did you mean "by-user"?)',
+    message: 'expected one of "random", "by-group", "by-user", "archive", got "byuser" (did you mean "by-user"?)',
   },
   {
     name: 'a by-user split without users',
@@ -228,7 +228,7 @@ const cases: Case[] = [
   },
   {
     name: 'a download that cannot be verified',
-    text: pipeline({ download: '  download:\n    uses: download\n    with: { urls: ["file:///x.zip"] } #<' }),
+    text: pipeline({ download: '  download:\n    uses: download\n    with: { urls: ["https://example.org/x.zip"] } #<' }),
     path: 'steps.download.with',
     message: 'declare md5 or sha256',
   },
@@ -321,7 +321,13 @@ describe('the validator rejects a bad pipeline file with the path, a clear messa
         train: `  train:\n    uses: train\n    needs: [padding]\n    matrix: { pooling: [last, mean, last-valid, mean-valid, max], seed: [${seeds}] }`,
       }),
     );
-    expect(problems).toEqual([expect.objectContaining({ path: 'steps', message: expect.stringContaining(`${MAX_TRIALS + 5} trials`) })]);
+    expect(problems).toEqual([
+      expect.objectContaining({
+        path: 'steps.train.matrix',
+        line: 16,
+        message: expect.stringContaining(`5 pooling × ${MAX_TRIALS / 5 + 1} seed: the sweep would run ${MAX_TRIALS + 5} trials`),
+      }),
+    ]);
     expect(problems[0]!.message).toContain('sample:');
   });
 });
