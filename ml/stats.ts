@@ -163,6 +163,8 @@ export interface PairedComparison extends Interval {
    * statement a reader wants ("97% likely to be better"). NaN below two pairs.
    */
   probabilityBetter: number;
+  /** Two-sided p-value of "no difference" under the same model: below 0.05 exactly when the 95% interval excludes zero. */
+  pValueTwoSided: number;
 }
 
 /** Paired comparison of a variant to a baseline: differences (variant − baseline) by seed. */
@@ -176,7 +178,26 @@ export function pairedComparison(differences: readonly number[]): PairedComparis
     if (interval.std === 0) p = interval.mean > 0 ? 0 : interval.mean < 0 ? 1 : 0.5;
     else p = 1 - tCdf(interval.mean / (interval.std / Math.sqrt(differences.length)), differences.length - 1);
   }
-  return { ...interval, wins, ties, pValueGreater: p, probabilityBetter: 1 - p };
+  return { ...interval, wins, ties, pValueGreater: p, probabilityBetter: 1 - p, pValueTwoSided: Math.min(1, 2 * Math.min(p, 1 - p)) };
+}
+
+/**
+ * Holm's step-down adjustment of p-values for several tests at once (here: several variants each
+ * against the same baseline). Sorted ascending, the i-th smallest of m is multiplied by m − i, and
+ * the adjusted values are made non-decreasing in that order; each is capped at 1. Rejecting where
+ * the adjusted p is below α keeps the chance of any false "better" at or below α. Returned in the
+ * order given.
+ */
+export function holmAdjust(pValues: readonly number[]): number[] {
+  const m = pValues.length;
+  const order = pValues.map((p, i) => ({ p, i })).sort((a, b) => a.p - b.p);
+  const adjusted = new Array<number>(m);
+  let running = 0;
+  order.forEach(({ p, i }, rank) => {
+    running = Math.max(running, Math.min(1, (m - rank) * p));
+    adjusted[i] = running;
+  });
+  return adjusted;
 }
 
 /**
