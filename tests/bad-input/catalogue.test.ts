@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -334,16 +334,33 @@ function halfWritten(root: string): string[] {
   return found;
 }
 
+/** The committed artifacts of a type; none when the type's folder does not exist. Any other error (an unreadable store) fails the case. */
 function committed(artifacts: string, type: string): string[] {
   try {
     return readdirSync(join(artifacts, type));
-  } catch {
-    return [];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
 }
 
-describe('the bad-input catalogue', () => {
-  const root = mkdtempSync(join(tmpdir(), 'sweeps-catalogue-'));
+/** Every file the case wrote into its folder before the run, with the arguments and environment: what the user typed. */
+function inputText(dir: string, args: string[], env: NodeJS.ProcessEnv): string {
+  const files: string[] = [];
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const full = join(d, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else files.push(readFileSync(full, 'latin1'));
+    }
+  };
+  walk(dir);
+  return [...args, ...Object.values(env), ...files].join('\n');
+}
+
+/** A real server for a describe block, the count of sweeps on it, and one case run through the real CLI and checked. */
+function catalogueServer(prefix: string) {
+  const root = mkdtempSync(join(tmpdir(), prefix));
   let server: Awaited<ReturnType<typeof startTestServer>>;
   let address = '';
 
@@ -363,11 +380,7 @@ describe('the bad-input catalogue', () => {
     return n;
   };
 
-  it(`has at least 25 entries`, () => {
-    expect(cases.length).toBeGreaterThanOrEqual(25);
-  });
-
-  it.each(cases)('$name', async (c) => {
+  return async (c: Case) => {
     const dir = join(root, c.name.replace(/[^a-z0-9]+/gi, '-'));
     mkdirSync(dir, { recursive: true });
     const home = join(dir, 'home');
@@ -379,7 +392,10 @@ describe('the bad-input catalogue', () => {
       ...c.env?.(dir),
     };
     const before = c.exit === 2 ? await sweepCount() : 0;
-    const run = await runCli(c.args(dir), env);
+    const args = c.args(dir);
+    // The advice must come from the program: a message that only echoed the input could not match it.
+    expect(inputText(dir, args, c.env?.(dir) ?? {})).not.toMatch(c.advice);
+    const run = await runCli(args, env);
     const said = run.stderr + run.stdout;
 
     expect({ exit: run.code, said }).toMatchObject({ exit: c.exit });
@@ -389,5 +405,50 @@ describe('the bad-input catalogue', () => {
     for (const type of c.uncommitted ?? []) expect(committed(env.SWEEPS_ARTIFACTS ?? join(home, 'artifacts'), type)).toEqual([]);
     // Refused up front: nothing reached the server.
     if (c.exit === 2) expect(await sweepCount()).toBe(before);
+  };
+}
+
+describe('the bad-input catalogue', () => {
+  const check = catalogueServer('sweeps-catalogue-');
+
+  it(`has at least 25 entries`, () => {
+    expect(cases.length).toBeGreaterThanOrEqual(25);
   });
+
+  it.each(cases)('$name', check);
+});
+
+// --- CLI arguments and environment found by a hostile round of inputs (issue 17, item 6) --------
+
+const cliCases: Case[] = [
+  {
+    name: 'status with an empty sweep id',
+    args: () => ['status', ''],
+    exit: 2,
+    names: /expected a sweep id, got an empty argument/,
+    advice: /Usage: sweeps status <sweep-id>/,
+  },
+  {
+    name: 'an out-of-range SWEEPS_SERVER_PORT',
+    args: () => ['list'],
+    env: () => ({ SWEEPS_SERVER_PORT: '70000' }),
+    ownServer: true,
+    exit: 2,
+    names: /SWEEPS_SERVER_PORT=/,
+    advice: /expected an integer from 1 to 65535; set one, or unset SWEEPS_SERVER_PORT for the default \(7233\)/,
+  },
+  {
+    name: 'SWEEPS_TRAIN_SLOTS that is not a number',
+    args: (d) => ['sweep', put(d, 'slots.yaml', VALID.replace('name: catalogue', 'name: slots-abc'))],
+    env: () => ({ SWEEPS_TRAIN_SLOTS: 'abc' }),
+    exit: 2,
+    names: /SWEEPS_TRAIN_SLOTS="abc"/,
+    advice: /expected a positive integer; set one, or unset SWEEPS_TRAIN_SLOTS for the default/,
+  },
+  { name: 'help for an unknown command', args: () => ['help', 'sweeep'], exit: 2, names: /help: unknown command "sweeep"/, advice: /Commands:/ },
+];
+
+describe('the bad-input catalogue: CLI arguments and environment', () => {
+  const check = catalogueServer('sweeps-catalogue-cli-');
+  it.each(cliCases)('$name', check);
 });
