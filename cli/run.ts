@@ -215,6 +215,7 @@ async function follow(client: Client, sweepId: string, target: TemporalTarget, o
       if (next !== 'tick') return await finish(client, sweepId, target, next, view, options.json);
     }
   } finally {
+    view.close();
     process.removeListener('SIGINT', onSigint);
     process.removeListener('SIGTERM', onSigterm);
   }
