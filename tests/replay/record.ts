@@ -1,7 +1,9 @@
 /**
  * Records the histories of a finished sweep and its trials into tests/replay/histories/, for the
  * replay test. Run against a server that has one:
- *   node dist/tests/replay/record.js <sweep-id> [address]
+ *   node dist/tests/replay/record.js <sweep-id> [address] [--as <name>]
+ * `--as` names the files `<name>.json` and `<name>_<trial>.json` instead of by workflow id: the
+ * same sweep recorded in two states (cancelled, then resumed) keeps both recordings.
  * Re-record (and keep the old files) only when a workflow change is deliberately incompatible and
  * guarded with patched(): old histories must keep replaying.
  */
@@ -11,8 +13,11 @@ import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 
 async function main(): Promise<void> {
-  const [sweepId, address = '127.0.0.1:7233'] = process.argv.slice(2);
-  if (!sweepId) throw new Error('usage: record.js <sweep-id> [address]');
+  const args = process.argv.slice(2);
+  const asAt = args.indexOf('--as');
+  const name = asAt >= 0 ? args.splice(asAt, 2)[1] : undefined;
+  const [sweepId, address = '127.0.0.1:7233'] = args;
+  if (!sweepId) throw new Error('usage: record.js <sweep-id> [address] [--as <name>]');
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const ids = [sweepId];
@@ -20,7 +25,8 @@ async function main(): Promise<void> {
   const dir = join(__dirname, '..', '..', '..', 'tests', 'replay', 'histories');
   for (const id of new Set(ids)) {
     const history = await client.workflow.getHandle(id).fetchHistory();
-    const file = join(dir, `${id.replace(/[^A-Za-z0-9_.-]+/g, '_')}.json`);
+    const label = name ? id.replace(sweepId, name) : id;
+    const file = join(dir, `${label.replace(/[^A-Za-z0-9_.-]+/g, '_')}.json`);
     writeFileSync(file, historyToJSON(history));
     process.stdout.write(`${file}\n`);
   }
