@@ -1,12 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { makeZip } from '../data/helpers';
 import { freePort, GESTURES_MD5 } from '../helpers/fixtures';
 import { gesturesPipeline } from '../helpers/pipelines';
-import { runCli, startTestServer } from '../helpers/processes';
+import { runCli, sleep, spawnWorker, startCli, startTestServer, untilExit, waitFor } from '../helpers/processes';
+import { ownerTag } from '../../artifacts/local-store';
 
 /**
  * The bad-input catalogue: everything a user can get wrong — pipeline files, --set values, CLI
@@ -380,7 +382,7 @@ function catalogueServer(prefix: string) {
     return n;
   };
 
-  return async (c: Case) => {
+  const check = async (c: Case) => {
     const dir = join(root, c.name.replace(/[^a-z0-9]+/gi, '-'));
     mkdirSync(dir, { recursive: true });
     const home = join(dir, 'home');
@@ -406,10 +408,11 @@ function catalogueServer(prefix: string) {
     // Refused up front: nothing reached the server.
     if (c.exit === 2) expect(await sweepCount()).toBe(before);
   };
+  return { check, root, address: () => address, client: () => server.client };
 }
 
 describe('the bad-input catalogue', () => {
-  const check = catalogueServer('sweeps-catalogue-');
+  const { check } = catalogueServer('sweeps-catalogue-');
 
   it(`has at least 25 entries`, () => {
     expect(cases.length).toBeGreaterThanOrEqual(25);
@@ -449,6 +452,64 @@ const cliCases: Case[] = [
 ];
 
 describe('the bad-input catalogue: CLI arguments and environment', () => {
-  const check = catalogueServer('sweeps-catalogue-cli-');
-  it.each(cliCases)('$name', check);
+  const catalogue = catalogueServer('sweeps-catalogue-cli-');
+  it.each(cliCases)('$name', catalogue.check);
+
+  const caseEnv = (name: string): NodeJS.ProcessEnv => {
+    const dir = join(catalogue.root, name);
+    mkdirSync(dir, { recursive: true });
+    return { SWEEPS_HOME: join(dir, 'home'), TEMPORAL_ADDRESS: catalogue.address() };
+  };
+
+  it('sweep with its own worker exits on SIGTERM: the worker stops, the watch detaches, the exit code says so', async () => {
+    const env = caseEnv('sigterm');
+    const file = put(
+      catalogue.root,
+      'sigterm.yaml',
+      gesturesPipeline({
+        name: 'catalogue-sigterm',
+        limit: 400,
+        matrix: '{ pooling: [mean], seed: [1] }',
+        train: '{ epochs: 400, early_stop_patience: 400, hidden: 32, backend: wasm, engine: tfjs }',
+      }),
+    );
+    const sweep = startCli(['sweep', file], env);
+    await waitFor('the trial to train', async () => (/epoch [1-9]\d*\/400/.test(sweep.stderr()) ? true : undefined), 5 * 60_000);
+    sweep.child.kill('SIGTERM');
+    const code = await Promise.race([sweep.exited, sleep(60_000).then(() => 'still running')]);
+    if (code === 'still running') sweep.child.kill('SIGKILL');
+    expect({ code, said: sweep.stderr().slice(-400) }).toMatchObject({ code: 143 });
+    expect(sweep.stderr()).toMatch(/detached from sweep-catalogue-sigterm-[0-9a-f]+: it stays on the server/);
+    const sweepId = /started sweep (\S+)/.exec(sweep.stderr())![1]!;
+    // Detached, not cancelled: the sweep is still there to resume or cancel.
+    expect((await catalogue.client().workflow.getHandle(sweepId).describe()).status.name).toBe('RUNNING');
+    expect((await runCli(['cancel', sweepId], env)).code).toBe(0);
+  });
+
+  it('a build folder left in .tmp by a process killed with kill -9 is removed when a worker starts, not a day later', async () => {
+    const env = caseEnv('orphan');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const orphan = join(env.SWEEPS_HOME!, 'artifacts', '.tmp', `train-0123456789ab${ownerTag(dead)}`);
+    mkdirSync(join(orphan, 'checkpoints'), { recursive: true });
+    const worker = spawnWorker(env);
+    try {
+      await waitFor('the orphaned build folder to go', async () => (existsSync(orphan) ? undefined : true), 30_000);
+      await waitFor(
+        'the worker to say so',
+        async () => (/removed build folders that killed processes left behind/.test(readLog(env)) ? true : undefined),
+        10_000,
+      );
+    } finally {
+      worker.kill('SIGTERM');
+      await untilExit(worker);
+    }
+  });
 });
+
+const readLog = (env: NodeJS.ProcessEnv) => {
+  try {
+    return readFileSync(join(env.SWEEPS_HOME!, 'logs', 'worker.log'), 'utf8');
+  } catch {
+    return '';
+  }
+};

@@ -1,9 +1,10 @@
 /**
  * Records the histories of a finished sweep and its trials into tests/replay/histories/, for the
  * replay test. Run against a server that has one:
- *   node dist/tests/replay/record.js <sweep-id> [address] [--as <name>]
- * `--as` names the files `<name>.json` and `<name>_<trial>.json` instead of by workflow id: the
- * same sweep recorded in two states (cancelled, then resumed) keeps both recordings.
+ *   node dist/tests/replay/record.js <sweep-id> [address] [--as <label>]
+ * Files are named by workflow id (the replay needs the sweep's own: its trials' ids derive from
+ * it); `--as` adds `@<label>`, so the same sweep recorded in two states (cancelled, then resumed)
+ * keeps both recordings.
  * Re-record (and keep the old files) only when a workflow change is deliberately incompatible and
  * guarded with patched(): old histories must keep replaying.
  */
@@ -15,9 +16,9 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const asAt = args.indexOf('--as');
-  const name = asAt >= 0 ? args.splice(asAt, 2)[1] : undefined;
+  const label = asAt >= 0 ? args.splice(asAt, 2)[1] : undefined;
   const [sweepId, address = '127.0.0.1:7233'] = args;
-  if (!sweepId) throw new Error('usage: record.js <sweep-id> [address] [--as <name>]');
+  if (!sweepId) throw new Error('usage: record.js <sweep-id> [address] [--as <label>]');
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const ids = [sweepId];
@@ -25,8 +26,7 @@ async function main(): Promise<void> {
   const dir = join(__dirname, '..', '..', '..', 'tests', 'replay', 'histories');
   for (const id of new Set(ids)) {
     const history = await client.workflow.getHandle(id).fetchHistory();
-    const label = name ? id.replace(sweepId, name) : id;
-    const file = join(dir, `${label.replace(/[^A-Za-z0-9_.-]+/g, '_')}.json`);
+    const file = join(dir, `${id.replace(/[^A-Za-z0-9_.-]+/g, '_')}${label ? `@${label}` : ''}.json`);
     writeFileSync(file, historyToJSON(history));
     process.stdout.write(`${file}\n`);
   }
