@@ -1,8 +1,9 @@
 # The project's worker and CLI as an image (docker-compose.yml runs it). It is built by the steps
 # CI runs, in the same order: npm ci, npm run build, npm run setup. The Temporal server comes from
 # the compose file, so setup runs with TEMPORAL_ADDRESS set, which makes it skip the embedded
-# Temporal CLI; it still builds tfjs-node (from registries where Google's host is unreachable)
-# and the native training kernel, each falling back by itself when it cannot.
+# Temporal CLI; it still builds tfjs-node (from registries where Google's host is unreachable;
+# without it training falls back to WebAssembly) and the native training kernel (the image has a C
+# compiler, so a failed kernel build fails the image build rather than being skipped in silence).
 #
 #   docker build -t durable-sweeps .    (--build-arg SWEEPS_SKIP_TFJS_NODE=1 skips setup's offline build
 #                                        of tfjs-node from PyPI's TensorFlow wheel; where npm ci could
@@ -27,9 +28,8 @@ RUN TEMPORAL_ADDRESS=temporal:7233 npm run setup
 RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # The runtime: the built project (with its prebuilt workflow bundle) without compilers or dev
-# dependencies. The native kernel built above is used
-# only on a machine with the build machine's CPU (ml/kernel/load.ts checks); elsewhere the
-# committed WebAssembly kernel runs.
+# dependencies. The native kernel built above is used only on a machine with the build machine's
+# CPU (ml/kernel/load.ts checks); elsewhere the committed WebAssembly kernel runs.
 FROM node:24-bookworm-slim
 ENV TF_CPP_MIN_LOG_LEVEL=2 SWEEPS_HOME=/sweeps SWEEPS_ARTIFACTS=/artifacts
 COPY --from=build /app /app
