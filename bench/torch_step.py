@@ -4,12 +4,18 @@ The same model (nn.GRU(3, 64) -> pooling over time -> nn.Linear(64, 20)), loss
 (nn.CrossEntropyLoss), optimizer (torch.optim.Adam, lr 1e-3, weight_decay 1e-5: L2 added to the
 gradient) and batches as the TypeScript engines, read from the files train-step.ts writes:
 
-    python bench/torch_step.py <spec.json>      (prints one JSON object on stdout)
+    python bench/torch_step.py <spec.json> [--only <scenario id>]   (prints one JSON object on stdout)
+
+Without --only it runs the scenarios not marked long; with it, that one scenario alone (so the
+process's max RSS is that scenario's).
 
 Timed per step: zero_grad, forward, backward through time, Adam, loss.item() — what one of our
-training steps does. Input tensors are made before timing, as ours are made by the caller.
+training steps does. Timed per evaluation pass, under torch.no_grad(): forward, loss.item() and
+the count of correct argmaxes — what our evaluation does. Input tensors are made before timing,
+as ours are made by the caller.
 """
 import json
+import resource
 import sys
 import time
 
@@ -61,10 +67,15 @@ def load_batches(blob: bytes, batches: list) -> list:
 
 def main() -> None:
     spec = json.load(open(sys.argv[1]))
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    # CPU time (as the TypeScript rows measure by default) or wall time, as the spec says.
+    clock = time.process_time if spec.get("clock", "wall") == "cpu" else time.perf_counter
     blob = open(spec["bin"], "rb").read()
     torch.manual_seed(spec.get("seed", 1))
     results = {}
     for sc in spec["scenarios"]:
+        if (sc["id"] != only) if only is not None else sc.get("long", False):
+            continue
         model = Classifier(spec["features"], spec["hidden"], spec["classes"], spec["pooling"])
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
         loss_fn = nn.CrossEntropyLoss()
@@ -77,15 +88,26 @@ def main() -> None:
             opt.step()
             return loss.item()
 
-        for b in load_batches(blob, sc["warmup"]):
-            step(b)
-        times = []
-        for b in load_batches(blob, sc["timed"]):
-            t0 = time.perf_counter()
-            step(b)
-            times.append((time.perf_counter() - t0) * 1000)
-        results[sc["id"]] = times
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "times": results}))
+        def evaluate(batch) -> None:
+            x, lengths, labels = batch
+            with torch.no_grad():
+                logits = model(x, lengths)
+                loss_fn(logits, labels).item()
+                (logits.argmax(1) == labels).sum().item()
+
+        warmup = load_batches(blob, sc["warmup"])
+        timed = load_batches(blob, sc["timed"])
+        for fn, key in ((step, sc["id"]), (evaluate, sc["id"] + ":eval")):
+            for b in warmup:
+                fn(b)
+            times = []
+            for b in timed:
+                t0 = clock()
+                fn(b)
+                times.append((clock() - t0) * 1000)
+            results[key] = times
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "times": results, "maxRssMB": rss_mb}))
 
 
 if __name__ == "__main__":

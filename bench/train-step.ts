@@ -17,14 +17,14 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, homedir, tmpdir } from 'node:os';
+import { availableParallelism, homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../ml/backend';
 import { gatherBatch, planBatches, type Batch } from '../ml/batches';
 import { FusedTrainer } from '../ml/kernel/engine';
-import { kernel, kernelAvailable } from '../ml/kernel/load';
+import { kernel, kernelAvailable, profileKernel, PROFILE_PHASES, type Kernel } from '../ml/kernel/load';
 import { GruClassifier } from '../ml/model';
 import { Adam } from '../ml/optim';
 import { readPadded } from '../ml/padded-data';
@@ -53,6 +53,10 @@ interface Scenario {
   label: string;
   warmup: BatchRef[];
   timed: BatchRef[];
+  /** Long sequences: only the kernel and PyTorch run them, each in a process of its own (so its max RSS is this scenario's). */
+  long?: boolean;
+  /** Timesteps, for the per-timestep column (synthetic scenarios). */
+  T?: number;
 }
 
 /** What every row (and torch_step.py) reads: the same batches, byte for byte. */
@@ -63,6 +67,12 @@ interface Spec {
   classes: number;
   features: number;
   seed: number;
+  /**
+   * `cpu`: each step's CPU time (process.cpuUsage here, time.process_time in PyTorch), which a
+   * shared machine's other processes inflate far less than wall time (a step preempted for 10 ms
+   * counts its own work only); `wall`: performance.now / perf_counter.
+   */
+  clock: 'cpu' | 'wall';
   scenarios: Scenario[];
 }
 
@@ -76,6 +86,8 @@ type RowId =
   | 'fused-gru@tensorflow'
   | 'fused'
   | 'fused-native'
+  | 'profile-wasm'
+  | 'profile-native'
   | 'torch';
 
 const ROWS: Array<{ id: RowId; label: string }> = [
@@ -89,7 +101,13 @@ const ROWS: Array<{ id: RowId; label: string }> = [
   { id: 'fused', label: 'whole-step kernel (engine fused), wasm build' },
   { id: 'fused-native', label: 'whole-step kernel (engine fused), native build' },
   { id: 'torch', label: 'PyTorch, 1 thread' },
+  { id: 'profile-wasm', label: 'whole-step kernel, wasm, profile build' },
+  { id: 'profile-native', label: 'whole-step kernel, native, profile build' },
 ];
+
+/** The rows that also run the long-sequence scenarios (the others would take minutes a step). */
+const LONG_ROWS: RowId[] = ['fused', 'fused-native', 'torch'];
+const PROFILE_ROWS: RowId[] = ['profile-wasm', 'profile-native'];
 
 // ---------------------------------------------------------------------------------------------
 // The batches.
@@ -106,7 +124,16 @@ function syntheticBatches(T: number, count: number, seed: string): Batch[] {
   }));
 }
 
-function writeSpec(dir: string, pooling: Pooling, paddedPath: string, steps: number, warmup: number): string {
+function writeSpec(
+  dir: string,
+  pooling: Pooling,
+  clock: Spec['clock'],
+  paddedPath: string,
+  steps: number,
+  warmup: number,
+  longTs: number[],
+  longSteps: number,
+): string {
   const data = readPadded(paddedPath);
   // The reference recipe's epoch 1 for seed 1: batches of 32 padded to their own longest sequence.
   const plan = planBatches(data.train, BATCH, 'batch-max', rngFor(1, 'train-order', 1));
@@ -128,10 +155,20 @@ function writeSpec(dir: string, pooling: Pooling, paddedPath: string, steps: num
     { id: 'T20', label: '20 steps', warmup: refs(cycle(syntheticBatches(20, 4, 'warm'), warmup)), timed: refs(cycle(syntheticBatches(20, 8, 'timed'), steps)) },
     { id: 'T51', label: '51 steps', warmup: refs(cycle(syntheticBatches(51, 4, 'warm'), warmup)), timed: refs(cycle(syntheticBatches(51, 8, 'timed'), steps)) },
     { id: 'real', label: `real (T̄=${meanT.toFixed(1)})`, warmup: refs(real.slice(real.length - warmup)), timed: refs(real.slice(0, steps)) },
+    ...longTs.map((T) => ({
+      id: `T${T}`,
+      label: `${T} steps`,
+      warmup: refs(syntheticBatches(T, 1, 'warm')),
+      timed: refs(cycle(syntheticBatches(T, 2, 'timed'), longSteps)),
+      long: true,
+      T,
+    })),
   ];
+  scenarios[0]!.T = 20;
+  scenarios[1]!.T = 51;
   const bin = join(dir, 'batches.bin');
   writeFileSync(bin, Buffer.concat(chunks));
-  const spec: Spec = { bin, pooling, hidden: HIDDEN, classes: CLASSES, features: FEATURES, seed: 1, scenarios };
+  const spec: Spec = { bin, pooling, hidden: HIDDEN, classes: CLASSES, features: FEATURES, seed: 1, clock, scenarios };
   const specPath = join(dir, 'spec.json');
   writeFileSync(specPath, JSON.stringify(spec));
   return specPath;
@@ -158,22 +195,47 @@ function loadBatches(spec: Spec, refs: BatchRef[]): Batch[] {
 
 type Step = (batch: Batch) => void;
 
-async function makeStep(row: RowId, spec: Spec): Promise<Step> {
+interface RowRunner {
+  train: Step;
+  /** The evaluation pass (forward and loss, no gradient buffers), where the row has one. */
+  evaluate?: Step;
+  /** Profile builds only: milliseconds per phase (PROFILE_PHASES) since the last reset. */
+  readProfile?: () => number[];
+  resetProfile?: () => void;
+}
+
+const FUSED_KERNELS: Partial<Record<RowId, () => Kernel>> = {
+  fused: () => kernel('wasm'),
+  'fused-native': () => kernel('native'),
+  'profile-wasm': () => profileKernel('wasm'),
+  'profile-native': () => profileKernel('native'),
+};
+
+async function makeRow(row: RowId, spec: Spec, scenarios: Scenario[]): Promise<RowRunner> {
   const [kind, backendName] = row.split('@') as [string, string | undefined];
-  if (kind === 'fused' || kind === 'fused-native') {
-    const maxSteps = Math.max(...spec.scenarios.flatMap((s) => [...s.warmup, ...s.timed].map((b) => b.steps)));
+  const fusedKernel = FUSED_KERNELS[row];
+  if (fusedKernel !== undefined) {
+    // Sized for what this process runs: a long-sequence scenario's process holds that batch only.
+    const maxSteps = Math.max(...scenarios.flatMap((s) => [...s.warmup, ...s.timed].map((b) => b.steps)));
     // The kernel needs no TensorFlow.js backend; the model only supplies PyTorch's initialisation.
     await initBackend('cpu');
     const init = new GruClassifier({ inputSize: FEATURES, hidden: HIDDEN, layers: 1, dropout: 0, classes: CLASSES, pooling: spec.pooling }, rngFor(1, 'init'));
+    const k = fusedKernel();
     const trainer = new FusedTrainer(
       { inputSize: FEATURES, hidden: HIDDEN, layers: 1, classes: CLASSES, dropout: 0, pooling: spec.pooling, maxSteps, maxBatch: BATCH },
       { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 },
-      kernel(kind === 'fused' ? 'wasm' : 'native'),
+      k,
     );
     const zeros = init.params.map((p) => new Float32Array(p.variable.size));
     trainer.loadState(init.getWeights(), { step: 0, m: zeros, v: zeros });
     init.dispose();
-    return (batch) => void trainer.step(batch, 1e-3);
+    const { prof_read: read, prof_reset: reset } = k.fn;
+    return {
+      train: (batch) => void trainer.step(batch, 1e-3),
+      evaluate: (batch) => void trainer.evaluate(batch),
+      readProfile: read && (() => PROFILE_PHASES.map((_, i) => read(i))),
+      resetProfile: reset,
+    };
   }
 
   const used = await initBackend(backendName as 'wasm' | 'tensorflow' | 'cpu');
@@ -183,43 +245,85 @@ async function makeStep(row: RowId, spec: Spec): Promise<Step> {
       layers: [tf.layers.gru({ units: HIDDEN, inputShape: [null, FEATURES] }), tf.layers.dense({ units: CLASSES })],
     });
     const optimizer = tf.train.adam(1e-3);
-    return (batch) =>
-      tf.tidy(() => {
-        const x = tf.tensor3d(batch.x, [batch.size, batch.steps, batch.features]);
-        const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), CLASSES);
-        const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor2D) as tf.Scalar, true);
-        loss?.dataSync();
-      });
+    return {
+      train: (batch) =>
+        tf.tidy(() => {
+          const x = tf.tensor3d(batch.x, [batch.size, batch.steps, batch.features]);
+          const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), CLASSES);
+          const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor2D) as tf.Scalar, true);
+          loss?.dataSync();
+        }),
+    };
   }
   const model = new GruClassifier(
     { inputSize: FEATURES, hidden: HIDDEN, layers: 1, dropout: 0, classes: CLASSES, pooling: spec.pooling, gru: kind === 'fused-gru' ? 'fused' : 'ops' },
     rngFor(1, 'init'),
   );
   const adam = new Adam(model.variables, { lr: 1e-3, weightDecay: 1e-5 });
-  return (batch) => void trainStep(model, adam, batch);
+  return { train: (batch) => void trainStep(model, adam, batch) };
 }
 
-async function runRow(row: RowId, specPath: string): Promise<void> {
+/**
+ * Times each step; a profile build's phase timers are read after each step too, so that every
+ * figure (phase or step) can be a median over steps, which a preempted step does not move.
+ */
+function timed(run: RowRunner, step: Step, batches: Batch[], clock: Spec['clock']): { times: number[]; phases: number[][] } {
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  // The profile builds' phase timers read wall time, so their rows do too (medians over steps
+  // keep preempted steps out).
+  const now = clock === 'cpu' && run.readProfile === undefined ? cpuMs : () => performance.now();
+  const phases: number[][] = [];
+  const times = batches.map((b) => {
+    run.resetProfile?.();
+    const t0 = now();
+    step(b);
+    const t = now() - t0;
+    if (run.readProfile) phases.push(run.readProfile());
+    return t;
+  });
+  return { times, phases };
+}
+
+async function runRow(row: RowId, specPath: string, only: string | undefined): Promise<void> {
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Spec;
-  const step = await makeStep(row, spec);
+  const scenarios = spec.scenarios.filter((s) => (only === undefined ? !s.long : s.id === only));
+  const run = await makeRow(row, spec, scenarios);
   const times: Record<string, number[]> = {};
-  for (const sc of spec.scenarios) {
-    for (const b of loadBatches(spec, sc.warmup)) step(b);
-    times[sc.id] = loadBatches(spec, sc.timed).map((b) => {
-      const t0 = performance.now();
-      step(b);
-      return performance.now() - t0;
-    });
+  const phases: Record<string, number[]> = {};
+  for (const sc of scenarios) {
+    const warm = loadBatches(spec, sc.warmup);
+    const batches = loadBatches(spec, sc.timed);
+    const modes: Array<[string, Step | undefined]> = [
+      ['', run.train],
+      [':eval', run.evaluate],
+    ];
+    for (const [suffix, step] of modes) {
+      if (step === undefined) continue;
+      warm.forEach(step);
+      const t = timed(run, step, batches, spec.clock);
+      times[sc.id + suffix] = t.times;
+      // Per phase, the median over steps; then the JavaScript around the call, per step.
+      if (run.readProfile) {
+        const js = t.times.map((total, i) => total - t.phases[i]!.reduce((a, b) => a + b, 0));
+        phases[sc.id + suffix] = [...PROFILE_PHASES.map((_, p) => median(t.phases.map((ph) => ph[p]!))), median(js)];
+      }
+    }
   }
-  process.stdout.write(JSON.stringify({ times, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  process.stdout.write(JSON.stringify({ times, phases, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
 }
 
 // ---------------------------------------------------------------------------------------------
-// The parent: rows × rounds, then the table.
+// The parent: rows × rounds, then the tables.
 
 interface RowResult {
   times: Record<string, number[]>;
+  phases?: Record<string, number[]>;
   maxRssMB?: number;
+  /** Max RSS of the process that ran each long scenario alone. */
+  rssByScenario?: Record<string, number>;
   torch?: string;
 }
 
@@ -258,39 +362,61 @@ async function main(): Promise<void> {
     options: {
       child: { type: 'string' },
       spec: { type: 'string' },
-      rounds: { type: 'string', default: '1' },
+      only: { type: 'string' },
+      rounds: { type: 'string', default: '3' },
       steps: { type: 'string', default: '30' },
       warmup: { type: 'string', default: '10' },
       pooling: { type: 'string', default: 'mean' },
       rows: { type: 'string' },
+      long: { type: 'string', default: '1000,5000' },
+      'long-steps': { type: 'string', default: '3' },
+      clock: { type: 'string', default: 'cpu' },
+      profile: { type: 'boolean', default: false },
     },
   });
-  if (values.child !== undefined) return runRow(values.child as RowId, values.spec!);
+  if (values.child !== undefined) return runRow(values.child as RowId, values.spec!, values.only);
 
   const rounds = Number(values.rounds);
   const steps = Number(values.steps);
   const warmup = Number(values.warmup);
+  const longTs = values.long === '' ? [] : values.long.split(',').map(Number);
   const python = process.env.SWEEPS_BENCH_PYTHON;
   const hasNode = tfjsNodeLoads();
   const wanted = values.rows?.split(',');
   const hasNative = kernelAvailable('native');
+  if (values.profile) {
+    const built = spawnSync('bash', [join(__dirname, '..', '..', 'ml', 'kernel', 'build.sh'), '--profile'], { stdio: 'inherit' });
+    if (built.status !== 0) throw new Error('build.sh --profile failed');
+  }
   const rows = ROWS.filter(
     (r) =>
-      (wanted === undefined || wanted.includes(r.id)) &&
+      (wanted === undefined || wanted.includes(r.id) || PROFILE_ROWS.includes(r.id)) &&
       (hasNode || !r.id.endsWith('@tensorflow')) &&
       (r.id !== 'torch' || python) &&
-      (r.id !== 'fused-native' || hasNative),
+      (r.id !== 'fused-native' || hasNative) &&
+      (!PROFILE_ROWS.includes(r.id) || (values.profile && (r.id !== 'profile-native' || hasNative))),
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'bench-train-step-'));
   try {
     const store = process.env.SWEEPS_BENCH_STORE ?? join(homedir(), '.cache', 'durable-sweeps', 'bench-store');
     const { path } = await realPadded(store);
-    const specPath = writeSpec(dir, values.pooling as Pooling, path, steps, warmup);
+    if (values.clock !== 'cpu' && values.clock !== 'wall') throw new Error(`--clock must be cpu or wall, got "${values.clock}"`);
+    const specPath = writeSpec(dir, values.pooling as Pooling, values.clock, path, steps, warmup, longTs, Number(values['long-steps']));
     const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Spec;
     console.log(
       `batch ${BATCH}, input ${FEATURES}, hidden ${HIDDEN}, ${CLASSES} classes, pooling ${spec.pooling}; ` +
-        `${warmup} warm-up + ${steps} timed steps per figure, ${rounds} round(s); cores: ${availableParallelism()}`,
+        `${warmup} warm-up + ${steps} timed steps per figure (long sequences: 1 + ${values['long-steps']}), ${rounds} round(s); cores: ${availableParallelism()}`,
+    );
+    const load = () =>
+      loadavg()
+        .map((v) => v.toFixed(2))
+        .join(' ');
+    console.log(`load average at start: ${load()} (other work on the machine slows every row; the ratios come from interleaved rounds)`);
+    console.log(
+      spec.clock === 'cpu'
+        ? 'clock: CPU time per step (--clock wall for wall time; on a busy machine wall time counts the waits for a core too)'
+        : 'clock: wall time per step',
     );
     if (!hasNode) console.log('tfjs-node does not load here: its rows are left out');
     if (!hasNative) console.log('no native build of the kernel here (npm run build:kernel-native makes one where a C compiler is present)');
@@ -298,21 +424,35 @@ async function main(): Promise<void> {
 
     const results = new Map<RowId, RowResult[]>();
     let torchVersion = '';
+    const torchScript = join(__dirname, '..', '..', 'bench', 'torch_step.py');
+    const runOne = (row: RowId, only?: string): Promise<RowResult> => {
+      const extra = only === undefined ? [] : ['--only', only];
+      return row === 'torch'
+        ? runProcess(python!, [torchScript, specPath, ...extra])
+        : runProcess(process.execPath, [__filename, '--child', row, '--spec', specPath, ...extra]);
+    };
     for (let round = 1; round <= rounds; round++) {
       for (const row of rows) {
         process.stderr.write(`round ${round}/${rounds}: ${row.label}…\n`);
-        const r =
-          row.id === 'torch'
-            ? await runProcess(python!, [join(__dirname, '..', '..', 'bench', 'torch_step.py'), specPath])
-            : await runProcess(process.execPath, [__filename, '--child', row.id, '--spec', specPath]);
+        const r = await runOne(row.id);
+        r.rssByScenario = {};
+        if (LONG_ROWS.includes(row.id)) {
+          for (const sc of spec.scenarios.filter((s) => s.long)) {
+            process.stderr.write(`round ${round}/${rounds}: ${row.label}, ${sc.label}…\n`);
+            const long = await runOne(row.id, sc.id);
+            Object.assign(r.times, long.times);
+            r.rssByScenario[sc.id] = long.maxRssMB ?? NaN;
+          }
+        }
         if (r.torch) torchVersion = `${r.torch}`;
         results.set(row.id, [...(results.get(row.id) ?? []), r]);
       }
     }
+    console.log(`load average at end: ${load()}`);
 
     const ms = (row: RowId, sc: string, round: number): number | undefined => {
-      const r = results.get(row)?.[round];
-      return r === undefined ? undefined : median(r.times[sc]!);
+      const t = results.get(row)?.[round]?.times[sc];
+      return t === undefined ? undefined : median(t);
     };
     const fig = (row: RowId, sc: string): number | undefined => {
       const per = Array.from({ length: rounds }, (_, i) => ms(row, sc, i)).filter((v): v is number => v !== undefined);
@@ -329,40 +469,79 @@ async function main(): Promise<void> {
     };
 
     const scs = spec.scenarios;
+    const short = scs.filter((s) => !s.long);
     const pad = (s: string, n: number) => s.padEnd(n);
     const num = (v: number | undefined, digits = 2) => (v === undefined ? '—' : v < 10 ? v.toFixed(digits) : v.toFixed(1));
-    console.log(`\nms per training step (median)`);
-    console.log(`${pad('implementation', 58)}${scs.map((s) => pad(s.label, 18)).join('')}max RSS`);
-    for (const row of rows) {
+    const have = new Set(rows.map((r) => r.id));
+    const mainRows = rows.filter((r) => !PROFILE_ROWS.includes(r.id));
+    const header = (first: string, cols: Scenario[], suffix = '') => console.log(`${pad(first, 58)}${cols.map((s) => pad(s.label, 18)).join('')}${suffix}`);
+
+    console.log(`\nms per training step (${spec.clock} time; median over rounds of each round's median)`);
+    header('implementation', scs, 'max RSS');
+    for (const row of mainRows) {
       const rss = median((results.get(row.id) ?? []).map((r) => r.maxRssMB ?? NaN));
       console.log(`${pad(row.label, 58)}${scs.map((s) => pad(num(fig(row.id, s.id)), 18)).join('')}${Number.isNaN(rss) ? '' : `${rss.toFixed(0)} MB`}`);
     }
     if (torchVersion) console.log(`(PyTorch ${torchVersion}, torch.set_num_threads(1))`);
 
-    const have = new Set(rows.map((r) => r.id));
-    const pairs: Array<[RowId, RowId, string]> = [
-      ['fused', 'torch', 'fused (wasm) / PyTorch (target ≤ 0.5)'],
-      ['fused-native', 'torch', 'fused (native) / PyTorch'],
-      ['stock@wasm', 'fused', 'stock tf.layers.gru on wasm / fused wasm (target ≥ 10)'],
-      ['stock@tensorflow', 'fused', 'stock tf.layers.gru on tfjs-node / fused wasm'],
-      ['stock@cpu', 'fused', 'stock tf.layers.gru on cpu / fused wasm'],
-      ['tfjs@wasm', 'fused', 'op-by-op (wasm) / fused wasm'],
-      ['tfjs@tensorflow', 'fused', 'op-by-op (tfjs-node) / fused wasm'],
-      ['fused-gru@wasm', 'fused', 'fused GRU op (wasm) / fused wasm'],
-      ['fused-gru@wasm', 'torch', 'fused GRU op (wasm) / PyTorch'],
+    const evalRows = mainRows.filter((r) => fig(r.id, 'T20:eval') !== undefined);
+    if (evalRows.length) {
+      console.log(`\nms per evaluation pass (forward and loss, no gradient buffers; PyTorch under torch.no_grad())`);
+      header('implementation', scs);
+      for (const row of evalRows) console.log(`${pad(row.label, 58)}${scs.map((s) => pad(num(fig(row.id, `${s.id}:eval`)), 18)).join('')}`);
+    }
+
+    const pairs: Array<[RowId, RowId, string, string]> = [
+      ['fused', 'torch', 'fused (wasm) / PyTorch, training (target ≤ 0.40)', ''],
+      ['fused-native', 'torch', 'fused (native) / PyTorch, training (target ≤ 0.22)', ''],
+      ['fused', 'torch', 'fused (wasm) / PyTorch, evaluation (target ≤ 0.15)', ':eval'],
+      ['fused-native', 'torch', 'fused (native) / PyTorch, evaluation (target ≤ 0.15)', ':eval'],
+      ['stock@wasm', 'fused', 'stock tf.layers.gru on wasm / fused wasm (target ≥ 10)', ''],
+      ['stock@tensorflow', 'fused', 'stock tf.layers.gru on tfjs-node / fused wasm', ''],
+      ['stock@cpu', 'fused', 'stock tf.layers.gru on cpu / fused wasm', ''],
+      ['tfjs@wasm', 'fused', 'op-by-op (wasm) / fused wasm', ''],
+      ['tfjs@tensorflow', 'fused', 'op-by-op (tfjs-node) / fused wasm', ''],
+      ['fused-gru@wasm', 'fused', 'fused GRU op (wasm) / fused wasm', ''],
+      ['fused-gru@wasm', 'torch', 'fused GRU op (wasm) / PyTorch', ''],
     ];
     console.log(`\nratios (median over rounds of same-round ratios)`);
-    for (const [a, b, label] of pairs) {
+    header('', scs);
+    for (const [a, b, label, suffix] of pairs) {
       if (!have.has(a) || !have.has(b)) continue;
-      console.log(`${pad(label, 58)}${scs.map((s) => pad(num(ratio(a, b, s.id)), 18)).join('')}`);
+      console.log(`${pad(label, 58)}${scs.map((s) => pad(num(ratio(a, b, s.id + suffix), 3), 18)).join('')}`);
     }
-    if (!have.has('torch')) {
-      const fused = fig('fused', 'T20');
-      if (fused !== undefined) {
-        console.log(
-          `\nPyTorch not measured here. ENVIRONMENT.md's figure for PyTorch on one thread of this kind of machine, ` +
-            `6–7 ms at 20 steps (NOT measured in this run), would give fused / PyTorch ≈ ${(fused / 7).toFixed(2)}–${(fused / 6).toFixed(2)}.`,
+
+    const perStep = scs.filter((s) => s.T !== undefined);
+    const longScs = scs.filter((s) => s.long);
+    if (longScs.length) {
+      console.log(`\nlong sequences: µs per timestep (ms per step / T; flat = linear in T), and each long scenario's max RSS`);
+      header('implementation', perStep, longScs.map((s) => pad(`RSS ${s.label}`, 18)).join(''));
+      for (const row of mainRows.filter((r) => LONG_ROWS.includes(r.id))) {
+        const perT = perStep.map((s) => {
+          const v = fig(row.id, s.id);
+          return pad(v === undefined ? '—' : ((v / s.T!) * 1000).toFixed(1), 18);
+        });
+        const rss = longScs.map((s) => {
+          const v = median((results.get(row.id) ?? []).map((r) => r.rssByScenario?.[s.id] ?? NaN));
+          return pad(Number.isNaN(v) ? '—' : `${v.toFixed(0)} MB`, 18);
+        });
+        console.log(`${pad(row.label, 58)}${perT.join('')}${rss.join('')}`);
+      }
+    }
+
+    for (const row of rows.filter((r) => PROFILE_ROWS.includes(r.id))) {
+      const rs = results.get(row.id) ?? [];
+      for (const mode of ['', ':eval']) {
+        const what = mode ? 'an evaluation pass' : 'a training step';
+        console.log(`\nwhere ${what}'s time goes: ${row.label} (wall ms, median over steps, then over rounds; share of the step's median)`);
+        header('phase', short);
+        const phase = (sc: string, i: number) => median(rs.map((r) => r.phases?.[sc + mode]?.[i] ?? NaN));
+        const total = (sc: string) => median(rs.map((r) => median(r.times[sc + mode] ?? [NaN])));
+        const cell = (v: number, sc: string) => pad(`${v.toFixed(3)} (${((100 * v) / total(sc)).toFixed(0)}%)`, 18);
+        [...PROFILE_PHASES, 'JavaScript around the call (step − kernel)'].forEach((name, i) =>
+          console.log(`${pad(name, 58)}${short.map((s) => cell(phase(s.id, i), s.id)).join('')}`),
         );
+        console.log(`${pad('whole step (median; includes the timers)', 58)}${short.map((s) => pad(total(s.id).toFixed(3), 18)).join('')}`);
       }
     }
   } finally {

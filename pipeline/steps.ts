@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { POOLINGS } from '../ml/pooling';
 
 /**
  * Parameter schemas of the registered step types: the one source of the step parameter types
@@ -80,11 +81,8 @@ export const paddingParams = z.strictObject({
 });
 export type PaddingParams = z.infer<typeof paddingParams>;
 
-export const poolingVariants = ['last', 'mean', 'last-valid', 'mean-valid', 'max'] as const;
-export type Pooling = (typeof poolingVariants)[number];
-
 export const trainParams = z.strictObject({
-  pooling: z.enum(poolingVariants).default('mean').describe("How the GRU's outputs over time become one vector (the question of the seed study)."),
+  pooling: z.enum(POOLINGS).default('mean').describe("How the GRU's outputs over time become one vector (the question of the seed study)."),
   seed: z.number().int().min(0).default(1).describe('Seed of initialisation, shuffling and dropout.'),
   hidden: z.number().int().positive().default(64).describe('GRU hidden size.'),
   layers: z.number().int().positive().default(1).describe('Stacked GRU layers.'),

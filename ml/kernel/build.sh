@@ -9,6 +9,9 @@
 #   build.sh --native   only the addon: npm run build:kernel-native, on any machine with a C
 #                       compiler, leaves the committed gru.wasm alone
 #   build.sh --wasm     only gru.wasm
+#   build.sh --profile  build/gru-profile.wasm and build/gru-profile-native.node: the same
+#                       kernel with per-phase timers (-DKERNEL_PROFILE), for
+#                       npm run bench:train -- --profile; never committed, never loaded otherwise
 #   build.sh --check    rebuild gru.wasm into a temporary file and verify it is byte-for-byte
 #                       the committed one (CI runs this where clang is installed)
 #
@@ -70,22 +73,34 @@ check() {
   fi
 }
 
+node_include() {
+  local include
+  include="$(node -p "require('path').resolve(process.execPath, '..', '..', 'include', 'node')" 2>/dev/null || true)"
+  [ -f "$include/node_api.h" ] || include=/usr/include/node
+  echo "$include"
+}
+
+native_addon() { # $1: output file, then extra flags
+  local out="$1"
+  shift
+  # -Wno-array-bounds: gcc 12 warns on matmul's bias loads in specialisations where the bias
+  # pointer is null, which are exactly those that never load it.
+  "$CC_NATIVE" -O3 -march=native -ffp-contract=fast -fno-math-errno -std=gnu11 -fPIC -shared -Wall -Wno-array-bounds \
+    -DNAPI_VERSION=8 -I"$(node_include)" "$@" -o "$out" native.c
+}
+
 # The addon is built for this CPU (-march=native) and fuses a·b + c into FMA: it must never be
 # copied to another machine. build/gru-native.json records what it was built from and for; the
 # loader (load.ts) ignores the addon when the sources or the CPU differ.
 native() {
   local include
-  include="$(node -p "require('path').resolve(process.execPath, '..', '..', 'include', 'node')" 2>/dev/null || true)"
-  [ -f "$include/node_api.h" ] || include=/usr/include/node
+  include="$(node_include)"
   if ! have "$CC_NATIVE" || [ ! -f "$include/node_api.h" ]; then
     echo "build.sh: no C compiler ($CC_NATIVE) or no Node headers (node_api.h): native kernel not built; gru.wasm is used"
     return 0
   fi
   mkdir -p build
-  # -Wno-array-bounds: gcc 12 warns on matmul's bias loads in specialisations where the bias
-  # pointer is null, which are exactly those that never load it.
-  "$CC_NATIVE" -O3 -march=native -ffp-contract=fast -fno-math-errno -std=gnu11 -fPIC -shared -Wall -Wno-array-bounds \
-    -DNAPI_VERSION=8 -I"$include" -o build/gru-native.node.tmp native.c
+  native_addon build/gru-native.node.tmp
   node -e '
     const fs = require("fs"), crypto = require("crypto"), os = require("os");
     const sources = Object.fromEntries(["gru.c", "native.c", "simd-native.h"].map((f) =>
@@ -97,10 +112,22 @@ native() {
   echo "built ml/kernel/build/gru-native.node for this machine with $("$CC_NATIVE" --version | head -1)"
 }
 
+profile() {
+  mkdir -p build
+  if have "$CLANG"; then
+    "$CLANG" "${WASM_FLAGS[@]}" -DKERNEL_PROFILE -o build/gru-profile.wasm gru.c
+  else
+    echo "build.sh: $CLANG not found: no WebAssembly profile build"
+  fi
+  native_addon build/gru-profile-native.node -DKERNEL_PROFILE
+  echo "built ml/kernel/build/gru-profile.wasm and gru-profile-native.node (per-phase timers)"
+}
+
 case "${1:-}" in
   --check) check ;;
   --wasm) wasm ;;
   --native) native ;;
+  --profile) profile ;;
   "") wasm; native ;;
-  *) echo "usage: build.sh [--check|--wasm|--native]" >&2; exit 2 ;;
+  *) echo "usage: build.sh [--check|--wasm|--native|--profile]" >&2; exit 2 ;;
 esac

@@ -4,7 +4,6 @@ import { dropoutMask } from '../model';
 import type { AdamState } from '../optim';
 import type { Pooling } from '../pooling';
 import type { Rng } from '../rng';
-import { POOL_MODE } from './gru-op';
 import { kernel, type Kernel } from './load';
 
 export interface FusedModelShape {
@@ -46,6 +45,8 @@ export class FusedTrainer {
   private readonly model: number;
   /** The kernel's allocation mark before and after this trainer's buffers. */
   private readonly marks: [number, number];
+  /** The kernel's index of the pooling variant (checked when the trainer is made). */
+  private readonly poolMode: number;
   private adamStep = 0;
   private disposed = false;
 
@@ -59,6 +60,7 @@ export class FusedTrainer {
       if (!Number.isInteger(v) || v < 1) throw new Error(`FusedTrainer: ${name} must be a positive integer, got ${v}`);
     }
     this.k = k;
+    this.poolMode = k.poolMode(shape.pooling);
     this.parameterCount = this.k.fn.model_param_count(I, H, L, C);
     const before = this.k.mark();
     this.model = this.k.fn.model_create(I, H, L, C, maxSteps, maxBatch);
@@ -140,7 +142,7 @@ export class FusedTrainer {
   gradients(batch: Batch, dropoutRng?: Rng): { loss: number; grads: Float32Array } {
     this.loadBatch(batch);
     const dropout = this.loadMasks(batch, dropoutRng);
-    const loss = this.k.fn.model_forward_backward(this.model, batch.steps, batch.size, POOL_MODE[this.shape.pooling], dropout ? 1 : 0);
+    const loss = this.k.fn.model_forward_backward(this.model, batch.steps, batch.size, this.poolMode, dropout ? 1 : 0);
     return { loss, grads: this.buffer('grads', this.parameterCount).slice() };
   }
 
@@ -148,7 +150,7 @@ export class FusedTrainer {
   step(batch: Batch, lr: number, dropoutRng?: Rng): number {
     this.loadBatch(batch);
     const dropout = this.loadMasks(batch, dropoutRng);
-    const loss = this.k.fn.model_forward_backward(this.model, batch.steps, batch.size, POOL_MODE[this.shape.pooling], dropout ? 1 : 0);
+    const loss = this.k.fn.model_forward_backward(this.model, batch.steps, batch.size, this.poolMode, dropout ? 1 : 0);
     this.adamStep += 1;
     const t = this.adamStep;
     const { beta1, beta2, eps, weightDecay } = this.adam;
@@ -160,7 +162,7 @@ export class FusedTrainer {
   /** Loss and accuracy of one batch, without dropout; argmax ties go to the first class, as torch.argmax. */
   evaluate(batch: Batch): { loss: number; accuracy: number } {
     this.loadBatch(batch);
-    const loss = this.k.fn.model_evaluate(this.model, batch.steps, batch.size, POOL_MODE[this.shape.pooling]);
+    const loss = this.k.fn.model_evaluate(this.model, batch.steps, batch.size, this.poolMode);
     const C = this.shape.classes;
     const logits = this.buffer('logits', batch.size * C);
     let correct = 0;

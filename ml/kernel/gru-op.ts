@@ -3,9 +3,6 @@ import type { GruLayerWeights } from '../gru';
 import type { Pooling } from '../pooling';
 import { kernel } from './load';
 
-/** gru.c's pooling modes. */
-export const POOL_MODE: Readonly<Record<Pooling, number>> = { last: 0, mean: 1, 'last-valid': 2, 'mean-valid': 3, max: 4 };
-
 function checkShapes(x: tf.Tensor3D, w: GruLayerWeights): { T: number; B: number; I: number; H: number } {
   const [T, B, I] = x.shape;
   const H = w.wHh.shape[0];
@@ -58,7 +55,7 @@ function fusedGru(x: tf.Tensor3D, w: GruLayerWeights, pool?: { pooling: Pooling;
         out = tape.slice(0, TBH); // h is the tape's first block
       } else {
         const pooled = k.alloc(B * H);
-        k.fn.pool_forward(POOL_MODE[pool.pooling], T, B, H, k.put(pool.lengths, 'i32'), tp, pooled);
+        k.fn.pool_forward(k.poolMode(pool.pooling), T, B, H, k.put(pool.lengths, 'i32'), tp, pooled);
         out = k.f32(pooled, B * H).slice();
       }
     });
@@ -75,7 +72,7 @@ function fusedGru(x: tf.Tensor3D, w: GruLayerWeights, pool?: { pooling: Pooling;
           dH = k.put(dys);
         } else {
           dH = k.alloc(TBH);
-          k.fn.pool_backward(POOL_MODE[pool.pooling], T, B, H, k.put(pool.lengths, 'i32'), tp, k.put(out), k.put(dys), dH);
+          k.fn.pool_backward(k.poolMode(pool.pooling), T, B, H, k.put(pool.lengths, 'i32'), tp, k.put(out), k.put(dys), dH);
         }
         const sizes = [T * B * I, I * 3 * H, H * 3 * H, 3 * H, 3 * H];
         const ptrs = sizes.map((n) => k.alloc(n)) as [number, number, number, number, number];

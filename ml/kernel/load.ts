@@ -44,13 +44,31 @@ export interface KernelExports {
   ): void;
   pool_forward(mode: number, T: number, B: number, H: number, lengths: number, h: number, pooled: number): void;
   pool_backward(mode: number, T: number, B: number, H: number, lengths: number, h: number, pooled: number, dpooled: number, dH: number): void;
+  pool_count(): number;
+  pool_name(i: number, dst: number, cap: number): number;
   model_param_count(I: number, H: number, L: number, C: number): number;
   model_create(I: number, H: number, L: number, C: number, maxT: number, maxB: number): number;
   model_buffer(model: number, which: number): number;
   model_forward_backward(model: number, T: number, B: number, pooling: number, dropout: number): number;
   model_evaluate(model: number, T: number, B: number, pooling: number): number;
   model_adam(model: number, negStep: number, bias2Sqrt: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, eps: number, wd: number): void;
+  /** Only in the profile builds (build.sh --profile): milliseconds spent in phase `phase` so far. */
+  prof_read?(phase: number): number;
+  prof_reset?(): void;
 }
+
+/** gru.c's profile phases, in its PH_* order. */
+export const PROFILE_PHASES = [
+  'input projection',
+  'recurrent products (forward)',
+  'gate math (forward)',
+  'BPTT gate math',
+  'BPTT recurrent products',
+  'weight gradients (Σ over T·B)',
+  'pooling, head, loss',
+  'Adam',
+  'layout copies in the kernel',
+] as const;
 
 /**
  * The kernel's folder in the source tree (ml/kernel/: gru.c, the committed gru.wasm, build/).
@@ -70,10 +88,38 @@ export function kernelDir(): string {
  * (kalloc does, on demand) detaches old ArrayBuffers.
  */
 export class Kernel {
+  private poolModes?: Map<string, number>;
+
   constructor(
     readonly fn: KernelExports,
     readonly kind: KernelKind,
   ) {}
+
+  /** The pooling variants this build implements, in its table's order (gru.c's POOLINGS). */
+  poolings(): string[] {
+    return this.scoped(() => {
+      const cap = 64;
+      const dst = this.alloc(cap / 4);
+      return Array.from({ length: this.fn.pool_count() }, (_, i) => {
+        const n = this.fn.pool_name(i, dst, cap);
+        if (n < 0) throw new Error(`fused kernel (${this.kind}): pooling variant ${i} has no name that fits ${cap} bytes`);
+        return Buffer.from(this.fn.memory.buffer, dst, n).toString('utf8');
+      });
+    });
+  }
+
+  /** The kernel's index of the pooling variant `name` (ml/pooling.ts's names), for its pool_* calls. */
+  poolMode(name: string): number {
+    this.poolModes ??= new Map(this.poolings().map((n, i) => [n, i]));
+    const mode = this.poolModes.get(name);
+    if (mode === undefined) {
+      throw new Error(
+        `fused kernel (${this.kind}) has no pooling "${name}" (it has ${[...this.poolModes.keys()].join(', ')}): ` +
+          'add it to the POOLINGS table in ml/kernel/gru.c and rebuild with npm run build:kernel',
+      );
+    }
+    return mode;
+  }
 
   /** Allocates `count` 4-byte elements; memory obtained after `mark()` is returned by `release(mark)`. */
   alloc(count: number): number {
@@ -125,6 +171,18 @@ const failures = new Map<KernelKind, Error>();
 function loadWasm(): KernelExports {
   const module = new WebAssemblyApi.Module(readFileSync(path.join(kernelDir(), 'gru.wasm')));
   return new WebAssemblyApi.Instance(module, {}).exports as unknown as KernelExports;
+}
+
+/**
+ * The kernel with per-phase timers (build/gru-profile.wasm or build/gru-profile-native.node, made
+ * by `bash ml/kernel/build.sh --profile`), for the benchmark only: a fresh instance, never the
+ * process's shared one.
+ */
+export function profileKernel(kind: KernelKind): Kernel {
+  const dir = path.join(kernelDir(), 'build');
+  if (kind === 'native') return new Kernel(require(path.join(dir, 'gru-profile-native.node')) as KernelExports, kind);
+  const module = new WebAssemblyApi.Module(readFileSync(path.join(dir, 'gru-profile.wasm')));
+  return new Kernel(new WebAssemblyApi.Instance(module, { env: { now: () => performance.now() } }).exports as unknown as KernelExports, kind);
 }
 
 /**

@@ -78,12 +78,18 @@ WRAP(gru_backward, 17,
                        P(16))))
 WRAP(pool_forward, 7, VOID(pool_forward_export(I(0), I(1), I(2), I(3), P(4), P(5), P(6))))
 WRAP(pool_backward, 9, VOID(pool_backward_export(I(0), I(1), I(2), I(3), P(4), P(5), P(6), P(7), P(8))))
+WRAP(pool_count, 0, number(env, pool_count()))
+WRAP(pool_name, 3, number(env, pool_name(I(0), P(1), I(2))))
 WRAP(model_param_count, 4, number(env, model_param_count(I(0), I(1), I(2), I(3))))
 WRAP(model_create, 6, number(env, offset_of(model_create(I(0), I(1), I(2), I(3), I(4), I(5)))))
 WRAP(model_buffer, 2, number(env, offset_of(model_buffer(P(0), I(1)))))
 WRAP(model_forward_backward, 5, number(env, model_forward_backward(P(0), I(1), I(2), I(3), I(4))))
 WRAP(model_evaluate, 4, number(env, model_evaluate(P(0), I(1), I(2), I(3))))
 WRAP(model_adam, 8, VOID(model_adam(P(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7))))
+#ifdef KERNEL_PROFILE
+WRAP(prof_read, 1, number(env, prof_read(I(0))))
+WRAP(prof_reset, 0, VOID(prof_reset()))
+#endif
 
 static napi_value init(napi_env env, napi_value exports) {
   /* gru.c keeps its allocator in globals, which every worker thread loading this addon would
@@ -125,12 +131,18 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT_FN(gru_backward);
   EXPORT_FN(pool_forward);
   EXPORT_FN(pool_backward);
+  EXPORT_FN(pool_count);
+  EXPORT_FN(pool_name);
   EXPORT_FN(model_param_count);
   EXPORT_FN(model_create);
   EXPORT_FN(model_buffer);
   EXPORT_FN(model_forward_backward);
   EXPORT_FN(model_evaluate);
   EXPORT_FN(model_adam);
+#ifdef KERNEL_PROFILE
+  EXPORT_FN(prof_read);
+  EXPORT_FN(prof_reset);
+#endif
   return exports;
 }
 

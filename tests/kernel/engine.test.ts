@@ -161,6 +161,23 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
     }
   });
 
+  test.each(POOLINGS.map((p) => [p]))(
+    '%s pooling: evaluation without a tape gives the training forward pass’s loss bit for bit (2 layers, T across projection chunks)',
+    (pooling) => {
+      // T = 37 spans three of layer_infer's 16-step input-projection chunks; lengths vary.
+      const cfg: GruClassifierConfig = { inputSize: 3, hidden: 24, layers: 2, dropout: 0, classes: 5, pooling: pooling as Pooling };
+      const { model, trainer } = modelAndTrainer(cfg, 37, 9);
+      try {
+        const batch = randomBatch(`infer-${pooling}`, 9, 37, 3, 5);
+        const taped = trainer.gradients(batch).loss;
+        expect(Object.is(trainer.evaluate(batch).loss, taped)).toBe(true);
+      } finally {
+        trainer.dispose();
+        model.dispose();
+      }
+    },
+  );
+
   test('the same state and batches give bit-identical weights, and loadState restores a run exactly', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 20, layers: 2, dropout: 0.2, classes: 4, pooling: 'mean' };
     const batches = [0, 1, 2, 3, 4, 5].map((i) => randomBatch(`repeat-${i}`, 12, 9, 3, 4));

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../ml/backend';
-import { poolOverTime, type Pooling } from '../../ml/pooling';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { kernel, kernelAvailable } from '../../ml/kernel/load';
+import { POOLINGS, poolOverTime, type Pooling } from '../../ml/pooling';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -161,4 +164,39 @@ test('lengths outside 1..T are rejected with the offending sequence named', () =
       ),
     ),
   ).toThrow('length 4 of sequence 0 is outside 1..3');
+});
+
+describe('one list of variants (ml/pooling.ts) for the trainer, the kernel and the schema', () => {
+  const kinds = (['wasm', 'native'] as const).filter((k) => kernelAvailable(k));
+
+  test.each(kinds.map((k) => [k]))('the %s kernel implements exactly the listed variants, under the same names', (kind) => {
+    expect([...kernel(kind).poolings()].sort()).toEqual([...POOLINGS].sort());
+  });
+
+  test('a variant the kernel does not have is refused by name, with what to do', () => {
+    expect(() => kernel('wasm').poolMode('median')).toThrow(
+      /no pooling "median" \(it has last, mean, .*\): add it to the POOLINGS table in ml\/kernel\/gru\.c/,
+    );
+  });
+
+  test('every listed variant pools in the TensorFlow.js path, and an unlisted one is refused', () => {
+    for (const p of POOLINGS) expect(pool(p)).toHaveLength(2);
+    expect(() => pool('median' as Pooling)).toThrow('unknown pooling "median"');
+  });
+
+  test('the generated pipeline schema (schema/pipeline.schema.json) offers exactly the listed variants', () => {
+    const schema = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'schema', 'pipeline.schema.json'), 'utf8')) as unknown;
+    const enums: unknown[][] = [];
+    const walk = (node: unknown, key: string): void => {
+      if (Array.isArray(node)) return node.forEach((n) => walk(n, key));
+      if (node === null || typeof node !== 'object') return;
+      const o = node as Record<string, unknown>;
+      if (key === 'pooling' && Array.isArray(o.enum)) enums.push(o.enum);
+      if (key === 'pooling' && o.items !== undefined) walk(o.items, key);
+      for (const [k, v] of Object.entries(o)) walk(v, k === 'properties' ? key : k);
+    };
+    walk(schema, '');
+    expect(enums.length).toBeGreaterThan(0);
+    for (const e of enums) expect(e).toEqual([...POOLINGS]);
+  });
 });
