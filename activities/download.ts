@@ -422,7 +422,7 @@ async function fetchFromMirrors(
         if (signal?.aborted) throw signal.reason ?? err;
         const error = err as Error;
         const retry = error instanceof TransientError && attempt < t.attemptsPerMirror;
-        report.log.warn({ url, attempt, err: error.message }, retry ? 'download attempt failed, retrying' : 'mirror failed');
+        report.log.warn({ url, attempt, err: error }, retry ? 'download attempt failed, retrying' : 'mirror failed');
         if (!retry) {
           failures.push({ url, error });
           break;

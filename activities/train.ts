@@ -198,7 +198,7 @@ function progressNotifier(log: ActivityDeps['logger'], minIntervalMs = 2000): (r
     const workflowId = ctx?.info.workflowExecution?.workflowId;
     if (!ctx || !workflowId || Date.now() - last < minIntervalMs) return;
     last = Date.now();
-    const failed = (err: Error) => log.debug({ err: err.message }, 'could not report epoch progress');
+    const failed = (err: Error) => log.debug({ err }, 'could not report epoch progress');
     try {
       ctx.client.workflow.getHandle(workflowId).signal(epochSignal, report).catch(failed);
     } catch (err) {

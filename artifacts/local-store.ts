@@ -1,5 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { digestTree, listDigest, MANIFEST, parseManifest, sealed, type Manifest } from './manifest';
 import {
@@ -171,8 +173,10 @@ export class LocalArtifactStore implements ArtifactStore {
 
   /**
    * Removes build folders that a killed process left in `.tmp/` (a build that ends, well or badly,
-   * removes its own). Only old ones: another live process may be building in a recent one, and no
-   * build runs longer than a training's 6-hour limit.
+   * removes its own). A folder's name carries its owner (pid and machine, see `tempDir`): one whose
+   * owner ran on this machine since its last boot and is gone is removed at once. Others (another
+   * machine sharing the store, or a name without an owner) only when old: a live process elsewhere
+   * may be building in it, and no build runs longer than a training's 6-hour limit.
    */
   async removeAbandonedBuilds(olderThanMs = 24 * 3600_000): Promise<string[]> {
     const tmpRoot = join(this.root, '.tmp');
@@ -180,8 +184,10 @@ export class LocalArtifactStore implements ArtifactStore {
     const removed: string[] = [];
     for (const name of entries) {
       const path = join(tmpRoot, name);
-      const info = await stat(path).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > olderThanMs) {
+      const owner = ownerOf(name);
+      const dead = owner !== undefined && owner.machine === MACHINE && !processAlive(owner.pid);
+      const info = dead ? undefined : await stat(path).catch(() => undefined);
+      if (dead || (info && Date.now() - info.mtimeMs > olderThanMs)) {
         await rm(path, { recursive: true, force: true });
         removed.push(name);
       }
@@ -189,9 +195,9 @@ export class LocalArtifactStore implements ArtifactStore {
     return removed;
   }
 
-  /** A fresh folder inside the store (so that `install` is a rename on one file system). */
+  /** A fresh folder inside the store (so that `install` is a rename on one file system), named with its owner. */
   async tempDir(label: string): Promise<string> {
-    const tmp = join(this.root, '.tmp', `${label}-${randomBytes(6).toString('hex')}`);
+    const tmp = join(this.root, '.tmp', `${label}-${randomBytes(6).toString('hex')}${ownerTag(process.pid)}`);
     await mkdir(tmp, { recursive: true });
     return tmp;
   }
@@ -244,5 +250,37 @@ export class LocalArtifactStore implements ArtifactStore {
     await rename(from, to).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') await rm(from, { recursive: true, force: true });
     });
+  }
+}
+
+/**
+ * This machine since its last boot: a pid names one process only on one machine between two boots.
+ * A short hash of the host name and Linux's boot id (where there is one) keeps folder names plain.
+ */
+const MACHINE = createHash('sha256').update(`${hostname()}\n${bootId()}`).digest('hex').slice(0, 10);
+
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** `-p<pid>-m<machine>` at the end of a build folder's name. */
+export const ownerTag = (pid: number) => `-p${pid}-m${MACHINE}`;
+
+function ownerOf(name: string): { pid: number; machine: string } | undefined {
+  const m = /-p(\d+)-m([0-9a-f]{10})$/.exec(name);
+  return m ? { pid: Number(m[1]), machine: m[2]! } : undefined;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

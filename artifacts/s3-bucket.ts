@@ -9,6 +9,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  paginateListObjectsV2,
   PutObjectCommand,
   S3Client,
   type PutObjectCommandInput,
@@ -164,17 +165,14 @@ export class Bucket {
     }
   }
 
-  /** Keys under `prefix` (relative to it), in the bucket's order. */
-  async list(prefix: string): Promise<string[]> {
+  /** Keys under `prefix` (relative to it), in the bucket's order, every page of them (S3 answers 1,000 a page). */
+  async list(prefix: string, pageSize = 1000): Promise<string[]> {
     const keys: string[] = [];
     const full = this.fullKey(prefix);
-    let token: string | undefined;
     try {
-      do {
-        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: full, ContinuationToken: token }));
-        for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key.slice(full.length));
-        token = res.IsTruncated ? res.NextContinuationToken : undefined;
-      } while (token);
+      for await (const page of paginateListObjectsV2({ client: this.client, pageSize }, { Bucket: this.settings.bucket, Prefix: full })) {
+        for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key.slice(full.length));
+      }
     } catch (err) {
       throw this.explain(err, `listing ${this.uri(prefix)}`);
     }

@@ -169,7 +169,7 @@ export class S3ArtifactStore implements ArtifactStore {
       await check();
     } catch (err) {
       if (!(err instanceof ArtifactCorrupt)) throw err;
-      this.log?.warn({ dir: ref.dir, cache: this.root, err: err.message }, 'the cached copy of an artifact is damaged: fetching it again');
+      this.log?.warn({ dir: ref.dir, cache: this.root, err }, 'the cached copy of an artifact is damaged: fetching it again');
       await this.cache.setAside(ref.dir);
       await this.files(ref);
       await check();
@@ -334,7 +334,7 @@ export class S3ArtifactStore implements ArtifactStore {
     const got = await this.bucket.get(manifestKey(dir));
     // Another machine may have set it aside and published a rebuild meanwhile: leave that one be.
     if (got !== undefined && why.manifestSha !== undefined && sha256Of(got.body) !== why.manifestSha) return;
-    this.log?.warn({ dir, err: why.message }, "the bucket's copy of an artifact is damaged: set aside, it will be rebuilt");
+    this.log?.warn({ dir, err: why }, "the bucket's copy of an artifact is damaged: set aside, it will be rebuilt");
     if (got !== undefined) {
       const aside = `.corrupt/${dir.replace(/\//g, '-')}-${Date.now()}-${randomBytes(3).toString('hex')}`;
       await this.bucket.put(`${aside}/${MANIFEST}`, got.body, { metadata: got.metadata });

@@ -93,7 +93,7 @@ export class TrainingShare {
         await this.save(folder);
       } catch (err) {
         // Training goes on: the next epoch's save tries again, and only a move to another machine loses epochs.
-        this.log.warn({ checkpoint: basename(folder), err: (err as Error).message }, 'could not save the checkpoint to the artifact store');
+        this.log.warn({ checkpoint: basename(folder), err }, 'could not save the checkpoint to the artifact store');
       }
     }
   }

@@ -33,6 +33,7 @@ export function parse<const O extends Options>(args: string[], options: O, help:
 /** The one positional argument a command takes (a file, a sweep id). */
 export function single(positionals: string[], what: string, help: string): string {
   if (positionals.length !== 1) throw new UsageError(`expected ${what}\n\n${help}`);
+  if (positionals[0]!.trim() === '') throw new UsageError(`expected ${what}, got an empty argument\n\n${help}`);
   return positionals[0]!;
 }
 

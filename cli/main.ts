@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { ConfigError } from '../client/config';
 import { PipelineError } from '../pipeline/load';
 import { HelpShown, say, UsageError } from './args';
 import { cancelCommand, listCommand, statusCommand } from './inspect';
@@ -24,7 +25,8 @@ Commands:
   setup                     obtain the Temporal CLI and build tfjs-node where possible (idempotent)
 
 Run \`sweeps <command> --help\` for a command's options.
-Exit codes: 0 success, 1 the sweep failed or was cancelled, 2 bad input (nothing submitted), 130 detached.
+Exit codes: 0 success, 1 the sweep failed or was cancelled, 2 bad input (nothing submitted), 130 detached (Ctrl-C),
+143 detached by SIGTERM (the sweep goes on; a worker in the process stops).
 Environment: TEMPORAL_ADDRESS (use that server instead of the embedded one), SWEEPS_HOME (state folder,
 default ./.sweeps), SWEEPS_DATA (local copy of the dataset archive), SWEEPS_TRAIN_SLOTS (default: cores).`;
 
@@ -45,8 +47,12 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
-    // `sweeps help <command>` is `sweeps <command> --help`.
-    if (command === 'help' && rest[0] && commands[rest[0]]) return commands[rest[0]]!(['--help']);
+    // `sweeps help <command>` is `sweeps <command> --help`; help for a command that does not exist is bad input.
+    if (command === 'help' && rest[0] !== undefined) {
+      const known = commands[rest[0]];
+      if (!known) throw new UsageError(`help: unknown command "${rest[0]}"\n\n${USAGE}`);
+      return known(['--help']);
+    }
     process.stdout.write(`${USAGE}\n`);
     return command === undefined ? 2 : 0;
   }
@@ -70,7 +76,7 @@ main(process.argv.slice(2)).then(exit, (err: unknown) => {
     say(`${err.message}\n\n${err.problems.length} problem${err.problems.length > 1 ? 's' : ''} in ${err.file}; nothing was submitted.`);
     return exit(2);
   }
-  if (err instanceof UsageError) {
+  if (err instanceof UsageError || err instanceof ConfigError) {
     say(err.message);
     return exit(2);
   }

@@ -98,11 +98,17 @@ export async function setupCommand(args: string[]): Promise<number> {
     say(result.status === 0 ? 'setup: tfjs-node ready' : 'setup: tfjs-node unavailable; training falls back to the WebAssembly backend');
   }
   // The fused kernel's native build (same C source, this CPU's vector units) is ~1.4× faster than
-  // the committed WebAssembly; without a C compiler the WebAssembly build is used, nothing fails.
+  // the committed WebAssembly. Without a C compiler build.sh skips it (exit 0) and the WebAssembly
+  // build is used; with one, a failed build is a broken setup, not a silent fallback.
   const kernel = resolve(__dirname, '..', '..', 'ml', 'kernel', 'build.sh');
   if (process.env.SWEEPS_KERNEL !== 'wasm' && existsSync(kernel)) {
     const result = spawnSync('bash', [kernel, '--native'], { stdio: ['ignore', 'inherit', 'inherit'] });
-    if (result.status !== 0) say('setup: the native kernel did not build; training uses the WebAssembly kernel');
+    if (result.status !== 0) {
+      say(
+        'setup: the native kernel failed to build although a C compiler is there (its output is above); fix that, or set SWEEPS_KERNEL=wasm to use the WebAssembly kernel only',
+      );
+      return 1;
+    }
   }
   return 0;
 }

@@ -4,20 +4,33 @@ const finishedStates: ReadonlySet<StepState> = new Set(['done', 'failed', 'cance
 
 /**
  * Live progress of a sweep: a line per step and per trial, and a bar for the whole sweep. On a
- * terminal the block is redrawn in place (trimmed to the window: running and failed trials first);
- * without one (CI, pipes) a line is printed only when it changes, so logs stay readable.
+ * terminal the block is redrawn in place, fitted to the window: each line cut to its width (a line
+ * the terminal wraps would push the block's top out of reach of the redraw, leaving stale copies)
+ * and trimmed to its height (running and failed trials first); a resize redraws at once. Without a
+ * terminal (CI, pipes) a line is printed only when it changes, so logs stay readable.
  */
 export class ProgressView {
   private lastLines = new Map<string, string>();
-  private drawn = 0;
+  /** The lines on screen now, as drawn (each at most the width it was drawn for). */
+  private drawnLines: string[] = [];
+  private last?: { progress: SweepProgress; note?: string };
+  private readonly onResize = () => this.resized();
 
   constructor(
     private readonly out: NodeJS.WriteStream,
     private readonly tty = Boolean(out.isTTY),
-  ) {}
+  ) {
+    if (this.tty) out.on('resize', this.onResize);
+  }
+
+  /** Stops following the terminal's size (the view is done). */
+  close(): void {
+    this.out.off('resize', this.onResize);
+  }
 
   /** `note` is one line about where the progress comes from (e.g. no worker answering). */
   render(progress: SweepProgress, note?: string): void {
+    this.last = { progress, note };
     const steps: Array<[string, string]> = progress.steps.map((s) => [
       `step:${s.name}`,
       `  ${s.name.padEnd(10)} ${s.state}${s.cached ? ' (cached)' : ''}${s.trials ? ` · ${s.trials} trials` : ''}${s.error ? ` — ${s.error}` : ''}`,
@@ -30,15 +43,30 @@ export class ProgressView {
   }
 
   private redraw(steps: Array<[string, string]>, trials: TrialProgress[], summary: string | undefined, note?: string): void {
-    const room = Math.max(5, (this.out.rows ?? 40) - steps.length - 3);
+    const width = Math.max(20, this.out.columns ?? 80);
+    // The block, with the line the cursor ends on, must fit the window: a taller one scrolls its
+    // top away and the next redraw cannot reach it. Four lines besides steps and trials: note,
+    // "… more", summary and the cursor's.
+    const room = Math.max(3, (this.out.rows ?? 40) - steps.length - 4);
     const lines = [...(note ? [`  ${note}`] : []), ...steps.map(([, l]) => l)];
     const shown = trials.length <= room ? trials : pickForWindow(trials, room);
     for (const t of shown) lines.push(`    ${trialLine(t)}`);
     if (shown.length < trials.length) lines.push(`    … ${trials.length - shown.length} more trials not shown`);
     if (summary) lines.push(summary);
-    if (this.drawn > 0) this.out.write(`\x1b[${this.drawn}A\x1b[0J`);
-    this.out.write(`${lines.join('\n')}\n`);
-    this.drawn = lines.length;
+    const fitted = lines.map((l) => fitLine(l, width));
+    this.out.write(`${this.erase(width)}${fitted.join('\n')}\n`);
+    this.drawnLines = fitted;
+  }
+
+  /** Moves to the top of the block drawn last and clears from there down. */
+  private erase(width: number): string {
+    // After a narrowing resize the terminal may have re-wrapped the old lines: count the rows they take now.
+    const rows = this.drawnLines.reduce((n, l) => n + Math.max(1, Math.ceil(l.length / width)), 0);
+    return rows > 0 ? `\x1b[${rows}A\r\x1b[0J` : '';
+  }
+
+  private resized(): void {
+    if (this.last) this.render(this.last.progress, this.last.note);
   }
 
   private appendChanges(steps: Array<[string, string]>, trials: TrialProgress[], count: string, note?: string): void {
@@ -55,6 +83,18 @@ export class ProgressView {
       }
     }
   }
+}
+
+/**
+ * A line fitted to `width` columns, one short of the edge (a line that fills the last column makes
+ * some terminals wrap): first its column padding is given up, then it is cut, ending in "…".
+ */
+export function fitLine(line: string, width: number): string {
+  const max = width - 1;
+  if ([...line].length <= max) return line;
+  const indent = /^ */.exec(line)![0];
+  const chars = [...`${indent}${line.slice(indent.length).replace(/ {2,}/g, ' ')}`];
+  return chars.length <= max ? chars.join('') : `${chars.slice(0, max - 1).join('')}…`;
 }
 
 /** When the window is too small: running and failed trials, then the most recently finished. */

@@ -29,7 +29,7 @@ without cancelling (\`sweeps watch <id>\` re-attaches; \`sweeps cancel <id>\` st
   --detach               submit and return at once, printing the sweep id
   --json                 print the result (or, with --detach, the sweep id) as JSON on stdout
 
-Exit codes: 0 finished, 1 failed or cancelled, 2 bad input (nothing submitted), 130 detached.`;
+Exit codes: 0 finished, 1 failed or cancelled, 2 bad input (nothing submitted), 130 detached (Ctrl-C), 143 detached by SIGTERM.`;
 
 export async function sweepCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -119,7 +119,7 @@ Starts no worker unless asked: without one anywhere, the sweep waits and watch s
   --worker   also serve the sweep's task queues from this process (as \`sweeps worker\` would)
   --json     print the result as JSON on stdout
 
-Exit codes: 0 finished, 1 failed or cancelled, 130 detached (Ctrl-C; the sweep goes on).`;
+Exit codes: 0 finished, 1 failed or cancelled, 130 detached (Ctrl-C; the sweep goes on), 143 detached by SIGTERM.`;
 
 export async function watchCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { worker: { type: 'boolean' }, json: { type: 'boolean' } }, WATCH_HELP);
@@ -164,12 +164,20 @@ async function follow(client: Client, sweepId: string, target: TemporalTarget, o
   );
   let detach: () => void = () => undefined;
   const detached = new Promise<'detached'>((r) => (detach = () => r('detached')));
-  const onSigint = () => {
+  // SIGTERM (`timeout`, Docker, systemd) detaches like Ctrl-C, and the exit code says which it was.
+  // The SDK's own handler stops this process's worker on either signal; without ours the command
+  // would go on watching a sweep it no longer serves.
+  let signalCode = 130;
+  const onSignal = (signal: NodeJS.Signals, code: number) => () => {
+    signalCode = code;
     detach();
-    // A second Ctrl-C means "now": don't wait for the worker to drain.
-    process.once('SIGINT', () => process.exit(130));
+    // A second signal means "now": don't wait for the worker to drain.
+    process.once(signal, () => process.exit(code));
   };
+  const onSigint = onSignal('SIGINT', 130);
+  const onSigterm = onSignal('SIGTERM', 143);
   process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigterm);
 
   let plan: Plan | undefined;
   let tick = 0;
@@ -204,12 +212,14 @@ async function follow(client: Client, sweepId: string, target: TemporalTarget, o
                 `Continue it with \`sweeps watch ${sweepId} --worker\` (or run \`sweeps worker\`); cancel it with \`sweeps cancel ${sweepId}\`.`
             : `\ndetached; ${sweepId} goes on. Re-attach: sweeps watch ${sweepId}   Stop it: sweeps cancel ${sweepId}`,
         );
-        return 130;
+        return signalCode;
       }
       if (next !== 'tick') return await finish(client, sweepId, target, next, view, options.json);
     }
   } finally {
+    view.close();
     process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigterm);
   }
 }
 

@@ -37,13 +37,21 @@ function artifactsLocation(value: string): string {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : resolve(value);
 }
 
-function intFromEnv(name: string, fallback: number): number {
+/** A setting from the environment that cannot be used: the CLI exits with 2 (bad input), naming the variable. */
+export class ConfigError extends Error {}
+
+function intFromEnv(name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}=${raw}: expected a positive integer; set one, or unset ${name} for the default (${fallback})`);
+  const n = Number(raw.trim());
+  if (raw.trim() === '' || !Number.isInteger(n) || n <= 0 || n > max) {
+    const expected = max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from 1 to ${max}`;
+    throw new ConfigError(`${name}=${JSON.stringify(raw)}: expected ${expected}; set one, or unset ${name} for the default (${fallback})`);
+  }
   return n;
 }
+
+const PORT_MAX = 65535;
 
 export function loadConfig(overrides: Partial<SweepsConfig> = {}): SweepsConfig {
   const home = resolve(overrides.home ?? process.env.SWEEPS_HOME ?? '.sweeps');
@@ -57,8 +65,8 @@ export function loadConfig(overrides: Partial<SweepsConfig> = {}): SweepsConfig 
     dataRoots: overrides.dataRoots ?? dataRootsFromEnv(home),
     server: overrides.server ?? {
       ip: process.env.SWEEPS_SERVER_IP ?? '127.0.0.1',
-      port: intFromEnv('SWEEPS_SERVER_PORT', 7233),
-      uiPort: intFromEnv('SWEEPS_UI_PORT', 8233),
+      port: intFromEnv('SWEEPS_SERVER_PORT', 7233, PORT_MAX),
+      uiPort: intFromEnv('SWEEPS_UI_PORT', 8233, PORT_MAX),
     },
   };
 }

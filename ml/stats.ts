@@ -11,17 +11,47 @@ export function std(xs: readonly number[]): number {
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
-// Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
-const T975 = [
-  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069,
-  2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
-];
+/**
+ * The p-quantile of Student's t with `df` degrees of freedom: the t with tCdf(t, df) = p, found by
+ * Newton's method on the exact distribution function, kept inside a bracket that bisection
+ * shrinks whenever a Newton step would leave it. Exact to far better than 1e-6 for every df > 0
+ * (tests/report/stats.test.ts compares it with values computed at 30 digits).
+ */
+export function tQuantile(p: number, df: number): number {
+  if (!(df > 0) || !(p > 0 && p < 1)) return NaN;
+  if (p === 0.5) return 0;
+  if (p < 0.5) return -tQuantile(1 - p, df);
+  // Beyond 1e8 degrees of freedom t differs from its normal limit by less than (z³ + z) / 4e8,
+  // under 1e-6 up to z = 7 (p = 1 − 1e-12): the quantile at 1e8 stands for all larger df.
+  const v = Math.min(df, 1e8);
+  let lo = 0;
+  let hi = 1;
+  while (tCdf(hi, v) < p) {
+    lo = hi;
+    hi *= 2;
+  }
+  let t = (lo + hi) / 2;
+  for (let i = 0; i < 200; i++) {
+    const f = tCdf(t, v) - p;
+    if (f === 0) return t;
+    if (f < 0) lo = t;
+    else hi = t;
+    const step = t - f / tDensity(t, v);
+    const next = step > lo && step < hi ? step : (lo + hi) / 2;
+    if (Math.abs(next - t) <= 1e-14 * Math.max(1, Math.abs(t))) return next;
+    t = next;
+  }
+  return t;
+}
 
+/** The two-sided 95% quantile of t (the 97.5% point). */
 export function tQuantile975(df: number): number {
-  if (df < 1) return NaN;
-  if (df <= 30) return T975[df - 1]!;
-  // Beyond the table the quantile approaches the normal one; this expansion is within 1e-3.
-  return 1.96 + 2.4 / df;
+  return tQuantile(0.975, df);
+}
+
+/** Density of Student's t. */
+export function tDensity(t: number, df: number): number {
+  return Math.exp(logGamma((df + 1) / 2) - logGamma(df / 2) - 0.5 * Math.log(df * Math.PI) - ((df + 1) / 2) * Math.log1p((t * t) / df));
 }
 
 export interface Interval {
@@ -42,19 +72,25 @@ export function meanInterval(xs: readonly number[]): Interval {
 
 /** Probability that Student's t with `df` degrees of freedom is below `t` (regularised incomplete beta). */
 export function tCdf(t: number, df: number): number {
+  // x = df / (df + t²) and 1 − x are both formed directly: for large df, x is close to 1 and
+  // 1 − x computed by subtraction would lose the digits the tail depends on.
   const x = df / (df + t * t);
-  const tail = 0.5 * incompleteBeta(x, df / 2, 0.5);
+  const y = (t * t) / (df + t * t);
+  const tail = 0.5 * incompleteBeta(x, y, df / 2, 0.5);
   return t >= 0 ? 1 - tail : tail;
 }
 
-function incompleteBeta(x: number, a: number, b: number): number {
+/** Regularised incomplete beta I_x(a, b), with y = 1 − x given separately for precision. */
+function incompleteBeta(x: number, y: number, a: number, b: number): number {
   if (x <= 0) return 0;
-  if (x >= 1) return 1;
-  const lbeta = logGamma(a + b) - logGamma(a) - logGamma(b);
-  const front = Math.exp(Math.log(x) * a + Math.log(1 - x) * b + lbeta);
+  if (y <= 0) return 1;
+  const lbeta = minusLogBeta(a, b);
+  const logX = x > 0.5 ? Math.log1p(-y) : Math.log(x);
+  const logY = y > 0.5 ? Math.log1p(-x) : Math.log(y);
+  const front = Math.exp(logX * a + logY * b + lbeta);
   // The continued fraction converges fast only on one side of the mean; use symmetry otherwise.
   if (x < (a + 1) / (a + b + 2)) return (front * betaFraction(x, a, b)) / a;
-  return 1 - (front * betaFraction(1 - x, b, a)) / b;
+  return 1 - (front * betaFraction(y, b, a)) / b;
 }
 
 function betaFraction(x: number, a: number, b: number): number {
@@ -64,7 +100,9 @@ function betaFraction(x: number, a: number, b: number): number {
   if (Math.abs(d) < tiny) d = tiny;
   d = 1 / d;
   let h = d;
-  for (let m = 1; m <= 200; m++) {
+  // Convergence takes about √(a + b) terms near the mean (large df): allow for it.
+  const terms = 200 + Math.ceil(20 * Math.sqrt(a + b));
+  for (let m = 1; m <= terms; m++) {
     const m2 = 2 * m;
     let aa = (m * (b - m) * x) / ((a + m2 - 1) * (a + m2));
     d = 1 + aa * d;
@@ -81,9 +119,20 @@ function betaFraction(x: number, a: number, b: number): number {
     d = 1 / d;
     const delta = d * c;
     h *= delta;
-    if (Math.abs(delta - 1) < 1e-12) break;
+    if (Math.abs(delta - 1) < 1e-15) break;
   }
   return h;
+}
+
+/** −ln B(a, b) = ln Γ(a + b) − ln Γ(a) − ln Γ(b). */
+function minusLogBeta(a: number, b: number): number {
+  // For t, one argument is ½; with the other large, ln Γ(a + ½) − ln Γ(a) by subtraction loses
+  // digits, so its asymptotic series is used instead (next term O(a⁻⁵)).
+  const big = Math.max(a, b);
+  if (Math.min(a, b) === 0.5 && big > 1e4) {
+    return 0.5 * Math.log(big) - 1 / (8 * big) + 1 / (192 * big ** 3) - logGamma(0.5);
+  }
+  return logGamma(a + b) - logGamma(a) - logGamma(b);
 }
 
 function logGamma(z: number): number {
@@ -114,6 +163,8 @@ export interface PairedComparison extends Interval {
    * statement a reader wants ("97% likely to be better"). NaN below two pairs.
    */
   probabilityBetter: number;
+  /** Two-sided p-value of "no difference" under the same model: below 0.05 exactly when the 95% interval excludes zero. */
+  pValueTwoSided: number;
 }
 
 /** Paired comparison of a variant to a baseline: differences (variant − baseline) by seed. */
@@ -127,7 +178,26 @@ export function pairedComparison(differences: readonly number[]): PairedComparis
     if (interval.std === 0) p = interval.mean > 0 ? 0 : interval.mean < 0 ? 1 : 0.5;
     else p = 1 - tCdf(interval.mean / (interval.std / Math.sqrt(differences.length)), differences.length - 1);
   }
-  return { ...interval, wins, ties, pValueGreater: p, probabilityBetter: 1 - p };
+  return { ...interval, wins, ties, pValueGreater: p, probabilityBetter: 1 - p, pValueTwoSided: Math.min(1, 2 * Math.min(p, 1 - p)) };
+}
+
+/**
+ * Holm's step-down adjustment of p-values for several tests at once (here: several variants each
+ * against the same baseline). Sorted ascending, the i-th smallest of m is multiplied by m − i, and
+ * the adjusted values are made non-decreasing in that order; each is capped at 1. Rejecting where
+ * the adjusted p is below α keeps the chance of any false "better" at or below α. Returned in the
+ * order given.
+ */
+export function holmAdjust(pValues: readonly number[]): number[] {
+  const m = pValues.length;
+  const order = pValues.map((p, i) => ({ p, i })).sort((a, b) => a.p - b.p);
+  const adjusted = new Array<number>(m);
+  let running = 0;
+  order.forEach(({ p, i }, rank) => {
+    running = Math.max(running, Math.min(1, (m - rank) * p));
+    adjusted[i] = running;
+  });
+  return adjusted;
 }
 
 /**

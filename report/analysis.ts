@@ -3,12 +3,11 @@
  * baseline by seed, learning curves and the verdict in words. Pure: the activity reads the files
  * and hands over plain values; tests call this with hand-made trials.
  */
-import { mean, meanInterval, pairedComparison, pairsToExcludeZero, range } from '../ml/stats';
+import { holmAdjust, mean, meanInterval, pairedComparison, pairsToExcludeZero, range } from '../ml/stats';
 import type { EpochMetrics } from '../activities/types';
 import type {
   Cell,
   ComparisonSummary,
-  Conclusion,
   CurveMetric,
   CurvePoint,
   GroupSummary,
@@ -105,12 +104,25 @@ export function buildReport(input: ReportInput): ReportDocument {
       pairs,
       unpaired,
       pairsToExcludeZero: pairsToExcludeZero(differences),
-      conclusion: conclusionOf(stats.n, stats.low, stats.high),
+      pAdjusted: NaN,
+      tests: 0,
+      conclusion: stats.n < MIN_PAIRS ? 'too-few-pairs' : stats.std <= NO_SPREAD ? 'no-spread' : 'inconclusive',
       verdict: '',
     };
-    comparison.verdict = comparisonVerdict(comparison, labelOf(baseline, group.cell));
     comparisons.push(comparison);
   }
+
+  // Several variants against one baseline are several tests: each gets Holm's adjusted p-value over
+  // the comparisons that can reach a conclusion, so "better with 95% confidence" keeps its meaning
+  // for the report as a whole, not only for each line.
+  const testable = comparisons.filter((c) => c.conclusion === 'inconclusive');
+  const adjusted = holmAdjust(testable.map((c) => c.pValueTwoSided));
+  testable.forEach((c, i) => {
+    c.pAdjusted = adjusted[i]!;
+    c.tests = testable.length;
+    if (c.pAdjusted < ALPHA) c.conclusion = c.mean > 0 ? 'better' : 'worse';
+  });
+  for (const c of comparisons) c.verdict = comparisonVerdict(c, labelOf(baseline, c.cell));
 
   const summaries: TrialSummary[] = trials.map((t) => ({
     trial: t.trial,
@@ -140,6 +152,7 @@ export function buildReport(input: ReportInput): ReportDocument {
     compare,
     baseline,
     verdict: overallVerdict(groups, comparisons, baseline, compare),
+    ranking: ranking(groups, baseline),
     groups,
     comparisons,
     curves: [...curves(grouped, labelOf, variantOf, cellOf, 'valid_acc'), ...curves(grouped, labelOf, variantOf, cellOf, 'valid_loss')],
@@ -189,20 +202,21 @@ function curves(
   return out;
 }
 
-function conclusionOf(n: number, low: number, high: number): Conclusion {
-  if (n < 2) return 'too-few-pairs';
-  if (low > 0) return 'better';
-  if (high < 0) return 'worse';
-  return 'inconclusive';
-}
+/** Fewer seed pairs than this are never called better or worse: two pairs give one degree of freedom. */
+const MIN_PAIRS = 3;
+const ALPHA = 0.05;
+// Accuracies are ratios of counts: equal differences come out of floating point a few ulps apart,
+// so "no spread" is a spread far below one sample in any validation set.
+const NO_SPREAD = 1e-9;
 
 function comparisonVerdict(c: ComparisonSummary, baselineLabel: string): string {
   const who = `${c.label} vs ${baselineLabel}`;
   const seeds = c.n === 1 ? 'seed' : 'seeds';
   if (c.conclusion === 'too-few-pairs') {
+    const runs = c.n === 1 ? `a single pair of runs (seed ${f.value(c.pairs[0]?.seed)})` : `${c.n} pairs of runs`;
     return (
-      `${who}: ${f.points(c.mean)} of best validation accuracy from a single pair of runs (seed ${f.value(c.pairs[0]?.seed)}). ` +
-      `One pair cannot tell a real difference from seed-to-seed noise: not enough evidence; run more seeds.`
+      `${who}: ${f.points(c.mean)} of best validation accuracy from ${runs}. ` +
+      `Fewer than ${MIN_PAIRS} pairs cannot tell a real difference from seed-to-seed noise: not enough evidence; run more seeds.`
     );
   }
   const magnitude = f.points(Math.abs(c.mean));
@@ -210,22 +224,47 @@ function comparisonVerdict(c: ComparisonSummary, baselineLabel: string): string 
     magnitude === f.points(0)
       ? `${c.label} and ${baselineLabel} score the same best validation accuracy on average`
       : `${c.label} scores ${magnitude.replace(/^\+/, '')} ${c.mean > 0 ? 'higher' : 'lower'} than ${baselineLabel} in best validation accuracy`;
+  if (c.conclusion === 'no-spread') {
+    return (
+      `${who}: ${size} (${c.n} seed pairs, every one differing by exactly ${f.points(c.mean)}). ` +
+      `With no spread between the pairs the noise cannot be estimated, so no confidence can be stated: not enough evidence; run more seeds.`
+    );
+  }
   const evidence = `(mean of ${c.n} seed pairs; 95% interval ${f.pointsRange(c.low, c.high)}; ${c.label} better in ${f.count(c.wins, c.n)} ${seeds})`;
   const chance = `The probability that ${c.label} is truly better is ${f.probability(c.probabilityBetter)} (paired t model).`;
+  const test =
+    c.tests > 1
+      ? `Adjusted for the ${c.tests} comparisons with ${c.baseline} (Holm), p = ${f.pValue(c.pAdjusted)}`
+      : `The interval excludes zero (p = ${f.pValue(c.pAdjusted)})`;
   switch (c.conclusion) {
     case 'better':
-      return `${who}: ${size} ${evidence}. ${chance} The interval excludes zero: ${c.label} is better, with 95% confidence.`;
+      return `${who}: ${size} ${evidence}. ${chance} ${test}: ${c.label} is better, with 95% confidence.`;
     case 'worse':
-      return `${who}: ${size} ${evidence}. ${chance} The interval excludes zero: ${c.label} is worse, with 95% confidence.`;
+      return `${who}: ${size} ${evidence}. ${chance} ${test}: ${c.label} is worse, with 95% confidence.`;
     default: {
       const more = c.pairsToExcludeZero ? ` If the difference is real and this size, about ${c.pairsToExcludeZero} seed pairs would be needed to show it.` : '';
-      return `${who}: ${size} ${evidence}. ${chance} The interval includes zero, so the evidence is not enough to call a winner.${more}`;
+      const why =
+        c.tests > 1 && c.pValueTwoSided < ALPHA
+          ? `The interval excludes zero, but not after adjusting for the ${c.tests} comparisons with ${c.baseline} (Holm, p = ${f.pValue(c.pAdjusted)}), so the evidence is not enough to call a winner.`
+          : `The interval includes zero, so the evidence is not enough to call a winner.`;
+      return `${who}: ${size} ${evidence}. ${chance} ${why}${more}`;
     }
   }
 }
 
+/** One sentence ranking every group by mean best validation accuracy, best first. */
+function ranking(groups: GroupSummary[], baseline: string): string {
+  const ranked = [...groups].sort((a, b) => b.bestValidAcc.mean - a.bestValidAcc.mean);
+  const shown = ranked.map((g) => `${g.label}${g.variant === baseline ? ' (baseline)' : ''} ${f.pct(g.bestValidAcc.mean)}`);
+  const joined = shown.slice(1).reduce((text, item, i) => {
+    const same = f.pct(ranked[i]!.bestValidAcc.mean) === f.pct(ranked[i + 1]!.bestValidAcc.mean);
+    return `${text} ${same ? '=' : '>'} ${item}`;
+  }, shown[0] ?? '');
+  return `Ranked by mean best validation accuracy over seeds: ${joined}.`;
+}
+
 function overallVerdict(groups: GroupSummary[], comparisons: ComparisonSummary[], baseline: string, compare: string): string {
-  if (comparisons.length > 0) return comparisons.map((c) => c.verdict).join(' ');
+  if (comparisons.length > 0) return [ranking(groups, baseline), ...comparisons.map((c) => c.verdict)].join(' ');
   const names = groups.map((g) => `${g.label} ${f.pct(g.bestValidAcc.mean)}`).join(', ');
   if (!groups.some((g) => g.variant === baseline)) {
     return `Best validation accuracy by ${compare}: ${names}. No trials of the baseline "${baseline}" to compare with, so no comparison was made: not enough evidence for a verdict.`;

@@ -5,7 +5,7 @@ import type { DatasetDescription } from '../activities/describe';
  */
 import type { Interval, PairedComparison } from '../ml/stats';
 
-export const REPORT_SCHEMA = 'durable-sweeps/report@2';
+export const REPORT_SCHEMA = 'durable-sweeps/report@3';
 
 /** The other matrix values a group of trials shares (e.g. `{ hidden: 64 }`); empty for a single cell. */
 export type Cell = Record<string, unknown>;
@@ -49,7 +49,11 @@ export interface GroupSummary {
   trainSeconds: { total: number; mean: number };
 }
 
-export type Conclusion = 'better' | 'worse' | 'inconclusive' | 'too-few-pairs';
+/**
+ * 'too-few-pairs': under 3 seed pairs; 'no-spread': every pair differs by the same amount, so the
+ * noise cannot be estimated. Neither is called better or worse, whatever the difference.
+ */
+export type Conclusion = 'better' | 'worse' | 'inconclusive' | 'too-few-pairs' | 'no-spread';
 
 export interface ComparisonSummary extends PairedComparison {
   variant: string;
@@ -62,6 +66,12 @@ export interface ComparisonSummary extends PairedComparison {
   unpaired: unknown[];
   /** Rough pairs needed for the interval to exclude zero at the observed effect (see ml/stats.ts). */
   pairsToExcludeZero?: number;
+  /**
+   * The two-sided p-value adjusted by Holm's method over every comparison in the report that could
+   * reach a conclusion (`tests` of them); NaN for the others. The conclusion is drawn from it.
+   */
+  pAdjusted: number;
+  tests: number;
   conclusion: Conclusion;
   /** The comparison in plain words. */
   verdict: string;
@@ -122,6 +132,8 @@ export interface ReportDocument {
   compare: string;
   baseline: string;
   verdict: string;
+  /** The verdict's first sentence: every group ranked by mean best validation accuracy. */
+  ranking: string;
   groups: GroupSummary[];
   comparisons: ComparisonSummary[];
   curves: CurvePoint[];

@@ -30,6 +30,9 @@ export const pointsRange = (low: number, high: number) => (Number.isFinite(low) 
 /** A probability in words-friendly form: 0.9734 → "97.3%". */
 export const probability = (p: number) => (Number.isFinite(p) ? `${(p * 100).toFixed(1)}%` : '–');
 
+/** A p-value: 0.0123 → "0.012", tiny ones as "< 0.001". */
+export const pValue = (p: number) => (Number.isFinite(p) ? (p < 0.001 ? '< 0.001' : p.toFixed(3)) : '–');
+
 export const loss = (x: number) => (Number.isFinite(x) ? plain(x, 4) : '–');
 
 export const lossSpread = (mean: number, std: number) => (Number.isFinite(mean) ? `${plain(mean, 4)} ± ${std.toFixed(4)}` : '–');

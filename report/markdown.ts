@@ -20,7 +20,8 @@ function table(t: Table): string[] {
 }
 
 export function verdictParagraphs(doc: ReportDocument): string[] {
-  return doc.comparisons.length > 1 ? doc.comparisons.map((c) => c.verdict) : [doc.verdict];
+  // Several comparisons: the ranking first, then one paragraph each (doc.verdict is them joined).
+  return doc.comparisons.length > 1 ? [doc.ranking, ...doc.comparisons.map((c) => c.verdict)] : [doc.verdict];
 }
 
 export function renderMarkdown(doc: ReportDocument): string {
@@ -28,7 +29,9 @@ export function renderMarkdown(doc: ReportDocument): string {
   const temporal = doc.temporal?.sweepUrl ? ` · [Temporal UI](${doc.temporal.sweepUrl})` : '';
   lines.push(`Pipeline \`${doc.pipeline}\`, variants of \`${doc.compare}\` compared with \`${doc.baseline}\`; generated ${doc.generatedAt}${temporal}`, '');
   lines.push('## Verdict', '');
-  for (const p of verdictParagraphs(doc)) lines.push(doc.comparisons.length > 1 ? `- ${p}` : p);
+  const [first, ...rest] = verdictParagraphs(doc);
+  lines.push(first ?? '');
+  for (const p of rest) lines.push(`- ${p}`);
   lines.push('');
   for (const section of sectionsOf(doc)) {
     if (section.kind === 'table') lines.push(...table(section.table));

@@ -62,7 +62,9 @@ export function comparisonTable(doc: ReportDocument): Table {
     title: `Paired by seed, against ${doc.baseline}`,
     note:
       'Difference = variant − baseline in best validation accuracy, per seed that ran for both. ' +
-      'P(better) is the probability that the true mean difference is above zero under a paired t model.',
+      'P(better) is the probability that the true mean difference is above zero under a paired t model. ' +
+      'p (Holm) is the two-sided p-value adjusted for every comparison in this table that had at least 3 pairs with some spread; ' +
+      'a variant is called better or worse only when it is below 0.05.',
     columns: [
       { title: 'comparison' },
       { title: 'pairs', numeric: true },
@@ -70,6 +72,7 @@ export function comparisonTable(doc: ReportDocument): Table {
       { title: '95% interval', numeric: true },
       { title: 'P(better)', numeric: true },
       { title: 'better in', numeric: true },
+      { title: 'p (Holm)', numeric: true },
       { title: 'conclusion' },
     ],
     rows: doc.comparisons.map((x) => [
@@ -79,16 +82,18 @@ export function comparisonTable(doc: ReportDocument): Table {
       c(x.n >= 2 ? f.pointsRange(x.low, x.high) : '– (one pair)'),
       c(f.probability(x.probabilityBetter)),
       c(f.count(x.wins, x.n)),
+      c(f.pValue(x.pAdjusted)),
       c(CONCLUSIONS[x.conclusion]),
     ]),
   };
 }
 
 const CONCLUSIONS = {
-  better: 'better (95% interval above zero)',
-  worse: 'worse (95% interval below zero)',
+  better: 'better (p < 0.05 after Holm)',
+  worse: 'worse (p < 0.05 after Holm)',
   inconclusive: 'not enough evidence',
-  'too-few-pairs': 'not enough evidence (one pair)',
+  'too-few-pairs': 'not enough evidence (fewer than 3 pairs)',
+  'no-spread': 'not enough evidence (no spread between pairs)',
 } as const;
 
 export function pairsTable(doc: ReportDocument): Table {

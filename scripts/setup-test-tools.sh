@@ -22,6 +22,14 @@ else
   bash "$(dirname "$0")/apt-install.sh" chromium
 fi
 
+# The live view's test drives the CLI in a pseudo-terminal.
+if command -v tmux >/dev/null; then
+  log "tmux present ($(tmux -V))"
+else
+  log "installing tmux (apt)"
+  bash "$(dirname "$0")/apt-install.sh" tmux
+fi
+
 if "$VENV/bin/python" -c 'import mlflow, tensorboard' >/dev/null 2>&1; then
   log "mlflow + tensorboard present in $VENV"
 else

@@ -5,6 +5,7 @@ import { createActivities } from '../activities';
 import { createArtifactStore } from '../artifacts/create';
 import type { SweepsConfig } from '../client/config';
 import { unreachable, type TemporalTarget } from '../client/server';
+import { workflowSource } from './workflow-bundle';
 
 export type QueueRole = 'io' | 'train';
 
@@ -68,7 +69,7 @@ export async function startWorkers(
         namespace: target.namespace,
         taskQueue: config.taskQueue,
         identity: `${identity}/io`,
-        workflowsPath: require.resolve('../workflows'),
+        ...workflowSource(logger),
         activities,
         maxConcurrentActivityTaskExecutions: 4,
         maxHeartbeatThrottleInterval: '3s',

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { LocalArtifactStore } from '../../artifacts/local-store';
+import { LocalArtifactStore, ownerTag } from '../../artifacts/local-store';
 import { ArtifactCorrupt, writeFileAtomic } from '../../artifacts/store';
 import { dataset } from '../../activities/dataset';
 import { download } from '../../activities/download';
@@ -122,13 +122,26 @@ describe('the content-addressed artifact store', () => {
     expect(readdirSync(join(root, '.tmp'))).toEqual([]);
   });
 
-  it('removes build folders a killed process left behind, once they are old enough that no live build can own them', async () => {
-    const old = await store.tempDir('killed');
-    const recent = await store.tempDir('running');
+  it('removes a build folder whose owner process is dead at once, and keeps those of live owners', async () => {
+    // A real process that has exited (its pid is free again) owned this folder, like a worker killed with kill -9.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const orphan = join(root, '.tmp', `train-0123456789ab${ownerTag(dead)}`);
+    mkdirSync(join(orphan, 'checkpoints'), { recursive: true });
+    const mine = await store.tempDir('running');
+    expect(basename(mine)).toContain(ownerTag(process.pid));
+    expect(await store.removeAbandonedBuilds()).toEqual([basename(orphan)]);
+    expect([existsSync(orphan), existsSync(mine)]).toEqual([false, true]);
+  });
+
+  it('removes build folders of other machines or without an owner only once they are old enough that no live build can own them', async () => {
+    const elsewhere = join(root, '.tmp', 'train-0123456789ab-p1-m00000000ff');
+    const unowned = join(root, '.tmp', 'train-ba9876543210');
+    for (const dir of [elsewhere, unowned]) mkdirSync(dir, { recursive: true });
+    expect(await store.removeAbandonedBuilds()).toEqual([]);
     const dayAgo = new Date(Date.now() - 25 * 3600_000);
-    utimesSync(old, dayAgo, dayAgo);
-    expect(await store.removeAbandonedBuilds()).toEqual([basename(old)]);
-    expect([existsSync(old), existsSync(recent)]).toEqual([false, true]);
+    utimesSync(unowned, dayAgo, dayAgo);
+    expect(await store.removeAbandonedBuilds()).toEqual([basename(unowned)]);
+    expect([existsSync(elsewhere), existsSync(unowned)]).toEqual([true, false]);
   });
 
   it('lets two builders race for the same identity: both get the one committed artifact', async () => {
@@ -147,11 +160,41 @@ describe('the content-addressed artifact store', () => {
     await expect(new LocalArtifactStore(file).getOrBuild(identity('x'), build('x'))).rejects.toThrow(/ENOTDIR|not a directory/);
   });
 
-  it('writes files atomically: a reader sees the old or the new content, never a part', async () => {
+  it('writes files atomically: a concurrent reader sees the old or the new content, never a part', async () => {
     const path = join(root, 'state.json');
-    await writeFileAtomic(path, 'old');
-    await writeFileAtomic(path, 'new');
-    expect(readFileSync(path, 'utf8')).toBe('new');
+    const size = 4 << 20; // large enough that a plain write takes many syscalls
+    await writeFileAtomic(path, 'a'.repeat(size));
+    // The reader is another process, reading in a loop for as long as the writes go on: a torn,
+    // short or empty read is counted.
+    const reader = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('fs'); let reads = 0, torn = 0;
+         const stop = () => { process.stdout.write(JSON.stringify({ reads, torn })); process.exit(0); };
+         process.on('SIGTERM', stop);
+         for (;;) {
+           let text = '';
+           try { text = fs.readFileSync(process.argv[1], 'latin1'); } catch { torn++; continue; }
+           reads++;
+           if (text.length !== ${size} || text[0] !== text[${size} - 1] || !(text === 'a'.repeat(${size}) || text === 'b'.repeat(${size}))) torn++;
+           if (reads % 20 === 0) { const t = Date.now(); while (Date.now() - t < 1); }
+           if (fs.existsSync(process.argv[1] + '.done')) stop();
+         }`,
+        path,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    reader.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((resolve) => reader.on('close', resolve));
+    for (let i = 0; i < 60; i++) await writeFileAtomic(path, (i % 2 ? 'a' : 'b').repeat(size));
+    writeFileSync(`${path}.done`, '');
+    await exited;
+    const { reads, torn } = JSON.parse(out) as { reads: number; torn: number };
+    expect(reads).toBeGreaterThan(10);
+    expect(torn).toBe(0);
+    expect(readFileSync(path, 'latin1')).toBe('a'.repeat(size));
     expect(readdirSync(root).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/fixtures';
@@ -24,6 +24,12 @@ function problemOf(command: Command): string | undefined {
   const [tool, verb, name] = command.words;
   if (tool === 'npm' && (verb === 'ci' || verb === 'install')) {
     return /\bnpm (ci|install)\b/.test(ciText) ? undefined : `"${command.text}": CI installs no npm packages`;
+  }
+  // Dropping dev dependencies before the runtime stage copies the app (never reinstalling anything).
+  if (tool === 'npm' && verb === 'prune') {
+    return command.words.includes('--omit=dev') && command.words.includes('--ignore-scripts')
+      ? undefined
+      : `"${command.text}": prune only with --omit=dev --ignore-scripts`;
   }
   if (tool === 'npm' && verb === 'run') {
     if (!name || packageJson.scripts[name] === undefined) return `"${command.text}": package.json has no script "${name}"`;
@@ -89,12 +95,54 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('builds on the Node major version package.json requires', () => {
+  it('builds on a current LTS Node that package.json lists and CI tests, the same in both stages', () => {
     const majors = instructions.filter((i) => i.keyword === 'FROM').map((i) => Number(/^node:(\d+)-/.exec(i.args)?.[1]));
-    const minimum = Number(/^>=\s*(\d+)/.exec(packageJson.engines.node)?.[1]);
+    const listed = [...packageJson.engines.node.matchAll(/\^(\d+)\./g)].map((m) => Number(m[1]));
+    const ciRun = readFileSync(join(repoRoot, '.ci', 'run'), 'utf8');
+    const tested = [...(/^OTHER_NODES="([^"]*)"/m.exec(ciRun)?.[1] ?? '').matchAll(/(\d+)\.\d+\.\d+/g)].map((m) => Number(m[1]));
     expect(majors.length).toBe(2);
-    for (const major of majors) expect(major).toBeGreaterThanOrEqual(minimum);
     expect(new Set(majors).size).toBe(1); // the addons built in the first stage run in the second
+    // Even majors are the LTS lines; 20 reached its end of life in April 2026.
+    expect(majors[0]! % 2).toBe(0);
+    expect(majors[0]!).toBeGreaterThanOrEqual(24);
+    expect(listed).toContain(majors[0]);
+    expect(tested).toContain(majors[0]);
+  });
+
+  it("package.json's engines lists the Node majors CI tests: this machine's (the full suite) and .ci/run's other releases", () => {
+    const listed = [...packageJson.engines.node.matchAll(/\^(\d+)\./g)].map((m) => Number(m[1]));
+    const ciRun = readFileSync(join(repoRoot, '.ci', 'run'), 'utf8');
+    const others = [...(/^OTHER_NODES="([^"]*)"/m.exec(ciRun)?.[1] ?? '').matchAll(/(\d+)\.\d+\.\d+/g)].map((m) => Number(m[1]));
+    expect(others.length).toBeGreaterThanOrEqual(2);
+    const tested = [...new Set([Number(process.versions.node.split('.')[0]), ...others])].sort((a, b) => a - b);
+    expect(listed).toEqual(tested);
+  });
+
+  it('the runtime stage carries no dev dependencies: the build stage prunes them after setup, and the runtime copies that stage', () => {
+    const commands = runs.flatMap((r) => commandsOf(r.args).map((c) => ({ line: r.line, words: c.words })));
+    const setup = commands.find((c) => c.words.join(' ') === 'npm run setup');
+    const prune = commands.find((c) => c.words[0] === 'npm' && c.words[1] === 'prune');
+    expect(prune?.words).toEqual(expect.arrayContaining(['--omit=dev', '--ignore-scripts']));
+    expect(prune!.line).toBeGreaterThan(setup!.line);
+    const stages = instructions.filter((i) => i.keyword === 'FROM');
+    const runtime = stages.at(-1)!;
+    expect(prune!.line).toBeLessThan(runtime.line);
+    const copies = instructions.filter((i) => i.keyword === 'COPY' && i.line > runtime.line);
+    expect(copies.map((c) => c.args)).toEqual(['--from=build /app /app']);
+    // And what a prune keeps is what runs: no dev dependency is required by the built code.
+    const dev = Object.keys(packageJson.devDependencies ?? {});
+    expect(dev.length).toBeGreaterThan(0);
+    const required = new Set<string>();
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const full = join(dir, entry.name);
+        if (entry.isDirectory() && entry.name !== 'tests' && entry.name !== 'bench') walk(full);
+        else if (entry.name.endsWith('.js'))
+          for (const m of readFileSync(full, 'utf8').matchAll(/require\("((?:@[^/"]+\/)?[^/"]+)[^"]*"\)/g)) required.add(m[1]!);
+      }
+    };
+    walk(join(repoRoot, 'dist'));
+    expect(dev.filter((d) => required.has(d))).toEqual([]);
   });
 
   it('copies only files that exist, and starts the CLI that package.json publishes', () => {

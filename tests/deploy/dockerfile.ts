@@ -76,6 +76,7 @@ export const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'
   scripts: Record<string, string>;
   bin: Record<string, string>;
   engines: { node: string };
+  devDependencies?: Record<string, string>;
 };
 
 /**

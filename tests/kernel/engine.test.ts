@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../ml/backend';
 import type { Batch } from '../../ml/batches';
@@ -16,6 +17,19 @@ import { randomBatch, relativeError } from './helpers';
  * committed WebAssembly build, and for the native build when it was made on this machine.
  */
 const KINDS = (['wasm', 'native'] as const).filter((k) => kernelAvailable(k));
+/** The compiler ml/kernel/build.sh uses for the native addon ($CC, else cc). */
+const compiler = process.env.CC || 'cc';
+const canBuildNative = spawnSync('sh', ['-c', `command -v "${compiler}"`]).status === 0;
+
+// No silent skip: on CI, where setup builds the native kernel whenever a compiler exists (and fails
+// when that build fails), both kernels must run here; elsewhere a missing native build is said.
+test('runs for the WebAssembly kernel, and for the native one wherever a C compiler exists (required on CI)', () => {
+  expect(KINDS).toContain('wasm');
+  if (process.env.CI === 'true' && canBuildNative) expect(KINDS).toEqual(['wasm', 'native']);
+  else if (!KINDS.includes('native'))
+    console.warn(`SKIPPING the native kernel: not built on this machine (${canBuildNative ? 'npm run build:kernel-native' : `no C compiler "${compiler}"`})`);
+  console.log(`kernel engine tests ran for: ${KINDS.join(', ')}`);
+});
 const TOLERANCE = 1e-5;
 const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 };
 
@@ -24,6 +38,10 @@ beforeAll(async () => {
 });
 
 describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
+  it(`computes with the ${kind} build it is named for`, () => {
+    expect(kernel(kind).kind).toBe(kind);
+  });
+
   function modelAndTrainer(cfg: GruClassifierConfig, maxSteps: number, maxBatch: number): { model: GruClassifier; trainer: FusedTrainer } {
     const model = new GruClassifier(cfg, rngFor(8, 'engine-init', cfg.pooling, cfg.layers));
     model.setWeights(model.getWeights().map((v) => v * 2));

@@ -1,7 +1,10 @@
 /**
  * Records the histories of a finished sweep and its trials into tests/replay/histories/, for the
  * replay test. Run against a server that has one:
- *   node dist/tests/replay/record.js <sweep-id> [address]
+ *   node dist/tests/replay/record.js <sweep-id> [address] [--as <label>]
+ * Files are named by workflow id (the replay needs the sweep's own: its trials' ids derive from
+ * it); `--as` adds `@<label>`, so the same sweep recorded in two states (cancelled, then resumed)
+ * keeps both recordings.
  * Re-record (and keep the old files) only when a workflow change is deliberately incompatible and
  * guarded with patched(): old histories must keep replaying.
  */
@@ -11,8 +14,11 @@ import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 
 async function main(): Promise<void> {
-  const [sweepId, address = '127.0.0.1:7233'] = process.argv.slice(2);
-  if (!sweepId) throw new Error('usage: record.js <sweep-id> [address]');
+  const args = process.argv.slice(2);
+  const asAt = args.indexOf('--as');
+  const label = asAt >= 0 ? args.splice(asAt, 2)[1] : undefined;
+  const [sweepId, address = '127.0.0.1:7233'] = args;
+  if (!sweepId) throw new Error('usage: record.js <sweep-id> [address] [--as <label>]');
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const ids = [sweepId];
@@ -20,7 +26,7 @@ async function main(): Promise<void> {
   const dir = join(__dirname, '..', '..', '..', 'tests', 'replay', 'histories');
   for (const id of new Set(ids)) {
     const history = await client.workflow.getHandle(id).fetchHistory();
-    const file = join(dir, `${id.replace(/[^A-Za-z0-9_.-]+/g, '_')}.json`);
+    const file = join(dir, `${id.replace(/[^A-Za-z0-9_.-]+/g, '_')}${label ? `@${label}` : ''}.json`);
     writeFileSync(file, historyToJSON(history));
     process.stdout.write(`${file}\n`);
   }

@@ -14,6 +14,12 @@ const files = readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
   .sort();
 
+interface HistoryJson {
+  events: Array<{ eventType: string; activityTaskStartedEventAttributes?: { attempt?: number } }>;
+}
+const read = (f: string) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as HistoryJson;
+const lastEvent = (f: string) => read(f).events.at(-1)!.eventType;
+
 describe('recorded workflow histories replay against the current workflow code', () => {
   it('has recorded histories of a sweep and of its trials', () => {
     expect(files.some((f) => f.startsWith('sweep-') && !f.includes('_trial-'))).toBe(true);
@@ -35,9 +41,24 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(plans.some((p) => p.steps.every((s) => !s.durability))).toBe(true);
   });
 
+  // Recorded with tests/replay/record.ts --as <name> on a real server (see its header).
+  it('covers a cancelled sweep (the patched() branch: its marker is in the history), a resumed one, one of cache hits and a retried activity', () => {
+    const cancelled = read('sweep-replay-cancelled-26f028da@cancelled.json');
+    expect(cancelled.events.at(-1)!.eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED');
+    expect(cancelled.events.some((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED')).toBe(true);
+    // The same sweep, resumed after the cancellation, ran to the end.
+    expect(lastEvent('sweep-replay-cancelled-26f028da@resumed.json')).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
+    expect(files.filter((f) => f.includes('_trial-') && f.endsWith('@resumed.json'))).toHaveLength(2);
+    expect(lastEvent('sweep-replay-cache-hits-95f9a865.json')).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
+    // A worker killed mid-training: the train activity's attempt 2 completed the trial.
+    const retried = read('sweep-replay-retried-c9a008ba_trial-gru_mean-h32-s7.json');
+    expect(retried.events.map((e) => e.activityTaskStartedEventAttributes?.attempt).filter((a) => a !== undefined)).toContain(2);
+  });
+
   it('replays every one without a nondeterminism error', async () => {
     const histories = files.map((f) => ({
-      workflowId: f.replace(/\.json$/, ''),
+      // `name@label.json`: the same workflow recorded in more than one state.
+      workflowId: f.replace(/(@[\w-]+)?\.json$/, ''),
       history: historyFromJSON(JSON.parse(readFileSync(join(dir, f), 'utf8'))),
     }));
     const failures: string[] = [];

@@ -9,6 +9,9 @@ import { ARCHIVE_MD5, STUDY, SWEEP, buildSweep, epochsOf, type FixtureSweep, typ
 import { htmlTables, markdownTables, showsNumbers } from './parse';
 
 const UI = { url: 'http://127.0.0.1:8233', namespace: 'default' };
+// t(0.975, 2) in closed form: (2p − 1) / √(2p(1 − p)).
+const T2 = 0.95 / Math.sqrt(2 * 0.975 * 0.025);
+const asHtml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&#39;');
 
 let root: string;
 let sweep: FixtureSweep;
@@ -43,8 +46,8 @@ test('each variant: trials, best valid accuracy mean ± std with its 95% interva
   expect(last).toMatchObject({ variant: 'last', trials: 3, seeds: [1, 2, 3], stoppedEarly: 3 });
   expect(last!.bestValidAcc.mean).toBeCloseTo(0.92, 12);
   expect(last!.bestValidAcc.std).toBeCloseTo(0.02, 12);
-  expect(last!.bestValidAcc.low).toBeCloseTo(0.92 - (4.303 * 0.02) / Math.sqrt(3), 10);
-  expect(last!.bestValidAcc.high).toBeCloseTo(0.92 + (4.303 * 0.02) / Math.sqrt(3), 10);
+  expect(last!.bestValidAcc.low).toBeCloseTo(0.92 - (T2 * 0.02) / Math.sqrt(3), 10);
+  expect(last!.bestValidAcc.high).toBeCloseTo(0.92 + (T2 * 0.02) / Math.sqrt(3), 10);
   expect(last!.bestEpoch.mean).toBe(5); // epochs 4, 5, 6
   expect(last!.bestValidLoss.mean).toBeCloseTo(0.1, 12);
   // Final valid loss: 0.1 + 0.01 × (epochs − best) = 0.15 for each of the three.
@@ -63,14 +66,14 @@ test('pairs each variant with the baseline by seed: mean difference, 95% interva
   expect(c.pairs.map((p) => p.seed)).toEqual([1, 2, 3]);
   expect(c.pairs.map((p) => p.difference)).toEqual([expect.closeTo(0.03, 12), expect.closeTo(0.02, 12), expect.closeTo(0.04, 12)]);
   expect(c.mean).toBeCloseTo(0.03, 12);
-  expect(c.low).toBeCloseTo(0.03 - (4.303 * 0.01) / Math.sqrt(3), 10);
-  expect(c.high).toBeCloseTo(0.03 + (4.303 * 0.01) / Math.sqrt(3), 10);
+  expect(c.low).toBeCloseTo(0.03 - (T2 * 0.01) / Math.sqrt(3), 10);
+  expect(c.high).toBeCloseTo(0.03 + (T2 * 0.01) / Math.sqrt(3), 10);
   expect(c.probabilityBetter).toBeCloseTo(0.5 + (3 * Math.sqrt(3)) / (2 * Math.sqrt(29)), 8);
   expect(c.conclusion).toBe('better');
   expect(doc.verdict).toContain('mean scores 3.00 points higher than last');
   expect(doc.verdict).toContain('95% interval +0.52 to +5.48 points');
   expect(doc.verdict).toContain('The probability that mean is truly better is 98.2%');
-  expect(doc.verdict).toContain('is better, with 95% confidence');
+  expect(doc.verdict).toContain('The interval excludes zero (p = 0.035): mean is better, with 95% confidence');
 });
 
 test('learning curves: per variant and epoch, the mean over seeds with their range', () => {
@@ -145,7 +148,7 @@ test('html, md and json agree on every number', () => {
 
   // The verdict is the same text in all three.
   expect(md).toContain(doc.verdict);
-  expect(html).toContain(doc.verdict.replace(/'/g, '&#39;'));
+  expect(html).toContain(asHtml(doc.verdict));
 });
 
 test('links every trial to its workflow in the Temporal UI', () => {
@@ -283,7 +286,14 @@ test('the verdict says the evidence is not enough when the interval includes zer
 });
 
 test('a difference that rounds to zero is called the same, not higher or lower', () => {
-  const d = verdictFor([spec('last', 1, 0.9), spec('last', 2, 0.91), spec('mean', 1, 0.91), spec('mean', 2, 0.9)]);
+  const d = verdictFor([
+    spec('last', 1, 0.9),
+    spec('last', 2, 0.91),
+    spec('last', 3, 0.92),
+    spec('mean', 1, 0.91),
+    spec('mean', 2, 0.9),
+    spec('mean', 3, 0.92),
+  ]);
   expect(d.verdict).toContain('mean and last score the same best validation accuracy on average');
   expect(d.verdict).toContain('95% interval −');
 });
@@ -293,6 +303,67 @@ test('one seed per variant is not enough evidence, whatever the difference', () 
   expect(d.comparisons[0]!.conclusion).toBe('too-few-pairs');
   expect(d.verdict).toContain('from a single pair of runs');
   expect(d.verdict).toContain('not enough evidence');
+});
+
+test('two pairs are not enough evidence, however large and steady the difference', () => {
+  // Differences 0.10 and 0.11: a 95% interval far above zero, but one degree of freedom.
+  const d = verdictFor([spec('last', 1, 0.8), spec('last', 2, 0.8), spec('mean', 1, 0.9), spec('mean', 2, 0.91)]);
+  expect(d.comparisons[0]!.conclusion).toBe('too-few-pairs');
+  expect(d.comparisons[0]!.low).toBeGreaterThan(0);
+  expect(d.verdict).toContain('from 2 pairs of runs');
+  expect(d.verdict).toContain('Fewer than 3 pairs cannot tell a real difference from seed-to-seed noise');
+  expect(d.verdict).not.toContain('95% confidence');
+});
+
+test('pairs with no spread are not enough evidence: the noise cannot be estimated', () => {
+  const d = verdictFor([
+    spec('last', 1, 0.8),
+    spec('last', 2, 0.85),
+    spec('last', 3, 0.9),
+    spec('mean', 1, 0.82),
+    spec('mean', 2, 0.87),
+    spec('mean', 3, 0.92),
+  ]);
+  expect(d.comparisons[0]!.conclusion).toBe('no-spread');
+  expect(d.verdict).toContain('every one differing by exactly +2.00 points');
+  expect(d.verdict).toContain('no confidence can be stated');
+  expect(d.verdict).not.toContain('95% confidence');
+});
+
+// last 0.90 on every seed; mean +0.03, +0.02, +0.04 (two-sided p 0.0351); max +0.02, +0.01, +0.03
+// (t = 2√3, p = 1 − 2·3.4641/(2√14) = 0.0742). Holm: 0.0351 × 2 = 0.0702, then max(0.0702, 0.0742).
+const threeVariants = (maxAccs: number[]) => [
+  ...[1, 2, 3].map((s) => spec('last', s, 0.9)),
+  ...[0.93, 0.92, 0.94].map((acc, i) => spec('mean', i + 1, acc)),
+  ...maxAccs.map((acc, i) => spec('max', i + 1, acc)),
+];
+
+test('several variants against one baseline: Holm-adjusted, so a difference significant alone may not be called', () => {
+  const d = verdictFor(threeVariants([0.92, 0.91, 0.93]));
+  const [max, mean] = d.comparisons;
+  expect(mean!.pValueTwoSided).toBeCloseTo(2 * (0.5 - (3 * Math.sqrt(3)) / (2 * Math.sqrt(29))), 8);
+  expect(mean!.pAdjusted).toBeCloseTo(2 * mean!.pValueTwoSided, 8);
+  expect(max!.pAdjusted).toBeCloseTo(1 - (2 * Math.sqrt(3)) / Math.sqrt(14), 8);
+  expect(mean!.low).toBeGreaterThan(0); // the unadjusted interval excludes zero…
+  expect(mean!.conclusion).toBe('inconclusive'); // …but not after adjusting for two comparisons
+  expect(mean!.tests).toBe(2);
+  expect(mean!.verdict).toContain('The interval excludes zero, but not after adjusting for the 2 comparisons with last (Holm, p = 0.070)');
+});
+
+test('several variants: a clear winner stays better after the Holm adjustment, and the report says it was adjusted', () => {
+  const d = verdictFor(threeVariants([1.0, 1.01, 1.02]));
+  const [max, mean] = d.comparisons;
+  expect(max!.conclusion).toBe('better');
+  expect(mean!.conclusion).toBe('better');
+  expect(mean!.pAdjusted).toBeCloseTo(mean!.pValueTwoSided, 12); // the larger p is multiplied by 1
+  expect(mean!.verdict).toContain('Adjusted for the 2 comparisons with last (Holm), p = 0.035: mean is better, with 95% confidence');
+});
+
+test('the verdict opens with one sentence ranking every variant, before the details', () => {
+  const d = verdictFor(threeVariants([0.92, 0.91, 0.93]));
+  expect(d.ranking).toBe('Ranked by mean best validation accuracy over seeds: mean 93.00% > max 92.00% > last (baseline) 90.00%.');
+  expect(d.verdict.startsWith(d.ranking)).toBe(true);
+  expect(d.verdict.indexOf('max vs last')).toBeGreaterThan(d.ranking.length);
 });
 
 test('a worse variant is called worse', () => {
