@@ -8,3 +8,13 @@ export function activityContext(): Context | undefined {
     return undefined;
   }
 }
+
+/** Heartbeats when running inside a Temporal activity; a no-op elsewhere. */
+export function heartbeatIfActivity(details: unknown): void {
+  activityContext()?.heartbeat(details);
+}
+
+/** The activity's cancellation signal, when there is an activity. */
+export function activitySignal(): AbortSignal | undefined {
+  return activityContext()?.cancellationSignal;
+}

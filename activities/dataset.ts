@@ -2,12 +2,45 @@ import { readFile, readdir } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Field, Float32, Int32, List, RecordBatch, Schema, Struct, Table, Utf8, makeData, tableToIPC, type Data } from 'apache-arrow';
-import { datasetParams, type DatasetParams, type SplitParams } from '../pipeline/steps';
+import { z } from 'zod';
 import { writeFileAtomic } from '../artifacts/store';
+import { activitySignal, heartbeatIfActivity } from './context';
 import type { ActivityDeps } from './deps';
-import { activitySignal, heartbeatIfActivity, isDownloadResult, parseStepParams } from './download';
+import { isDownloadResult } from './download';
+import { badParameter, BAD_PARAMETER, parseStepParams } from './params';
+import { defineStep } from './step-module';
 import type { DatasetResult, DownloadResult, StepInput } from './types';
 import { verifyInput } from './upstream';
+
+export const splitParams = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('random').describe('A seeded random split of all sequences (the reference: 80/20).'),
+    seed: z.number().int().default(42),
+    valid_fraction: z.number().gt(0).lt(1).default(0.2).describe('Share of the sequences held out for validation.'),
+  }),
+  z.strictObject({
+    kind: z.literal('by-user').describe('Hold out whole users: validation measures generalisation to new people.'),
+    valid_users: z
+      .array(z.string().min(1))
+      .min(1, 'name at least one user to hold out')
+      .describe('Users whose sequences form the validation set, e.g. [U07, U08].'),
+  }),
+]);
+export type SplitParams = z.infer<typeof splitParams>;
+
+export const datasetParams = z.strictObject({
+  root: z
+    .string()
+    .min(1)
+    .refine((r) => !/^([/\\]|[A-Za-z]:)/.test(r) && !r.split(/[/\\]/).includes('..'), {
+      message: 'a folder inside the unpacked archive: a relative path without ".." (steps read only their inputs)',
+    })
+    .default('gestures-dataset')
+    .describe('Folder inside the unpacked archive that holds the user folders.'),
+  split: splitParams.default({ kind: 'random', seed: 42, valid_fraction: 0.2 }).describe('How sequences are split into train and validation.'),
+  limit: z.number().int().positive().optional().describe('Keep only this many sequences (a deterministic subset), for quick runs and tests.'),
+});
+export type DatasetParams = z.infer<typeof datasetParams>;
 
 /** Bump when the table this step writes for the same inputs would change. */
 export const DATASET_VERSION = 1;
@@ -51,10 +84,10 @@ export async function dataset(input: StepInput<DatasetParams>, deps: ActivityDep
   const params = parseStepParams(datasetParams, input.params, input.step);
   const upstream = findUpstream(input);
   if (upstream.unpacked === undefined) {
-    throw ApplicationFailure.nonRetryable(`dataset ${input.step}: the download step did not unpack its archive (set unpack: true there)`, 'InvalidParams');
+    throw ApplicationFailure.nonRetryable(`step ${input.step}: the download step did not unpack its archive (set unpack: true there)`, 'BadPipeline');
   }
   if (isAbsolute(params.root) || params.root.split(/[\\/]/).includes('..')) {
-    throw ApplicationFailure.nonRetryable(`dataset ${input.step}: root "${params.root}" must be a folder inside the unpacked archive`, 'InvalidParams');
+    throw badParameter(input.step, 'root', `"${params.root}" must be a folder inside the unpacked archive`);
   }
   const identity = {
     type: 'dataset',
@@ -70,7 +103,7 @@ export async function dataset(input: StepInput<DatasetParams>, deps: ActivityDep
     const rootDir = resolve(unpackedDir, params.root);
     // The schema refuses such roots already; this holds for inputs that bypassed it.
     if (rootDir !== unpackedDir && !rootDir.startsWith(unpackedDir + sep)) {
-      throw ApplicationFailure.nonRetryable(`${input.step}.with.root ${params.root}: leaves the unpacked archive; name a folder inside it`, 'BadParameter');
+      throw badParameter(input.step, 'root', `${params.root} leaves the unpacked archive; name a folder inside it`);
     }
     let built: BuiltDataset;
     try {
@@ -100,7 +133,7 @@ function findUpstream(input: StepInput<unknown>): DownloadResult {
     throw ApplicationFailure.nonRetryable(
       `dataset step "${input.step}" needs exactly one download step, found ${found.length}` +
         ` among its inputs (${Object.keys(input.inputs).join(', ') || 'none'})`,
-      'InvalidParams',
+      'BadPipeline',
     );
   }
   return found[0]![1] as DownloadResult;
@@ -314,7 +347,7 @@ function checkUsers(files: readonly SequenceFile[], validUsers: readonly string[
   if (unknown.length > 0) {
     throw ApplicationFailure.nonRetryable(
       `split.valid_users names unknown user${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; the data has ${[...known].join(', ')}`,
-      'InvalidParams',
+      BAD_PARAMETER,
     );
   }
 }
@@ -331,7 +364,7 @@ export function buildDataset(sequences: readonly Sequence[], params: DatasetPara
   if (nValid === 0 || nValid === n) {
     throw ApplicationFailure.nonRetryable(
       `the split leaves ${nValid === 0 ? 'no validation' : 'no training'} sequences (${n} kept): adjust split or limit`,
-      'InvalidParams',
+      BAD_PARAMETER,
     );
   }
 
@@ -427,3 +460,17 @@ export function utf8Data(strings: readonly string[]): Data<Utf8> {
   for (let i = 0; i < encoded.length; i++) data.set(encoded[i]!, offsets[i]!);
   return makeData({ type: new Utf8(), length: strings.length, nullCount: 0, valueOffsets: offsets, data });
 }
+
+export const datasetStep = defineStep({
+  type: 'dataset',
+  params: datasetParams,
+  reads: { from: 'download', count: 'exactly one' },
+  matrix: false,
+  durability: {
+    startToCloseTimeout: '15m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+  },
+  summary: (p) => `parse sequences into an Arrow table, ${p.split.kind} split${'seed' in p.split ? ` seed ${p.split.seed}` : ''}`,
+  activity: dataset,
+});

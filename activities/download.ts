@@ -5,14 +5,53 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
-import type { ZodType } from 'zod';
-import { downloadParams, type DownloadParams } from '../pipeline/steps';
+import { z } from 'zod';
 import { MalformedArchiveError, UnsafeArchiveError, unpackZip } from './archive';
+import { activityContext, activitySignal } from './context';
 import type { ActivityDeps } from './deps';
+import { badParameter, parseStepParams } from './params';
+import { defineStep } from './step-module';
 import type { DownloadResult, StepInput } from './types';
+
+const md5 = z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex digits (an md5 digest)');
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (a sha256 digest)');
+
+export const downloadParams = z
+  .strictObject({
+    urls: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), {
+            message:
+              'a URL with a user name or password: pipelines travel through workflow history, so credentials may not be in them; serve the file without credentials or copy it into a data root',
+          })
+          .refine((u) => /^(https?:\/\/|file:)/i.test(u), { message: 'use an http://, https:// or file: URL' }),
+      )
+      .min(1, 'give at least one URL to download from')
+      .describe('Mirrors tried in order: http(s):// or file: URLs.'),
+    filename: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'a plain file name, no folders')
+      .optional()
+      .describe('File name in the cache; defaults to the last path segment of the first URL.'),
+    md5: md5.optional().describe('Expected md5 of the archive (md5 or sha256 is required).'),
+    sha256: sha256.optional().describe('Expected sha256 of the archive (md5 or sha256 is required).'),
+    unpack: z.boolean().default(true).describe('Unpack a zip archive after verifying it.'),
+    max_unpacked_bytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 30)
+      .describe('Upper bound on the unpacked size, against zip bombs.'),
+  })
+  .refine((p) => p.md5 !== undefined || p.sha256 !== undefined, {
+    message: 'declare md5 or sha256 so that the download can be verified',
+  });
+export type DownloadParams = z.infer<typeof downloadParams>;
 
 /** Bump when the bytes this step commits for the same identity would change (e.g. unpack layout). */
 export const DOWNLOAD_VERSION = 1;
@@ -42,41 +81,6 @@ export const defaultDownloadTuning: DownloadTuning = {
   progressIntervalMs: 2_000,
 };
 
-// ---------------------------------------------------------------------------------------------
-// Activity context, optional so that the same functions run in plain tests and scripts.
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Heartbeats when running inside a Temporal activity; a no-op elsewhere. */
-export function heartbeatIfActivity(details: unknown): void {
-  activityContext()?.heartbeat(details);
-}
-
-/** The activity's cancellation signal, when there is an activity. */
-export function activitySignal(): AbortSignal | undefined {
-  return activityContext()?.cancellationSignal;
-}
-
-/**
- * Validates (and fills the defaults of) a step's parameters inside the activity too: the workflow
- * normally passes parsed values, but a cache key must not depend on whether a default was
- * written out, and a hand-started activity must fail clearly rather than half-way.
- */
-export function parseStepParams<T>(schema: ZodType<T>, raw: unknown, step: string): T {
-  const parsed = schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${['with', ...i.path.map(String)].join('.')}: ${i.message}`);
-  throw ApplicationFailure.nonRetryable(`step "${step}": invalid parameters: ${problems.join('; ')}`, 'InvalidParams');
-}
-
-// ---------------------------------------------------------------------------------------------
-
 /** The shape check the downstream `dataset` step uses to find its input among `needs` results. */
 export function isDownloadResult(value: unknown): value is DownloadResult {
   const v = value as Partial<DownloadResult> | null;
@@ -99,7 +103,7 @@ export async function download(input: StepInput<DownloadParams>, deps: ActivityD
   const t: DownloadTuning = { ...defaultDownloadTuning, ...tuning };
   const params = parseStepParams(downloadParams, input.params, input.step);
   const log = deps.logger.child({ step: input.step, activity: 'download' });
-  const filename = params.filename ?? defaultFilename(params.urls[0]!);
+  const filename = params.filename ?? defaultFilename(params.urls[0]!, input.step);
   const unpack = params.unpack;
   const maxUnpacked = params.max_unpacked_bytes;
 
@@ -162,7 +166,7 @@ export async function download(input: StepInput<DownloadParams>, deps: ActivityD
   return { ...result, ref, cached, seconds };
 }
 
-function defaultFilename(url: string): string {
+function defaultFilename(url: string, step: string): string {
   let last: string;
   if (/^https?:\/\//i.test(url)) {
     const segments = new URL(url).pathname.split('/').filter((s) => s !== '');
@@ -171,10 +175,7 @@ function defaultFilename(url: string): string {
     last = basename(filePathOf(url));
   }
   if (!/^[A-Za-z0-9._-]+$/.test(last)) {
-    throw ApplicationFailure.nonRetryable(
-      `cannot derive a plain file name from ${url} (got "${last}"): set \`filename\` in the step's parameters`,
-      'InvalidParams',
-    );
+    throw badParameter(step, 'filename', `cannot derive a plain file name from ${url} (got "${last}"): set it`);
   }
   return last;
 }
@@ -528,3 +529,20 @@ async function fetchHttp(
     clearTimeout(idle);
   }
 }
+
+export const downloadStep = defineStep({
+  type: 'download',
+  params: downloadParams,
+  matrix: false,
+  durability: {
+    startToCloseTimeout: '20m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
+  },
+  summary: (p) => {
+    const name = p.filename ?? p.urls[0]?.split(/[/:]/).pop() ?? 'archive';
+    const digest = p.md5 ? `md5 ${p.md5.slice(0, 12)}…` : `sha256 ${String(p.sha256).slice(0, 12)}…`;
+    return `download ${name} (${digest})`;
+  },
+  activity: download,
+});

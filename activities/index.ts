@@ -1,24 +1,23 @@
-import type { DatasetParams, DownloadParams, PaddingParams, ReportParams, TrainParams } from '../pipeline/steps';
-import { dataset } from './dataset';
 import type { ActivityDeps } from './deps';
-import { download } from './download';
-import { padding } from './padding';
-import { report } from './report';
-import { train } from './train';
+import { parseStepParams } from './params';
+import { stepModules } from './registry';
 import type { StepInput } from './types';
 
-/**
- * The activities the worker registers, one per step type; the names are the `uses:` of pipeline
- * steps and the activity types shown in the Temporal UI.
- */
-export function createActivities(deps: ActivityDeps) {
-  return {
-    download: (input: StepInput<DownloadParams>) => download(input, deps),
-    dataset: (input: StepInput<DatasetParams>) => dataset(input, deps),
-    padding: (input: StepInput<PaddingParams>) => padding(input, deps),
-    train: (input: StepInput<TrainParams>) => train(input, deps),
-    report: (input: StepInput<ReportParams>) => report(input, deps),
-  };
-}
+/** A step's activity as the workflows call it: parameters arrive validated by the planner. */
+export type StepActivity = (input: StepInput<Record<string, unknown>>) => Promise<unknown>;
 
-export type SweepActivities = ReturnType<typeof createActivities>;
+/** The activities the worker registers, keyed by step type (the `uses:` of pipeline steps). */
+export type SweepActivities = Record<string, StepActivity>;
+
+/**
+ * One activity per registered step type; the names are the activity types shown in the Temporal
+ * UI. Parameters are checked here, one way for every step type, before the step's own code runs.
+ */
+export function createActivities(deps: ActivityDeps): SweepActivities {
+  return Object.fromEntries(
+    stepModules.map((module) => {
+      const activity: StepActivity = (input) => module.activity({ ...input, params: parseStepParams(module.params, input.params, input.step) }, deps);
+      return [module.type, activity];
+    }),
+  );
+}

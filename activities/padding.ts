@@ -2,14 +2,22 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Field, FixedSizeList, Float32, Int32, Uint8, Utf8, makeData, tableFromIPC, tableToIPC, type Data, type Table } from 'apache-arrow';
-import { paddingParams, type PaddingParams } from '../pipeline/steps';
+import { z } from 'zod';
 import { writeFileAtomic } from '../artifacts/store';
 import { PADDED_COLUMNS, PADDED_METADATA, maskFor, padRagged, paddingFractions } from '../ml/padded-data';
 import { arrowTable, isDatasetResult, utf8Data } from './dataset';
+import { heartbeatIfActivity } from './context';
 import type { ActivityDeps } from './deps';
-import { heartbeatIfActivity, parseStepParams } from './download';
+import { BAD_PARAMETER, parseStepParams } from './params';
+import { defineStep } from './step-module';
 import type { DatasetResult, PaddingResult, StepInput } from './types';
 import { verifyInput } from './upstream';
+
+export const paddingParams = z.strictObject({
+  max_length: z.number().int().positive().optional().describe('Pad every sequence to this many timesteps; defaults to the longest sequence.'),
+  batch_size: z.number().int().positive().default(32).describe('Batch size used to report the padded-cell fraction of each batching strategy.'),
+});
+export type PaddingParams = z.infer<typeof paddingParams>;
 
 /** Bump when the padded table for the same inputs would change. */
 export const PADDING_VERSION = 1;
@@ -68,7 +76,7 @@ function findUpstream(input: StepInput<unknown>): DatasetResult {
     throw ApplicationFailure.nonRetryable(
       `padding step "${input.step}" needs exactly one dataset step, found ${found.length}` +
         ` among its inputs (${Object.keys(input.inputs).join(', ') || 'none'})`,
-      'InvalidParams',
+      'BadPipeline',
     );
   }
   return found[0]!;
@@ -160,7 +168,7 @@ export function buildPadded(
     // Truncating would silently change what the model sees; the study is about padding, not cropping.
     throw ApplicationFailure.nonRetryable(
       `padding.max_length=${maxLength} is shorter than the longest sequence (${longest} steps): raise it or leave it unset`,
-      'InvalidParams',
+      BAD_PARAMETER,
     );
   }
 
@@ -232,3 +240,17 @@ export function buildPadded(
     },
   };
 }
+
+export const paddingStep = defineStep({
+  type: 'padding',
+  params: paddingParams,
+  reads: { from: 'dataset', count: 'exactly one' },
+  matrix: false,
+  durability: {
+    startToCloseTimeout: '15m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+  },
+  summary: () => 'pad sequences into Arrow tensors with lengths and masks',
+  activity: padding,
+});

@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { ArtifactCorrupt, type ArtifactStore } from '../artifacts/store';
 import { trialWorkflowId } from '../pipeline/plan';
-import { reportParams, type ReportParams } from '../pipeline/steps';
 import { buildReport, type TrialInput } from '../report/analysis';
 import type { DataArtifact, ReportDocument, ReportEnvironment, ReportTracking } from '../report/document';
 import { renderHtml } from '../report/html';
@@ -12,8 +12,16 @@ import { plotSpecs, renderSvgs } from '../report/plots';
 import { plotsOf } from '../report/tables';
 import { activityContext } from './context';
 import type { ActivityDeps } from './deps';
+import { parseStepParams } from './params';
+import { defineStep } from './step-module';
 import { codeVersion, pipelineOfSweep, SweepRun, temporalUiLink, type CodeVersion } from './tracking';
 import type { EpochMetrics, ReportResult, StepInput, TrainResult } from './types';
+
+export const reportParams = z.strictObject({
+  baseline: z.string().default('last').describe('The variant every other one is compared to (a value of the `compare` parameter).'),
+  compare: z.string().default('pooling').describe('The trial parameter whose values are compared.'),
+});
+export type ReportParams = z.infer<typeof reportParams>;
 
 /** Bump when the files a report writes for the same trials change. */
 export const REPORT_VERSION = 2;
@@ -38,7 +46,7 @@ interface ReportBody {
  * artifact of a parent MLflow run for the sweep.
  */
 export async function report(input: StepInput<ReportParams>, deps: ActivityDeps): Promise<ReportResult> {
-  const params = reportParams.parse(input.params);
+  const params = parseStepParams(reportParams, input.params, input.step);
   const trials: TrialOfStep[] = Object.entries(input.inputs).flatMap(([step, value]) =>
     (Array.isArray(value) ? value : []).filter(isTrainResult).map((result) => ({ step, result })),
   );
@@ -118,7 +126,7 @@ async function writeReportFiles(
 
   const inputs: TrialInput[] = await Promise.all(
     trials.map(async ({ step, result }) => {
-      const workflowId = trialWorkflowId(input.sweepId, step, result.trial);
+      const workflowId = trialWorkflowId(input.sweepId, result.trial);
       const temporalUrl = temporalUiLink(deps.ui, workflowId);
       return {
         trial: result.trial,
@@ -291,3 +299,18 @@ function sweepMetrics(doc: ReportDocument): Record<string, number> {
   }
   return metrics;
 }
+
+export const reportStep = defineStep({
+  type: 'report',
+  params: reportParams,
+  reads: { from: 'train', count: 'at least one', trials: true },
+  matrix: false,
+  durability: {
+    startToCloseTimeout: '10m',
+    heartbeatTimeout: '1m',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+  },
+  summary: (p) => `compare trials by ${p.compare} against ${p.baseline}`,
+  comparesAxis: (p) => p.compare,
+  activity: report,
+});

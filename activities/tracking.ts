@@ -196,7 +196,7 @@ export class TrialTracker {
     this.problems = new Problems(log);
     this.stateFile = join(workDir, 'tracking.json');
     this.state = readState(this.stateFile);
-    this.workflowId = trialWorkflowId(input.sweepId, input.step, input.trial);
+    this.workflowId = trialWorkflowId(input.sweepId, input.trial);
     this.link = temporalUiLink(deps.ui, this.workflowId);
     if (settings) {
       try {

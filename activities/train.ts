@@ -1,16 +1,56 @@
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
 import { ArtifactCorrupt, StorageError, stepKey, writeFileAtomic } from '../artifacts/store';
 import { TrainingShare } from '../artifacts/training-share';
 import { trainInChildProcess } from '../ml/train-process';
 import type { TrainConfig } from '../ml/trainer';
-import { trainParams, type TrainParams } from '../pipeline/steps';
 import { epochSignal, type EpochReport } from '../workflows/progress';
 import { activityContext } from './context';
 import type { ActivityDeps } from './deps';
+import { parseStepParams } from './params';
+import { defineStep } from './step-module';
 import { trackTrial } from './tracking';
 import type { PaddingResult, StepInput, TrainResult } from './types';
 import { damagedInput, upstreamOf, verifyInput } from './upstream';
+
+export const poolingVariants = ['last', 'mean', 'last-valid', 'mean-valid', 'max'] as const;
+export type Pooling = (typeof poolingVariants)[number];
+
+export const trainParams = z.strictObject({
+  pooling: z.enum(poolingVariants).default('mean').describe("How the GRU's outputs over time become one vector (the question of the seed study)."),
+  seed: z.number().int().min(0).default(1).describe('Seed of initialisation, shuffling and dropout.'),
+  hidden: z.number().int().positive().default(64).describe('GRU hidden size.'),
+  layers: z.number().int().positive().default(1).describe('Stacked GRU layers.'),
+  dropout: z.number().min(0).lt(1).default(0).describe('Dropout between stacked GRU layers.'),
+  epochs: z.number().int().positive().default(30).describe('Most epochs to train (early stopping may end sooner).'),
+  batch_size: z.number().int().positive().default(32),
+  batching: z
+    .enum(['batch-max', 'bucket'])
+    .default('batch-max')
+    .describe('`batch-max`: each batch padded to its own longest sequence (the reference); `bucket`: batches of similar lengths.'),
+  lr: z.number().positive().default(1e-3).describe('Adam learning rate.'),
+  weight_decay: z.number().min(0).default(1e-5).describe('L2 weight decay, added to the gradient (as torch.optim.Adam does).'),
+  plateau_factor: z.number().gt(0).lt(1).default(0.5).describe('ReduceLROnPlateau: factor applied to the learning rate.'),
+  plateau_patience: z.number().int().min(0).default(5).describe('ReduceLROnPlateau: epochs without improvement before reducing.'),
+  early_stop_patience: z.number().int().min(0).default(5).describe('Early stopping: epochs without improvement of the valid loss.'),
+  early_stop_delta: z.number().min(0).default(0).describe('Early stopping: smallest decrease of the valid loss that counts.'),
+  train_batches: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('Cap on training batches per epoch, for quick runs (the reference streams floor(n / batch) batches).'),
+  valid_batches: z.number().int().positive().optional().describe('Cap on validation batches per epoch, for quick runs.'),
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('TensorFlow.js backend; `auto` prefers tfjs-node.'),
+  engine: z
+    .enum(['auto', 'fused', 'fused-gru', 'tfjs'])
+    .default('auto')
+    .describe(
+      'How a training step is computed: `fused`, the whole step in one WebAssembly kernel; `fused-gru`, the TensorFlow.js model with each GRU layer as one fused op; `tfjs`, op by op (the reference); `auto`, fused where the kernel loads.',
+    ),
+});
+export type TrainParams = z.infer<typeof trainParams>;
 
 /** Bump when a change to training would change its results: it is part of every trial's cache key. */
 export const TRAIN_VERSION = 1;
@@ -22,14 +62,7 @@ export const TRAIN_VERSION = 1;
  * finished is a cache hit.
  */
 export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): Promise<TrainResult> {
-  const parsed = trainParams.safeParse(input.params);
-  if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(
-      `step ${input.step} trial ${input.trial ?? ''}: bad parameters: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      'BadParameters',
-    );
-  }
-  const params = parsed.data;
+  const params = parseStepParams(trainParams, input.params, input.step);
   const padded = upstreamOf<PaddingResult>(input.inputs, 'padding', (v) => 'maxLength' in v && 'table' in v);
   const identity = { type: 'train', version: TRAIN_VERSION, params, inputs: { padding: padded.ref.dir } };
   const ctx = activityContext();
@@ -175,3 +208,31 @@ function progressNotifier(log: ActivityDeps['logger'], minIntervalMs = 2000): (r
     }
   };
 }
+
+/** `gru_mean-h64-s1`: the names people use for trials of the GRU (the matrix values beyond these follow). */
+function gruTrialId(params: TrainParams, cell: Record<string, unknown>): string {
+  const clean = (v: unknown) => String(v).replace(/[^A-Za-z0-9.]+/g, '_');
+  const extra = Object.keys(cell)
+    .filter((k) => !['pooling', 'hidden', 'seed'].includes(k))
+    .sort()
+    .map((k) => `${k}${clean(cell[k])}`);
+  return [`gru_${clean(params.pooling)}`, `h${clean(params.hidden)}`, ...extra, `s${clean(params.seed)}`].join('-');
+}
+
+export const trainStep = defineStep({
+  type: 'train',
+  params: trainParams,
+  reads: { from: 'padding', count: 'exactly one' },
+  matrix: true,
+  // Training is long and resumes from its last epoch checkpoint, so retrying it is cheap: allow
+  // many attempts, and detect a dead worker quickly through the heartbeat. The trainer runs in a
+  // child process, so the worker's event loop is free to heartbeat however busy the cores are.
+  durability: {
+    startToCloseTimeout: '6h',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
+  },
+  summary: (p) => `train a GRU (${p.pooling} pooling, hidden ${p.hidden}, seed ${p.seed})`,
+  trialId: gruTrialId,
+  activity: train,
+});

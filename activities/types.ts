@@ -68,7 +68,16 @@ export interface PaddingResult extends StepResultBase {
 /** One epoch's metrics, as the trainer reports them (defined with the training code). */
 export type { EpochMetrics } from '../ml/trainer';
 
-export interface TrainResult extends StepResultBase {
+/**
+ * What a trial's activity returns, as far as the workflows read it (progress, search attributes):
+ * a step type that fans out returns at least this.
+ */
+export interface TrialResult extends StepResultBase {
+  best: { valid_acc: number };
+  epochsRun: number;
+}
+
+export interface TrainResult extends TrialResult {
   trial: string;
   params: Record<string, unknown>;
   best: EpochMetrics;

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { trainInChildProcess } from '../ml/train-process';
 import type { TrainConfig } from '../ml/trainer';
 import { toConfig } from '../activities/train';
-import { trainParams } from '../pipeline/steps';
+import { trainParams } from '../activities/train';
 import { realPadded } from './real-data';
 
 async function main(): Promise<void> {

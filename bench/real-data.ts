@@ -6,7 +6,9 @@ import { download } from '../activities/download';
 import { padding } from '../activities/padding';
 import type { PaddingResult } from '../activities/types';
 import { LocalArtifactStore } from '../artifacts/local-store';
-import { datasetParams, downloadParams, paddingParams } from '../pipeline/steps';
+import { datasetParams } from '../activities/dataset';
+import { downloadParams } from '../activities/download';
+import { paddingParams } from '../activities/padding';
 
 /**
  * The real padded gestures table, built by the project's own data steps into a store (cached

@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { toConfig } from '../activities/train';
 import { readPadded } from '../ml/padded-data';
 import { train, type TrainOutcome } from '../ml/trainer';
-import { trainParams } from '../pipeline/steps';
+import { trainParams } from '../activities/train';
 import { realPadded } from './real-data';
 
 interface TrialSpec {

@@ -22,6 +22,7 @@ Validates the pipeline, submits its sweep (or attaches to the running sweep of t
 shows progress until it ends: a line per trial and a bar for the whole sweep. Ctrl-C detaches
 without cancelling (\`sweeps watch <id>\` re-attaches; \`sweeps cancel <id>\` stops it).
 
+  --param <name>=<value> set a parameter the pipeline declares under params: (repeatable), e.g. --param dataset=BasicMotions
   --set <path>=<value>   override a value of the pipeline (repeatable), e.g. --set steps.train.with.epochs=5
   --data <file|url>      try this copy of the dataset archive first (also: SWEEPS_DATA); its digest is still checked
   --no-worker            do not start a worker in this process (others serve the task queues)
@@ -34,6 +35,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(
     args,
     {
+      param: { type: 'string', multiple: true },
       set: { type: 'string', multiple: true },
       data: { type: 'string' },
       'no-worker': { type: 'boolean' },
@@ -45,7 +47,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
   const file = single(positionals, 'one pipeline file', SWEEP_HELP);
   const data = values.data ?? process.env.SWEEPS_DATA;
   // Everything is checked before any connection is made: bad input submits nothing.
-  const plan = loadPipeline(file, { set: values.set, dataMirrors: data ? [dataUrl(data)] : [] });
+  const plan = loadPipeline(file, { set: values.set, params: values.param, dataMirrors: data ? [dataUrl(data)] : [] });
   const config = loadConfig();
   // The local worker may read the copy it was handed, wherever it is.
   const dataFolder = data ? localDataFolder(data) : undefined;
@@ -244,7 +246,7 @@ function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
       const r = outputs.find((o) => o.trial === trial.id);
       return {
         trial: trial.id,
-        workflowId: trialWorkflowId(result.sweepId, step.name, trial.id),
+        workflowId: trialWorkflowId(result.sweepId, trial.id),
         cell: trial.cell,
         state: 'done' as const,
         epoch: r?.epochsRun ?? 0,

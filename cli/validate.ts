@@ -6,22 +6,27 @@ import { loadPipeline, PipelineError } from '../pipeline/load';
 import { sweepIdFor } from '../pipeline/plan';
 import { parse, single, UsageError, writeJson } from './args';
 
-const VALIDATE_HELP = `Usage: sweeps validate <pipeline.yaml> [--set <path>=<value>]... [--json]
+const VALIDATE_HELP = `Usage: sweeps validate <pipeline.yaml> [--param <name>=<value>]... [--set <path>=<value>]... [--json]
 
 Checks a pipeline file (and overrides) and prints its plan: steps, their order and trials. Submits
 nothing and needs no server. Every problem is reported with file:line:column and its path.
 
+  --param <name>=<value> set a parameter the pipeline declares under params: (repeatable)
   --set <path>=<value>   override a value, as sweep does (repeatable)
   --json                 print {valid, sweepId, plan} or {valid: false, problems} on stdout
 
 Exit codes: 0 valid, 2 problems found.`;
 
 export async function validateCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { set: { type: 'string', multiple: true }, json: { type: 'boolean' } }, VALIDATE_HELP);
+  const { values, positionals } = parse(
+    args,
+    { param: { type: 'string', multiple: true }, set: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    VALIDATE_HELP,
+  );
   const file = single(positionals, 'one pipeline file', VALIDATE_HELP);
   let plan;
   try {
-    plan = loadPipeline(file, { set: values.set });
+    plan = loadPipeline(file, { set: values.set, params: values.param });
   } catch (err) {
     // With --json the problems are data too; the readable form still goes to stderr.
     if (err instanceof PipelineError && values.json) writeJson({ valid: false, file, problems: err.problems });
@@ -32,6 +37,7 @@ export async function validateCommand(args: string[]): Promise<number> {
     return 0;
   }
   const out = [`${file}: valid. Sweep id ${sweepIdFor(plan)}`];
+  for (const [name, value] of Object.entries(plan.params ?? {})) out.push(`  param ${name} = ${JSON.stringify(value)}`);
   for (const step of plan.steps) {
     const needs = step.needs.length ? ` needs ${step.needs.join(', ')}` : '';
     const trials = step.trials ? `, ${step.trials.length} trials (${step.concurrency} at a time)` : '';

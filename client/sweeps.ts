@@ -8,6 +8,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
+import { withContracts } from '../pipeline/contracts';
 import { sweepIdFor, trialWorkflowId, type Plan } from '../pipeline/plan';
 import { sweepProgressQuery, trialProgressQuery, type StepState, type SweepProgress, type TrialProgress } from '../workflows/progress';
 import { searchAttributes } from '../workflows/search-attributes';
@@ -43,7 +44,8 @@ export async function startOrAttach(client: Client, config: SweepsConfig, plan: 
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
-  const input: SweepInput = { plan, trainQueue: config.trainQueue };
+  // A plan read back from an older sweep's history lacks the step contracts: complete it.
+  const input: SweepInput = { plan: withContracts(plan), trainQueue: config.trainQueue };
   try {
     const handle = await client.workflow.start<typeof sweepWorkflow>('sweepWorkflow', {
       taskQueue: config.taskQueue,
@@ -189,7 +191,7 @@ export async function progressFromVisibility(
   const children = known ?? (await trialExecutions(client, sweepId));
   const trials: TrialProgress[] = plan.steps.flatMap((step) =>
     (step.trials ?? []).map((trial) => {
-      const workflowId = trialWorkflowId(sweepId, step.name, trial.id);
+      const workflowId = trialWorkflowId(sweepId, trial.id);
       const info = children.get(workflowId);
       return {
         trial: trial.id,

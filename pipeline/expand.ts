@@ -1,5 +1,3 @@
-import type { StepType } from './steps';
-
 /** Every combination of the axes' values, in the order the file lists them (last axis fastest). */
 export function grid(matrix: Record<string, readonly unknown[]>): Record<string, unknown>[] {
   let cells: Record<string, unknown>[] = [{}];
@@ -33,18 +31,10 @@ export function sampleCells<T>(cells: readonly T[], count: number, seed: number)
     .map((i) => cells[i]!);
 }
 
-/** `gru_mean-h64-s1` for training trials (the names people use); `key-value` pairs otherwise. */
-export function trialId(uses: StepType, params: Record<string, unknown>, cell: Record<string, unknown>): string {
+/** A trial's id from its matrix values, in the file's axis order: `pooling_mean-seed_1`. */
+export function trialId(cell: Record<string, unknown>): string {
   const clean = (v: unknown) => String(v).replace(/[^A-Za-z0-9.]+/g, '_');
-  if (uses === 'train') {
-    const extra = Object.keys(cell)
-      .filter((k) => !['pooling', 'hidden', 'seed'].includes(k))
-      .sort()
-      .map((k) => `${k}${clean(cell[k])}`);
-    return [`gru_${clean(params.pooling)}`, `h${clean(params.hidden)}`, ...extra, `s${clean(params.seed)}`].join('-');
-  }
   return Object.keys(cell)
-    .sort()
-    .map((k) => `${k}${clean(cell[k])}`)
+    .map((k) => `${clean(k)}_${clean(cell[k])}`)
     .join('-');
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pipelineSchema } from './schema';
-import { matrixStepTypes, stepTypes, type StepType } from './steps';
+import { stepModules } from '../activities/registry';
 
 type JsonSchema = Record<string, unknown> & { properties?: Record<string, JsonSchema> };
 
@@ -20,11 +20,11 @@ export function pipelineJsonSchema(): JsonSchema {
   const options = { target: 'draft-7', io: 'input', unrepresentable: 'any' } as const;
   const root = z.toJSONSchema(pipelineSchema, options) as JsonSchema;
   const step = (root.properties?.steps as JsonSchema).additionalProperties as JsonSchema;
-  step.allOf = (Object.keys(stepTypes) as StepType[]).map((type) => {
-    const params = z.toJSONSchema(stepTypes[type], options) as JsonSchema;
+  step.allOf = stepModules.map(({ type, params: schema, matrix: fansOut }) => {
+    const params = z.toJSONSchema(schema, options) as JsonSchema;
     delete params.$schema;
     const fields = params.properties ?? {};
-    const matrix: JsonSchema | false = matrixStepTypes.includes(type)
+    const matrix: JsonSchema | false = fansOut
       ? {
           type: 'object',
           minProperties: 1,

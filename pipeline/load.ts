@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
 import { canonicalJson } from '../artifacts/canonical';
 import { applyOverride, isWithin, parseOverride, type Override } from './overrides';
+import { withContracts } from './contracts';
+import { resolveParams } from './params';
 import type { Plan, PlanStep } from './plan';
 import { PipelineError, type PathKey, type Problem } from './problems';
 import { validatePipeline, type Finding } from './validate';
@@ -24,6 +26,8 @@ export const MAX_PLAN_BYTES = 1_000_000;
 export interface LoadOptions {
   /** `path=value` overrides applied before validation (values are YAML scalars or flow collections). */
   set?: string[];
+  /** `name=value` values of the pipeline's `params:` (read as each one's declared type). */
+  params?: string[];
   /** Mirrors tried before those of every download step (e.g. a local copy of the archive). */
   dataMirrors?: string[];
 }
@@ -69,8 +73,9 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
 
   const problems: Problem[] = [];
   const report = (f: Finding) => problems.push(locate(doc, lines, overrides, f));
-  const pipeline = validatePipeline(raw, report);
-  if (!pipeline || problems.length > 0) {
+  const resolved = resolveParams(raw, options.params ?? [], report);
+  const pipeline = resolved ? validatePipeline(resolved.raw, report) : undefined;
+  if (!pipeline || !resolved || problems.length > 0) {
     // In the file's order, as an editor lists them; problems of --set values (no line) last.
     const order = (p: Problem) => (p.line ?? Infinity) * 1e4 + (p.column ?? 0);
     problems.sort((a, b) => order(a) - order(b));
@@ -84,12 +89,15 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
       }
     }
   }
-  const ordered = topologicalOrder(pipeline.steps);
-  const effective = { name: pipeline.name, steps: ordered };
+  const ordered = uniqueTrialIds(topologicalOrder(pipeline.steps));
+  const params = Object.keys(resolved.values).length > 0 ? resolved.values : undefined;
+  // Without params the digest is what it was before params existed: those sweeps keep their ids.
+  const effective = params ? { name: pipeline.name, params, steps: ordered } : { name: pipeline.name, steps: ordered };
   const digest = createHash('sha256').update(canonicalJson(effective)).digest('hex');
   const plan: Plan = { pipeline: pipeline.name, description: pipeline.description, source: file, digest, steps: ordered };
+  if (params) plan.params = params;
   checkLimits(plan, file);
-  return plan;
+  return withContracts(plan);
 }
 
 function checkLimits(plan: Plan, file: string): void {
@@ -109,6 +117,12 @@ function checkLimits(plan: Plan, file: string): void {
     });
   }
   if (problems.length > 0) throw new PipelineError(file, problems);
+}
+
+/** Trial workflow ids must be unique in a sweep: with several matrix steps, trial ids start with their step's name. */
+function uniqueTrialIds(steps: PlanStep[]): PlanStep[] {
+  if (steps.filter((s) => s.trials).length < 2) return steps;
+  return steps.map((s) => (s.trials ? { ...s, trials: s.trials.map((t) => ({ ...t, id: `${s.name}-${t.id}` })) } : s));
 }
 
 /** Every step after the steps it needs; otherwise the file's order. */
@@ -134,6 +148,8 @@ function topologicalOrder(steps: PlanStep[]): PlanStep[] {
  * on the command line has no line, and pointing at the file's old value would mislead.
  */
 function locate(doc: Document, lines: LineCounter, overrides: Override[], f: Finding): Problem {
+  // A value given on the command line has no line in the file.
+  if (f.origin) return { path: f.path, message: f.message, origin: f.origin };
   const override = [...overrides].reverse().find((o) => isWithin(f.at, o.path) || isWithin(o.path, f.at));
   const problem: Problem = { path: f.path, message: f.message };
   if (override) problem.origin = `--set ${override.text}`;

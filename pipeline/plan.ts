@@ -4,7 +4,16 @@
  * concrete values. Pure types: safe to import from workflow code.
  */
 import type { RetryOverride } from './schema';
-import type { StepType } from './steps';
+
+/**
+ * How one attempt of a step is bounded and retried: the durability contract the workflow applies
+ * when it schedules the step's activity (durations as Temporal reads them: `90s`, `15m`, `6h`).
+ */
+export interface Durability {
+  startToCloseTimeout: string;
+  heartbeatTimeout: string;
+  retry: { initialInterval: string; backoffCoefficient: number; maximumInterval: string; maximumAttempts: number };
+}
 
 export interface PlanTrial {
   /** Readable and unique within the step, e.g. `gru_mean-h64-s1`. */
@@ -12,11 +21,18 @@ export interface PlanTrial {
   params: Record<string, unknown>;
   /** The matrix values that made this trial (a subset of params), for reports and the UI. */
   cell: Record<string, unknown>;
+  /** For people, from the matrix values: `pooling=mean seed=1`. Absent in plans made before it existed. */
+  label?: string;
+  /** `Variant` search attribute: the trial's value of the axis a downstream step compares. */
+  variant?: string;
+  /** `Seed` search attribute: the trial's `seed`, when it has an integer one. */
+  seed?: number;
 }
 
 export interface PlanStep {
   name: string;
-  uses: StepType;
+  /** The registered step type (activities/registry.ts). */
+  uses: string;
   needs: string[];
   /** Parameters of a plain step (absent on a matrix step). */
   params?: Record<string, unknown>;
@@ -25,11 +41,17 @@ export interface PlanStep {
   concurrency: number;
   retry?: RetryOverride;
   timeout?: string;
+  /** The step type's durability contract with the file's retry/timeout applied (absent in older plans). */
+  durability?: Durability;
+  /** One line for the Temporal UI (absent in older plans). */
+  summary?: string;
 }
 
 export interface Plan {
   pipeline: string;
   description?: string;
+  /** Values of the pipeline's `params:` (set or default); absent when it declares none. */
+  params?: Record<string, string | number | boolean>;
   /** Where the pipeline came from (a file path), for people; not part of the identity. */
   source: string;
   /** Hash of the effective pipeline: the same plan always gets the same sweep id. */
@@ -42,6 +64,10 @@ export function sweepIdFor(plan: Pick<Plan, 'pipeline' | 'digest'>): string {
   return `sweep-${plan.pipeline}-${plan.digest.slice(0, 8)}`;
 }
 
-export function trialWorkflowId(sweepId: string, step: string, trialId: string): string {
-  return step === 'train' ? `${sweepId}/trial-${trialId}` : `${sweepId}/${step}-${trialId}`;
+/**
+ * `sweep-…/trial-<trial id>`. Trial ids are unique within a sweep: with several matrix steps the
+ * planner prefixes each step's trial ids with its name.
+ */
+export function trialWorkflowId(sweepId: string, trialId: string): string {
+  return `${sweepId}/trial-${trialId}`;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { stepTypes } from './steps';
+import { stepTypeNames as registered } from '../activities/registry';
+import { paramsSchema } from './params';
 
 /**
  * The shape of a pipeline file: the one source of its TypeScript types (`z.infer`) and of the
@@ -22,7 +23,7 @@ export type RetryOverride = z.infer<typeof retryPolicy>;
 
 const stepName = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'step names are lowercase letters, digits, "-" and "_", starting with a letter');
 
-const stepTypeNames = Object.keys(stepTypes) as [keyof typeof stepTypes, ...(keyof typeof stepTypes)[]];
+const stepTypeNames = registered as [string, ...string[]];
 
 const matrixSchema = z
   .record(z.string(), z.array(z.unknown()).min(1, 'a matrix axis needs at least one value'))
@@ -56,6 +57,7 @@ export const pipelineSchema = z
       .regex(/^[a-z0-9][a-z0-9-]*$/, 'pipeline names are lowercase letters, digits and "-" (they become workflow ids)')
       .describe('Name of the pipeline; sweeps are named `sweep-<name>-<hash>`.'),
     description: z.string().optional().describe('One line for people: shown in the Temporal UI.'),
+    params: paramsSchema.optional(),
     steps: z
       .record(stepName, stepSchema)
       .refine((steps) => Object.keys(steps).length > 0, 'a pipeline needs at least one step')

@@ -3,13 +3,15 @@ import { grid, sampleCells, trialId } from './expand';
 import type { PlanStep, PlanTrial } from './plan';
 import { didYouMean, formatPath, issuesToProblems, knownList, parseOptions, type PathKey } from './problems';
 import { pipelineOuterSchema, stepSchema, type StepDecl } from './schema';
-import { matrixStepTypes, stepInputs, stepTypes } from './steps';
+import { stepModule, stepModules } from '../activities/registry';
 
 /** A problem before it is located in the file: `at` is its path as keys. */
 export interface Finding {
   at: PathKey[];
   path: string;
   message: string;
+  /** The command-line option it comes from (`--param x=1`), when not the file. */
+  origin?: string;
 }
 
 export interface ValidPipeline {
@@ -87,7 +89,9 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
   const { decl } = step;
   if (!decl.uses) return undefined;
   const uses = decl.uses;
-  const schema = stepTypes[uses] as unknown as z.ZodType<Record<string, unknown>>;
+  const module = stepModule(uses);
+  if (!module) return undefined;
+  const schema = module.params as z.ZodType<Record<string, unknown>>;
   const at = (...keys: PathKey[]): PathKey[] => ['steps', name, ...keys];
   const problem = (keys: PathKey[], message: string) => report({ at: at(...keys), path: formatPath(at(...keys)), message });
   const issues = (result: z.ZodSafeParseError<unknown>, keys: PathKey[]) => {
@@ -112,8 +116,9 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
     return ok ? { ...base, params: result.data, concurrency: 1 } : undefined;
   }
 
-  if (!matrixStepTypes.includes(uses)) {
-    problem(['matrix'], `a ${uses} step cannot fan out over a matrix; only ${matrixStepTypes.join(', ')} steps run trials`);
+  if (!module.matrix) {
+    const fanning = stepModules.filter((m) => m.matrix).map((m) => m.type);
+    problem(['matrix'], `a ${uses} step cannot fan out over a matrix; only ${fanning.join(', ')} steps run trials`);
     return undefined;
   }
   // The matrix may be partly broken (an empty axis): its other axes are still worth checking.
@@ -167,7 +172,7 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
       issues(result, ['with']);
       return undefined;
     }
-    let id = trialId(uses, result.data, cell);
+    let id = module.trialId?.(result.data, cell) ?? trialId(cell);
     const n = seen.get(id) ?? 0;
     seen.set(id, n + 1);
     if (n > 0) id = `${id}-${n + 1}`;
@@ -195,15 +200,15 @@ function checkGraph(steps: Map<string, ReadStep>, report: (f: Finding) => void):
   // Each step type reads one kind of upstream result; say so now rather than after the data steps ran.
   for (const [name, step] of steps) {
     const uses = step.decl.uses;
-    const input = uses && stepInputs[uses];
+    const input = uses ? stepModule(uses)?.reads : undefined;
     if (!input || step.broken.has('needs')) continue;
     const upstream = step.needs.map((n) => steps.get(n.name));
     if (upstream.some((u) => !u?.decl.uses)) continue; // a dangling or broken need is reported already
     const matching = step.needs.filter((n) => {
       const u = steps.get(n.name)!;
-      return u.decl.uses === input.from && (uses !== 'report' || u.hasMatrix);
+      return u.decl.uses === input.from && (!input.trials || u.hasMatrix);
     });
-    const wanted = uses === 'report' ? `the trials of ${input.count} ${input.from} step with a matrix` : `the result of ${input.count} ${input.from} step`;
+    const wanted = input.trials ? `the trials of ${input.count} ${input.from} step with a matrix` : `the result of ${input.count} ${input.from} step`;
     const found = matching.length === 0 ? 'none' : `${matching.length} (${matching.map((n) => n.name).join(', ')})`;
     if (matching.length === 0 || (input.count === 'exactly one' && matching.length > 1)) {
       problem(['steps', name, 'needs'], `a ${uses} step reads ${wanted} among its needs; it has ${found}`);

@@ -1,49 +1,24 @@
 import type { ActivityOptions } from '@temporalio/workflow';
-import type { PlanStep } from '../pipeline/plan';
-import type { StepType } from '../pipeline/steps';
+import type { Durability, PlanStep } from '../pipeline/plan';
 
 /**
- * The durability contract of each step type: how long one attempt may take, how often it must
- * prove it is alive, and how it is retried. Errors no retry can fix (a digest mismatch, malformed
- * data, a bad parameter) are thrown as non-retryable by the activities themselves.
+ * Plans made before each step carried its durability contract (sweeps in flight across an
+ * upgrade) get this one: long enough for any step, with a heartbeat to notice a dead worker.
+ * `sweeps resume` completes an old plan from the step modules instead (pipeline/contracts.ts).
  */
-const defaults: Record<StepType, ActivityOptions> = {
-  download: {
-    startToCloseTimeout: '20m',
-    heartbeatTimeout: '1m',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
-  },
-  dataset: {
-    startToCloseTimeout: '15m',
-    heartbeatTimeout: '1m',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
-  },
-  padding: {
-    startToCloseTimeout: '15m',
-    heartbeatTimeout: '1m',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
-  },
-  // Training is long and resumes from its last epoch checkpoint, so retrying it is cheap: allow
-  // many attempts, and detect a dead worker quickly through the heartbeat. The trainer runs in a
-  // child process, so the worker's event loop is free to heartbeat however busy the cores are.
-  train: {
-    startToCloseTimeout: '6h',
-    heartbeatTimeout: '30s',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
-  },
-  report: {
-    startToCloseTimeout: '10m',
-    heartbeatTimeout: '1m',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
-  },
+const LEGACY: Durability = {
+  startToCloseTimeout: '6h',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
 };
 
-export function activityOptionsFor(step: PlanStep, taskQueue: string): ActivityOptions {
-  const base = defaults[step.uses];
-  const retry = { ...base.retry };
-  if (step.retry?.max_attempts !== undefined) retry.maximumAttempts = step.retry.max_attempts;
-  if (step.retry?.initial_interval !== undefined) retry.initialInterval = step.retry.initial_interval;
-  if (step.retry?.maximum_interval !== undefined) retry.maximumInterval = step.retry.maximum_interval;
-  if (step.retry?.backoff !== undefined) retry.backoffCoefficient = step.retry.backoff;
-  return { ...base, retry, taskQueue, startToCloseTimeout: step.timeout ?? base.startToCloseTimeout };
+/** The activity options of a step: the contract the planner resolved from its step module. */
+export function activityOptionsFor(step: Omit<PlanStep, 'trials'>, taskQueue: string): ActivityOptions {
+  const { startToCloseTimeout, heartbeatTimeout, retry } = step.durability ?? LEGACY;
+  return {
+    startToCloseTimeout: step.durability ? startToCloseTimeout : (step.timeout ?? startToCloseTimeout),
+    heartbeatTimeout,
+    retry: { ...retry },
+    taskQueue,
+  };
 }

@@ -11,7 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SweepActivities } from '../activities';
-import type { ReportResult, StepInput, TrainResult } from '../activities/types';
+import type { ReportResult, StepInput, TrialResult } from '../activities/types';
 import { trialWorkflowId, type Plan, type PlanStep, type PlanTrial } from '../pipeline/plan';
 import { sweepProgressQuery, type SweepProgress, type TrialProgress } from './progress';
 import { searchAttributes } from './search-attributes';
@@ -105,18 +105,18 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
 
   const runStep = (step: PlanStep, inputs: Record<string, unknown>): Promise<unknown> => {
     const stepInput: StepInput<Record<string, unknown>> = { sweepId, step: step.name, params: step.params ?? {}, inputs };
-    const options = { ...activityOptionsFor(step, workflowInfo().taskQueue), summary: summarize(step) };
-    return activities[step.uses].executeWithOptions(options, [stepInput as never]);
+    const options = { ...activityOptionsFor(step, workflowInfo().taskQueue), summary: step.summary ?? `${step.uses} ${step.name}` };
+    return activities[step.uses]!.executeWithOptions(options, [stepInput]);
   };
 
-  const runMatrix = async (step: PlanStep, inputs: Record<string, unknown>): Promise<TrainResult[]> => {
+  const runMatrix = async (step: PlanStep, inputs: Record<string, unknown>): Promise<TrialResult[]> => {
     const trials = step.trials ?? [];
     const slots = new Semaphore(step.concurrency);
     const settled = await Promise.allSettled(
       trials.map(async (trial) => {
         const view: TrialProgress = {
           trial: trial.id,
-          workflowId: trialWorkflowId(sweepId, step.name, trial.id),
+          workflowId: trialWorkflowId(sweepId, trial.id),
           cell: trial.cell,
           state: 'waiting',
           epoch: 0,
@@ -155,7 +155,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
         nonRetryable: true,
       });
     }
-    return settled.map((s) => (s as PromiseFulfilledResult<TrainResult>).value);
+    return settled.map((s) => (s as PromiseFulfilledResult<TrialResult>).value);
   };
 
   const runTrial = async (step: PlanStep, trial: PlanTrial, inputs: Record<string, unknown>, workflowId: string) => {
@@ -171,8 +171,8 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
       typedSearchAttributes: [
         { key: searchAttributes.pipeline, value: plan.pipeline },
         { key: searchAttributes.kind, value: 'trial' },
-        { key: searchAttributes.variant, value: String(trial.params.pooling ?? trial.id) },
-        { key: searchAttributes.seed, value: Number(trial.params.seed ?? 0) },
+        { key: searchAttributes.variant, value: trial.variant ?? trial.id },
+        { key: searchAttributes.seed, value: trial.seed ?? Number(trial.params.seed ?? 0) },
         { key: searchAttributes.state, value: 'running' },
       ],
     });
@@ -204,7 +204,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
       nonRetryable: true,
     });
   }
-  const report = plan.steps.filter((s) => s.uses === 'report').map((s) => outputs[s.name] as ReportResult)[0];
+  const report = Object.values(outputs).find(isReportResult);
   const best = Math.max(...progress.trials.map((t) => t.bestValidAcc ?? -Infinity));
   upsertSearchAttributes([
     { key: searchAttributes.state, value: 'done' },
@@ -228,28 +228,6 @@ class Semaphore {
     const next = this.waiting.shift();
     if (next) next();
     else this.free++;
-  }
-}
-
-function summarize(step: PlanStep): string {
-  const p = step.params ?? {};
-  switch (step.uses) {
-    case 'download': {
-      const urls = (p.urls as string[] | undefined) ?? [];
-      const name = (p.filename as string | undefined) ?? urls[0]?.split(/[/:]/).pop() ?? 'archive';
-      const digest = p.md5 ? `md5 ${String(p.md5).slice(0, 12)}…` : `sha256 ${String(p.sha256).slice(0, 12)}…`;
-      return `download ${name} (${digest})`;
-    }
-    case 'dataset': {
-      const split = p.split as { kind: string; seed?: number } | undefined;
-      return `parse sequences into an Arrow table, ${split?.kind ?? 'random'} split${split?.seed !== undefined ? ` seed ${split.seed}` : ''}`;
-    }
-    case 'padding':
-      return 'pad sequences into Arrow tensors with lengths and masks';
-    case 'report':
-      return `compare trials by ${String(p.compare ?? 'pooling')} against ${String(p.baseline ?? 'baseline')}`;
-    default:
-      return `${step.uses} ${step.name}`;
   }
 }
 
@@ -284,4 +262,9 @@ function causeOf(err: unknown): string {
   // Activity and child-workflow failures wrap the error that says what went wrong.
   while (e?.cause) e = e.cause as typeof e;
   return e?.message ?? String(err);
+}
+
+function isReportResult(output: unknown): output is ReportResult {
+  const o = output as Partial<ReportResult> | undefined;
+  return typeof o === 'object' && o !== null && typeof o.verdict === 'string' && typeof o.files === 'object';
 }

@@ -1,6 +1,6 @@
 import { isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SweepActivities } from '../activities';
-import type { StepInput, TrainResult } from '../activities/types';
+import type { StepInput, TrialResult } from '../activities/types';
 import type { PlanStep, PlanTrial } from '../pipeline/plan';
 import { epochSignal, trialProgressQuery, type TrialProgress } from './progress';
 import { searchAttributes } from './search-attributes';
@@ -15,13 +15,13 @@ export interface TrialInput {
   trainQueue: string;
 }
 
-const { train } = proxyActivities<SweepActivities>({ startToCloseTimeout: '6h' });
+const activities = proxyActivities<SweepActivities>({ startToCloseTimeout: '6h' });
 
 /**
  * One trial of a matrix step, as its own workflow: its history holds its epochs' progress, so the
  * sweep's history grows with the number of trials, never with epochs.
  */
-export async function trialWorkflow(input: TrialInput): Promise<TrainResult> {
+export async function trialWorkflow(input: TrialInput): Promise<TrialResult> {
   const { trial, step } = input;
   const epochs = Number(trial.params.epochs ?? 0);
   const progress: TrialProgress = {
@@ -50,9 +50,8 @@ export async function trialWorkflow(input: TrialInput): Promise<TrainResult> {
     inputs: input.inputs,
   };
   try {
-    const result = await train.executeWithOptions({ ...activityOptionsFor(step, input.trainQueue), summary: `train ${trialLabel(trial)}` }, [
-      stepInput as StepInput<never>,
-    ]);
+    const options = { ...activityOptionsFor(step, input.trainQueue), summary: `${step.uses} ${trialLabel(trial)}` };
+    const result = (await activities[step.uses]!.executeWithOptions(options, [stepInput])) as TrialResult;
     progress.state = 'done';
     progress.epoch = result.epochsRun;
     progress.bestValidAcc = result.best.valid_acc;
@@ -72,9 +71,9 @@ export async function trialWorkflow(input: TrialInput): Promise<TrainResult> {
   }
 }
 
+/** `pooling=mean seed=1`, from the matrix values (plans made before labels existed: the trial id). */
 export function trialLabel(trial: PlanTrial): string {
-  const p = trial.params;
-  return p.pooling !== undefined ? `gru_${String(p.pooling)} seed ${String(p.seed)}` : trial.id;
+  return trial.label ?? trial.id;
 }
 
 function describeProgress(p: TrialProgress): string {

@@ -21,7 +21,10 @@ import { dataset } from '../../activities/dataset';
 import { download } from '../../activities/download';
 import { padding } from '../../activities/padding';
 import { train } from '../../activities/train';
-import { datasetParams, downloadParams, paddingParams, trainParams } from '../../pipeline/steps';
+import { datasetParams } from '../../activities/dataset';
+import { downloadParams } from '../../activities/download';
+import { paddingParams } from '../../activities/padding';
+import { trainParams } from '../../activities/train';
 import { ARCHIVE, ARCHIVE_MD5, testDeps } from '../data/helpers';
 
 const identity = (params: unknown) => ({ type: 'unit', version: 1, params, inputs: {} });

@@ -5,7 +5,7 @@ import { Type, tableFromIPC, type Table } from 'apache-arrow';
 import { dataset, seededShuffle, trainCount } from '../../activities/dataset';
 import { download } from '../../activities/download';
 import type { DatasetResult, DownloadResult } from '../../activities/types';
-import type { DatasetParams } from '../../pipeline/steps';
+import type { DatasetParams } from '../../activities/dataset';
 import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
 
 const RANDOM: DatasetParams = { root: 'gestures-dataset', split: { kind: 'random', seed: 42, valid_fraction: 0.2 } };

@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { download, type DownloadTuning } from '../../activities/download';
 import { UnsafeArchiveError, unpackZip } from '../../activities/archive';
-import type { DownloadParams } from '../../pipeline/steps';
+import type { DownloadParams } from '../../activities/download';
 import { ARCHIVE, ARCHIVE_MD5, ARCHIVE_SHA256, listFiles, makeZip, removeDir, tempDir, testDeps } from './helpers';
 
 const FAST: Partial<DownloadTuning> = { attemptsPerMirror: 3, backoffMs: 5, maxBackoffMs: 20, idleTimeoutMs: 300 };

@@ -6,7 +6,7 @@ import { download } from '../../activities/download';
 import { buildPadded, padding } from '../../activities/padding';
 import type { DatasetResult, PaddingResult } from '../../activities/types';
 import { batchPaddingFraction, expectedMax, pad, paddedFromTable, paddingFractions, readPadded, unpad, type PaddedData } from '../../ml/padded-data';
-import type { PaddingParams } from '../../pipeline/steps';
+import type { PaddingParams } from '../../activities/padding';
 import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps, type TestDeps } from './helpers';
 
 const PARAMS: PaddingParams = { batch_size: 32 };

@@ -10,7 +10,7 @@ import { train } from '../../activities/train';
 import { trackTrial } from '../../activities/tracking';
 import { MlflowClient, mlflowSettingsFromEnv, type MlflowSettings } from '../../tracking/mlflow';
 import type { EpochMetrics, TrainResult } from '../../activities/types';
-import { trainParams } from '../../pipeline/steps';
+import { trainParams } from '../../activities/train';
 import type { ReportDocument } from '../../report/document';
 import { ARCHIVE, ARCHIVE_MD5, removeDir, tempDir, testDeps } from '../data/helpers';
 import { freePort } from '../helpers/fixtures';
