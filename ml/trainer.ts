@@ -72,6 +72,16 @@ export function engineLabel(engine: Engine, kernelKind: KernelKind | undefined, 
   return `tfjs (${backend} backend)`;
 }
 
+/**
+ * engineLabel() of what `train` would compute `cfg` with in this process: resolves the engine and
+ * the kernel, and the backend where it computes (which loads TensorFlow.js's backend).
+ */
+export async function describeEngine(cfg: Pick<TrainConfig, 'engine' | 'backend'>): Promise<string> {
+  const engine = resolveEngine(cfg.engine);
+  const backend = engine === 'fused' ? '' : await initBackend(cfg.backend);
+  return engineLabel(engine, engine === 'tfjs' ? undefined : kernel().kind, backend);
+}
+
 /** A checkpoint computed by another engine than the one resuming it, without `allowEngineChange`. */
 export class EngineMismatchError extends Error {
   override name = 'EngineMismatchError';
