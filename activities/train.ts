@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
@@ -58,6 +59,15 @@ export const trainParams = z.strictObject({
 });
 export type TrainParams = z.infer<typeof trainParams>;
 
+/** Padded tables this process has verified, by local path: the file's identity when it was. */
+const verifiedInputs = new Map<string, string>();
+
+/** Changes with any write to the file (or its replacement): then it is verified again. */
+async function fileIdentity(file: string): Promise<string> {
+  const s = await stat(file).catch(() => undefined);
+  return s === undefined ? 'missing' : `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+}
+
 /** Bump when a change to training would change its results: it is part of every trial's cache key. */
 export const TRAIN_VERSION = 1;
 
@@ -82,11 +92,16 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
 
   const { ref, result, cached } = await deps.store
     .getOrBuild(identity, async (dir) => {
-      // A damaged padded table must never be trained on silently: check it against its digest.
+      // A damaged padded table must never be trained on silently: check it against its digest
+      // (once per worker process while the file stays the same one: a sweep's trials share it).
       const verifying = performance.now();
-      await verifyInput(deps.store, padded.ref, padded.table, `trial ${input.trial ?? input.step}`, input.sweepId);
-      timing.verifyInput = (performance.now() - verifying) / 1000;
       const paddedPath = await deps.store.localPath(padded.ref, padded.table);
+      const identityOfFile = await fileIdentity(paddedPath);
+      if (verifiedInputs.get(paddedPath) !== identityOfFile) {
+        await verifyInput(deps.store, padded.ref, padded.table, `trial ${input.trial ?? input.step}`, input.sweepId);
+        verifiedInputs.set(paddedPath, identityOfFile);
+      }
+      timing.verifyInput = (performance.now() - verifying) / 1000;
       const key = stepKey(identity).slice(0, 32);
       const checkpointDir = await deps.store.workDir('train', key);
       // With a bucket store, this trial may have started on another machine: continue from its checkpoint.

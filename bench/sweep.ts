@@ -33,6 +33,8 @@ import { spawnWorker, startTestServer, untilExit, waitFor } from '../tests/helpe
 
 interface Measured {
   name: string;
+  /** Mean seconds per trial of each Temporal hop, from the sweep's and the trials' histories. */
+  hops: Record<string, number>;
   wall: number;
   trials: TrainResult[];
   /** Seconds each trial's epochs took, as the trainer timed them. */
@@ -69,6 +71,8 @@ function print(m: Measured): void {
   console.log(`\n${m.name} (load average before: ${m.load.toFixed(1)} on ${availableParallelism()} cores)`);
   for (const [label, value, share] of rows) console.log(`  ${label.padEnd(64)} ${value.padStart(9)} ${share.padStart(8)}`);
   console.log(`  trials per minute: ${((60 * m.trials.length) / m.wall).toFixed(0)}`);
+  const hops = Object.entries(m.hops).map(([k, v]) => `${k} ${(1000 * v).toFixed(0)}`);
+  console.log(`  Temporal hops per trial, mean ms: ${hops.join(', ')} (a trial waiting for a slot counts in slotPickUp)`);
   // Where the train activities' time went (the fields of TrainResult.timing; absent in older results).
   const phases = m.trials.map((t) => (t as { timing?: Record<string, number> }).timing).filter((t) => t !== undefined);
   if (phases.length > 0) {
@@ -96,6 +100,63 @@ function print(m: Measured): void {
       );
     }
   }
+}
+
+const seconds = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) + (t?.nanos ?? 0) / 1e9;
+
+/**
+ * Where the time around each trial's training goes in Temporal, as mean seconds per trial:
+ * the sweep starts the child workflow (initiated → started), the child schedules the train
+ * activity (started → scheduled), a worker slot picks it up (scheduled → started), the child
+ * completes after the activity (completed → child completed), the sweep records that
+ * (→ ChildWorkflowExecutionCompleted) and starts the next trial in its next workflow task.
+ */
+async function temporalHops(client: Client, sweepId: string): Promise<Record<string, number>> {
+  const sweep = await client.workflow.getHandle(sweepId).fetchHistory();
+  const initiated = new Map<string, number>();
+  const noticed = new Map<string, number>();
+  const initiatedTimes: number[] = [];
+  for (const e of sweep.events ?? []) {
+    const id = e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
+    if (id) {
+      initiated.set(id, seconds(e.eventTime));
+      initiatedTimes.push(seconds(e.eventTime));
+    }
+    const done = e.childWorkflowExecutionCompletedEventAttributes?.workflowExecution?.workflowId;
+    if (done) noticed.set(done, seconds(e.eventTime));
+  }
+  const hops = {
+    childStart: [] as number[],
+    scheduleActivity: [] as number[],
+    slotPickUp: [] as number[],
+    childClose: [] as number[],
+    sweepNotice: [] as number[],
+    nextStart: [] as number[],
+  };
+  for (const [id, t0] of initiated) {
+    const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+    const at = (has: (e: (typeof events)[number]) => unknown) => {
+      const e = events.find((x) => has(x));
+      return e ? seconds(e.eventTime) : undefined;
+    };
+    const started = at((e) => e.workflowExecutionStartedEventAttributes);
+    const scheduled = at((e) => e.activityTaskScheduledEventAttributes);
+    const activityStarted = at((e) => e.activityTaskStartedEventAttributes);
+    const activityDone = at((e) => e.activityTaskCompletedEventAttributes);
+    const closed = at((e) => e.workflowExecutionCompletedEventAttributes);
+    const seen = noticed.get(id);
+    if ([started, scheduled, activityStarted, activityDone, closed, seen].some((v) => v === undefined)) continue;
+    hops.childStart.push((started as number) - t0);
+    hops.scheduleActivity.push((scheduled as number) - (started as number));
+    hops.slotPickUp.push((activityStarted as number) - (scheduled as number));
+    hops.childClose.push((closed as number) - (activityDone as number));
+    hops.sweepNotice.push((seen as number) - (closed as number));
+    // The next trial starts in the workflow task after a completion was recorded.
+    const next = initiatedTimes.find((t) => t >= (seen as number));
+    if (next !== undefined) hops.nextStart.push(next - (seen as number));
+  }
+  const mean = (xs: number[]) => (xs.length === 0 ? 0 : sum(xs) / xs.length);
+  return Object.fromEntries(Object.entries(hops).map(([k, xs]) => [k, mean(xs)]));
 }
 
 async function main(): Promise<void> {
@@ -129,6 +190,7 @@ async function main(): Promise<void> {
     const step = (s: string) => (result.outputs[s] as StepResultBase | undefined)?.seconds ?? 0;
     return {
       name,
+      hops: await temporalHops(client, result.sweepId),
       wall,
       trials,
       training: trials.map((t) => trainingSeconds(store, t)),

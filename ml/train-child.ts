@@ -43,6 +43,9 @@ function loadData(request: TrainRequest): { data: PaddedData; reused: boolean } 
   return { data, reused: false };
 }
 
+const BATCH_REPORT_MS = 200;
+let lastBatchReport = 0;
+
 async function run(request: TrainRequest): Promise<void> {
   try {
     const t0 = performance.now();
@@ -51,7 +54,14 @@ async function run(request: TrainRequest): Promise<void> {
     const outcome = await train(data, request.config, {
       checkpointDir: request.checkpointDir,
       onEpoch: (metrics, checkpointPath, timing) => void send({ type: 'epoch', metrics, checkpointPath, timing }),
-      onBatch: (epoch, batch, batches) => void send({ type: 'batch', epoch, batch, batches }),
+      onBatch: (epoch, batch, batches) => {
+        // The parent heartbeats on these (throttled by the SDK to seconds anyway): the first batch
+        // of an epoch and then every BATCH_REPORT_MS, not each of a fast engine's millisecond steps.
+        const now = performance.now();
+        if (batch !== 1 && now - lastBatchReport < BATCH_REPORT_MS) return;
+        lastBatchReport = now;
+        void send({ type: 'batch', epoch, batch, batches });
+      },
     });
     await send({ type: 'result', outcome });
   } catch (err) {

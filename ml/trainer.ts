@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend';
 import { gatherBatch, planBatches, type Batch, type Batching } from './batches';
-import { latestCheckpoint, writeCheckpoint } from './checkpoint';
+import { latestCheckpoint, writeCheckpointAsync } from './checkpoint';
 import { FusedTrainer } from './kernel/engine';
 import { kernel, kernelAvailable, type KernelKind } from './kernel/load';
 import { crossEntropy, GruClassifier } from './model';
@@ -262,8 +262,24 @@ export function evaluateBatch(model: GruClassifier, batch: Batch): { loss: numbe
   });
 }
 
-// Lets IPC messages out, a parent's disconnect in, and other work on this event loop run.
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * Lets IPC messages out, a parent's disconnect in, and other work on this event loop run, at most
+ * every `everyMs`: a fast engine's step takes a millisecond or two, and a turn of the event loop
+ * after every one of them cost a third of a trial's time on a loaded machine (bench:sweep).
+ */
+function eventLoopYielder(everyMs = 25): () => Promise<void> | undefined {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    if (now - last < everyMs) return undefined;
+    return new Promise((resolve) =>
+      setImmediate(() => {
+        last = performance.now();
+        resolve();
+      }),
+    );
+  };
+}
 
 function split(flat: Float32Array, sizes: number[]): Float32Array[] {
   let at = 0;
@@ -361,6 +377,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
   );
   const optimizer = new Adam(model.variables, { lr: cfg.lr, weightDecay: cfg.weightDecay });
   let runner: StepRunner | undefined;
+  let pendingCheckpoint: Promise<void> | undefined;
   try {
     const plateau = new ReduceLROnPlateau({ lr: cfg.lr, mode: 'min', factor: cfg.plateauFactor, patience: cfg.plateauPatience });
     const earlyStopping = new EarlyStopping(cfg.earlyStopPatience, cfg.earlyStopDelta);
@@ -393,6 +410,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
     runner = engine === 'fused' ? fusedRunner(model, optimizer, data, cfg) : tfjsRunner(model, optimizer);
 
     const timings: EpochTiming[] = [];
+    const yieldToEventLoop = eventLoopYielder();
     for (let epoch = metrics.length + 1; epoch <= cfg.epochs && !stoppedEarly; epoch++) {
       const started = performance.now();
       const lr = plateau.lr;
@@ -449,10 +467,13 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       stoppedEarly = earlyStopping.shouldStop;
       metrics = [...metrics, m];
 
+      // The previous epoch's checkpoint first: checkpoints appear (and are reported) in order.
       mark = performance.now();
+      await pendingCheckpoint;
       runner.sync();
       const adam = optimizer.exportState();
-      const checkpointPath = writeCheckpoint<TrainingProgress>(
+      // Written while the next epoch trains; reported through onEpoch once it is on disk.
+      const written = writeCheckpointAsync<TrainingProgress>(
         opts.checkpointDir,
         epoch,
         print,
@@ -464,9 +485,14 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       lap('checkpoint');
       t.other = Math.max(0, (performance.now() - started) / 1000 - t.steps - t.batchAssembly - t.evaluation - t.checkpoint);
       timings.push(t);
-      opts.onEpoch?.(m, checkpointPath, t);
-      if (!stoppedEarly && epoch < cfg.epochs && opts.shouldStop?.()) throw new TrainingInterruptedError(epoch);
+      pendingCheckpoint = written.then((checkpointPath) => opts.onEpoch?.(m, checkpointPath, t));
+      pendingCheckpoint.catch(() => undefined); // awaited below; a failed write must not crash the process meanwhile
+      if (!stoppedEarly && epoch < cfg.epochs && opts.shouldStop?.()) {
+        await pendingCheckpoint;
+        throw new TrainingInterruptedError(epoch);
+      }
     }
+    await pendingCheckpoint;
 
     if (metrics.length === 0) throw new Error('train: no epoch ran (epochs must be at least 1)');
     const kernelKind = engine === 'tfjs' ? {} : { kernel: kernel().kind };
@@ -483,6 +509,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       ...(engineChange && { engineChange }),
     };
   } finally {
+    await pendingCheckpoint?.catch(() => undefined); // no write outlives the run that started it
     runner?.dispose();
     optimizer.dispose();
     model.dispose();
