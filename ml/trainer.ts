@@ -487,9 +487,10 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       timings.push(t);
       pendingCheckpoint = written.then((checkpointPath) => opts.onEpoch?.(m, checkpointPath, t));
       pendingCheckpoint.catch(() => undefined); // awaited below; a failed write must not crash the process meanwhile
-      if (!stoppedEarly && epoch < cfg.epochs && opts.shouldStop?.()) {
+      if (opts.shouldStop !== undefined) {
+        // Whoever may stop the run sees every epoch reported before it is asked.
         await pendingCheckpoint;
-        throw new TrainingInterruptedError(epoch);
+        if (!stoppedEarly && epoch < cfg.epochs && opts.shouldStop()) throw new TrainingInterruptedError(epoch);
       }
     }
     await pendingCheckpoint;
