@@ -285,8 +285,10 @@ export function toConfig(p: TrainParams): TrainConfig {
  */
 function progressNotifier(log: ActivityDeps['logger'], timing: TrainTiming, minIntervalMs = 2000): (report: EpochReport) => void {
   let last = 0;
+  // Taken now: the training process's messages arrive outside the activity's async context (a
+  // pooled process was started before this activity), where activityContext() knows no activity.
+  const ctx = activityContext();
   return (report) => {
-    const ctx = activityContext();
     const workflowId = ctx?.info.workflowExecution?.workflowId;
     if (!ctx || !workflowId || Date.now() - last < minIntervalMs) return;
     last = Date.now();

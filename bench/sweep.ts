@@ -15,6 +15,7 @@
  * child workflow starts, workflow tasks, activity scheduling).
  *
  *   node dist/bench/sweep.js [--trials 200] [--train-batches 4] [--only study|trials] [--slots N]
+ *                            [--concurrency pipeline|all|N]   (the train step's; default: the pipeline's)
  *   (the archive: SWEEPS_DATA, else ../shared/data/gestures-dataset.zip)
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,6 +34,7 @@ import { spawnWorker, startTestServer, untilExit, waitFor } from '../tests/helpe
 
 interface Measured {
   name: string;
+  concurrency: number;
   /** Mean seconds per trial of each Temporal hop, from the sweep's and the trials' histories. */
   hops: Record<string, number>;
   wall: number;
@@ -68,7 +70,7 @@ function print(m: Measured): void {
     [`  in the train activities, not training (/ ${m.slots} slots)`, fmt(inActivity), pct(inActivity, m.wall)],
     ['  no slot busy: scheduling, Temporal round trips', fmt(remainder - inActivity), pct(remainder - inActivity, m.wall)],
   ];
-  console.log(`\n${m.name} (load average before: ${m.load.toFixed(1)} on ${availableParallelism()} cores)`);
+  console.log(`\n${m.name}, concurrency ${m.concurrency} (load average before: ${m.load.toFixed(1)} on ${availableParallelism()} cores)`);
   for (const [label, value, share] of rows) console.log(`  ${label.padEnd(64)} ${value.padStart(9)} ${share.padStart(8)}`);
   console.log(`  trials per minute: ${((60 * m.trials.length) / m.wall).toFixed(0)}`);
   const hops = Object.entries(m.hops).map(([k, v]) => `${k} ${(1000 * v).toFixed(0)}`);
@@ -167,8 +169,12 @@ async function main(): Promise<void> {
       'train-batches': { type: 'string', default: '4' },
       only: { type: 'string' },
       slots: { type: 'string', default: String(cores) },
+      concurrency: { type: 'string', default: 'pipeline' },
     },
   });
+  // `pipeline`: the study's own (2); `all`: every trial at once, the worker's slots bound what trains.
+  const concurrency = (trials: number): string[] =>
+    values.concurrency === 'pipeline' ? [] : [`steps.train.concurrency=${values.concurrency === 'all' ? trials : Number(values.concurrency)}`];
   const slots = Number(values.slots);
   const archivePath = process.env.SWEEPS_DATA ? resolve(process.env.SWEEPS_DATA) : gesturesArchive();
   if (!existsSync(archivePath)) throw new Error(`the gestures archive is not at ${archivePath}: set SWEEPS_DATA`);
@@ -190,6 +196,7 @@ async function main(): Promise<void> {
     const step = (s: string) => (result.outputs[s] as StepResultBase | undefined)?.seconds ?? 0;
     return {
       name,
+      concurrency: plan.steps.find((st) => st.name === 'train')?.concurrency ?? 0,
       hops: await temporalHops(client, result.sweepId),
       wall,
       trials,
@@ -205,7 +212,7 @@ async function main(): Promise<void> {
     worker = spawnWorker(env, ['--slots', String(slots), '--identity', 'bench-sweep']);
     const w = worker;
     await waitFor('the worker to serve', async () => (w.output().includes(' serving ') ? true : undefined), 120_000);
-    if (values.only !== 'trials') print(await run(server.client, 'bench-sweep-study', []));
+    if (values.only !== 'trials') print(await run(server.client, 'bench-sweep-study', concurrency(10)));
     if (values.only !== 'study') {
       const n = Number(values.trials);
       const seeds = Array.from({ length: Math.ceil(n / 2) }, (_, i) => i + 1).join(', ');
@@ -215,6 +222,7 @@ async function main(): Promise<void> {
           'steps.train.with.epochs=1',
           `steps.train.with.train_batches=${values['train-batches']}`,
           'steps.train.with.valid_batches=2',
+          ...concurrency(2 * Math.ceil(n / 2)),
         ]),
       );
     }
