@@ -544,5 +544,7 @@ export const downloadStep = defineStep({
     const digest = p.md5 ? `md5 ${p.md5.slice(0, 12)}…` : `sha256 ${String(p.sha256).slice(0, 12)}…`;
     return `download ${name} (${digest})`;
   },
+  // `--data` copies are mirrors tried first; their digest is still checked.
+  addDataSources: (raw, sources) => ({ ...raw, urls: [...sources, ...(Array.isArray(raw.urls) ? raw.urls : [])] }),
   activity: download,
 });

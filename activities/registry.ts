@@ -1,4 +1,5 @@
 import { datasetStep } from './dataset';
+import { describeStep } from './describe';
 import { downloadStep } from './download';
 import { paddingStep } from './padding';
 import { reportStep } from './report';
@@ -9,7 +10,15 @@ import { trainStep } from './train';
  * Every step type a pipeline's `uses:` may name, one module each (see ./step-module.ts): a new
  * step type is its module plus one line here.
  */
-export const stepModules: readonly StepModule[] = [downloadStep, datasetStep, paddingStep, trainStep, reportStep];
+// prettier-ignore
+export const stepModules: readonly StepModule[] = [
+  downloadStep,
+  datasetStep,
+  paddingStep,
+  trainStep,
+  reportStep,
+  describeStep,
+];
 
 export const stepTypeNames: readonly string[] = stepModules.map((m) => m.type);
 

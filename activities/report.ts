@@ -11,6 +11,7 @@ import { plotFile, renderMarkdown } from '../report/markdown';
 import { plotSpecs, renderSvgs } from '../report/plots';
 import { plotsOf } from '../report/tables';
 import { activityContext } from './context';
+import { isDescribeResult } from './describe';
 import type { ActivityDeps } from './deps';
 import { parseStepParams } from './params';
 import { defineStep } from './step-module';
@@ -56,13 +57,20 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
       'BadPipeline',
     );
   }
+  const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, result }] : []));
   const log = deps.logger.child({ sweep: input.sweepId, step: input.step });
   const started = Date.now();
   const identity = {
     type: 'report',
     version: REPORT_VERSION,
     params,
-    inputs: { sweep: input.sweepId, trials: trials.map((t) => t.result.ref.dir).sort() },
+    inputs: {
+      sweep: input.sweepId,
+      trials: trials.map((t) => t.result.ref.dir).sort(),
+      // Only when present, so that reports without them keep their cache keys.
+      ...(described.length ? { describe: described.map((d) => d.result.ref.dir) } : {}),
+      ...(input.pipelineParams ? { pipelineParams: input.pipelineParams } : {}),
+    },
   };
   // The report's MLflow calls may wait out retries on a struggling server: keep the heartbeat going.
   const ctx = activityContext();
@@ -170,6 +178,10 @@ async function writeReportFiles(
     },
     ...(sweepUrl ? { sweepUrl } : {}),
   });
+
+  if (input.pipelineParams) doc.params = input.pipelineParams;
+  const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, ...result.description }] : []));
+  if (described.length) doc.datasets = described;
 
   const plots = plotsOf(doc);
   const svgs = await renderSvgs(plotSpecs(doc, plots));
@@ -312,6 +324,19 @@ export const reportStep = defineStep({
   },
   summary: (p) => `compare trials by ${p.compare} against ${p.baseline}`,
   comparesAxis: (p) => p.compare,
+  checkUpstream: (p, upstream) => {
+    const withAxis = upstream.filter((u) => p.compare in u.axes);
+    if (withAxis.length === 0) {
+      const axes = upstream.map((u) => `${u.step}: ${Object.keys(u.axes).join(', ')}`).join('; ');
+      return [{ field: 'compare', message: `"${p.compare}" is not a matrix axis of the trials it reads (${axes}): compare one of those axes` }];
+    }
+    const values = [...new Set(withAxis.flatMap((u) => u.axes[p.compare]!.map(String)))];
+    // With one value there is nothing to compare: the report summarises that one variant.
+    if (values.length > 1 && !values.includes(p.baseline)) {
+      return [{ field: 'baseline', message: `"${p.baseline}" is not a value of ${p.compare} in the matrix (${values.join(', ')}): name one of them` }];
+    }
+    return [];
+  },
   activity: report,
 });
 

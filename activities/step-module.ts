@@ -30,10 +30,20 @@ export interface StepModule<S extends z.ZodType = z.ZodType, R = unknown> {
   durability: Durability;
   /** One line for the Temporal UI, e.g. `download gestures-dataset.zip (md5 7966323b9515…)`. */
   summary(params: z.output<S>): string;
-  /** A trial's id within its step; defaults to its matrix values (`pooling_mean-seed_1`). */
+  /** A trial's id within its step; defaults to its matrix values (`lr_0.001-seed_1`). */
   trialId?(params: z.output<S>, cell: Record<string, unknown>): string;
   /** The matrix axis this step compares variants along (read from the trials it reads), for the `Variant` search attribute. */
   comparesAxis?(params: z.output<S>): string | undefined;
+  /**
+   * Checks the step's parameters against the matrices of the steps it reads, before anything runs
+   * (a report's `compare` must be one of their axes). Returns problems by parameter name.
+   */
+  checkUpstream?(params: z.output<S>, upstream: ReadonlyArray<{ step: string; axes: Record<string, unknown[]> }>): Array<{ field: string; message: string }>;
+  /**
+   * Adds the copies of the data given with `sweeps sweep --data` to the step's raw `with:` (before
+   * validation, so that they are checked like the file's own values). Absent: the step takes none.
+   */
+  addDataSources?(rawParams: Record<string, unknown>, sources: readonly string[]): Record<string, unknown>;
   activity(input: StepInput<z.output<S>>, deps: ActivityDeps): Promise<R>;
 }
 

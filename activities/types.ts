@@ -14,6 +14,8 @@ export interface StepInput<P> {
   trial?: string;
   params: P;
   inputs: Record<string, unknown>;
+  /** The values of the pipeline's `params:`, for steps that show them (the report). */
+  pipelineParams?: Record<string, string | number | boolean>;
 }
 
 /** Fields every step result carries, so the workflow and the CLI can report caching. */

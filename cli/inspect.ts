@@ -40,6 +40,7 @@ export async function statusCommand(args: string[]): Promise<number> {
   const out = [
     `${sweepId}: ${status.status}${status.closeTime ? ` (ended ${status.closeTime})` : ` (started ${status.startTime})`}`,
     `  pipeline ${status.plan.pipeline} from ${status.plan.source}, digest ${status.plan.digest.slice(0, 12)}`,
+    ...(status.plan.params ? [`  params ${paramsText(status.plan.params)}`] : []),
     `  history: ${status.historyEvents} events${status.historyBytes ? `, ${(status.historyBytes / 1024).toFixed(1)} KB` : ''}`,
   ];
   const link = uiLink(target, sweepId);
@@ -52,6 +53,13 @@ export async function statusCommand(args: string[]): Promise<number> {
   if (status.result?.report) out.push(`  report: ${status.result.report.files.html}`, `  ${status.result.report.verdict}`);
   process.stdout.write(`${out.join('\n')}\n`);
   return 0;
+}
+
+/** `dataset=JapaneseVowels standardise=false`: a pipeline's params on one line. */
+export function paramsText(params: Record<string, string | number | boolean>): string {
+  return Object.entries(params)
+    .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+    .join(' ');
 }
 
 const LIST_HELP = `Usage: sweeps list [--limit N] [--pipeline NAME] [--json]

@@ -78,21 +78,14 @@ function countsOf(trials: TrialProgress[]): string {
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
-/** `mean`, or `mean hidden=32` when the matrix varies more than the pooling (the seed is shown apart). */
-export function variantOf(t: Pick<TrialProgress, 'cell' | 'trial'>): string {
-  const parts = Object.entries(t.cell)
-    .filter(([k]) => k !== 'seed')
-    .map(([k, v]) => (k === 'pooling' ? String(v) : `${k}=${String(v)}`));
-  return parts.join(' ') || t.trial;
-}
-
 /**
- * The trial's name as its workflow id ends: `gru_mean-h64-s1` for the usual `train` step, and
- * `train_b-gru_mean-h64-s1` for another matrix step, whose trials may have the same ids.
+ * The trial's matrix values other than its seed (shown apart): the bare value when one axis
+ * varies (`0.001`), `axis=value` pairs when several do (`lr=0.001 hidden=32`).
  */
-function labelOf(t: Pick<TrialProgress, 'trial' | 'workflowId'>): string {
-  const suffix = t.workflowId.slice(t.workflowId.indexOf('/') + 1);
-  return !suffix || suffix.startsWith('trial-') ? t.trial : suffix;
+export function variantOf(t: Pick<TrialProgress, 'cell' | 'trial'>): string {
+  const axes = Object.entries(t.cell).filter(([k]) => k !== 'seed');
+  if (axes.length === 1) return String(axes[0]![1]);
+  return axes.map(([k, v]) => `${k}=${String(v)}`).join(' ') || t.trial;
 }
 
 /** One trial: id, variant, seed, epoch n/N, validation accuracy, state. */
@@ -107,7 +100,7 @@ export function trialLine(t: TrialProgress): string {
   // Without a worker to ask, a finished trial's epoch count is unknown (0): leave it out.
   const epoch = t.state === 'waiting' || (t.epoch === 0 && t.state !== 'running') ? '' : `epoch ${t.epoch}/${t.epochs}`;
   const state = t.state + (t.cached ? ' (cached)' : '') + (t.error ? ` — ${t.error}` : '');
-  return [labelOf(t).padEnd(22), variantOf(t).padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
+  return [t.trial.padEnd(22), variantOf(t).padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
 }
 
 function bar(fraction: number, width = 30): string {

@@ -23,7 +23,7 @@ shows progress until it ends: a line per trial and a bar for the whole sweep. Ct
 without cancelling (\`sweeps watch <id>\` re-attaches; \`sweeps cancel <id>\` stops it).
 
   --param <name>=<value> set a parameter the pipeline declares under params: (repeatable), e.g. --param dataset=BasicMotions
-  --set <path>=<value>   override a value of the pipeline (repeatable), e.g. --set steps.train.with.epochs=5
+  --set <path>=<value>   override a value of the pipeline (repeatable), e.g. --set steps.<step>.with.epochs=5
   --data <file|url>      try this copy of the dataset archive first (also: SWEEPS_DATA); its digest is still checked
   --no-worker            do not start a worker in this process (others serve the task queues)
   --detach               submit and return at once, printing the sweep id

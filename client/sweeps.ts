@@ -290,6 +290,13 @@ function quote(value: string): string {
 
 function describePlan(plan: Plan): string {
   const lines = [`Pipeline \`${plan.pipeline}\` from \`${plan.source}\` (digest ${plan.digest.slice(0, 12)}).`, ''];
+  if (plan.params)
+    lines.push(
+      `Params: ${Object.entries(plan.params)
+        .map(([k, v]) => `\`${k}=${String(v)}\``)
+        .join(', ')}`,
+      '',
+    );
   for (const step of plan.steps) {
     const needs = step.needs.length ? ` ← ${step.needs.join(', ')}` : '';
     const trials = step.trials ? ` · ${step.trials.length} trials, ${step.concurrency} at a time` : '';

@@ -1,3 +1,15 @@
+/**
+ * Trials in one sweep. Measured on a sweep of 200 tiny trials (bench/sweep-history.ts): each trial
+ * adds about 9 events (1.3 KB of its result) to the sweep's history, and the sweep's result and the
+ * report's input carry every trial's result (about 1.3 KB each). At 1,000 trials that is about
+ * 9,000 events (Temporal warns at 10,240) and payloads of about 1.3 MB (it rejects 2 MB). Larger
+ * studies: draw a `sample:` or split them into several sweeps.
+ */
+export const MAX_TRIALS = 1000;
+
+/** Largest grid a `sample:` draws from (its draw shuffles one index per cell: 4 MB here). */
+export const MAX_SAMPLED_GRID = 1_000_000;
+
 /** Every combination of the axes' values, in the order the file lists them (last axis fastest). */
 export function grid(matrix: Record<string, readonly unknown[]>): Record<string, unknown>[] {
   let cells: Record<string, unknown>[] = [{}];
@@ -5,6 +17,23 @@ export function grid(matrix: Record<string, readonly unknown[]>): Record<string,
     cells = cells.flatMap((cell) => values.map((v) => ({ ...cell, [axis]: v })));
   }
   return cells;
+}
+
+/** The cell at `index` of the grid (last axis fastest), without building the grid. */
+export function cellAt(matrix: Record<string, readonly unknown[]>, index: number): Record<string, unknown> {
+  const axes = Object.entries(matrix);
+  const cell: Record<string, unknown> = {};
+  for (let a = axes.length - 1; a >= 0; a--) {
+    const [axis, values] = axes[a]!;
+    cell[axis] = values[index % values.length];
+    index = Math.floor(index / values.length);
+  }
+  // In the file's axis order, as grid() gives it.
+  return Object.fromEntries(axes.map(([axis]) => [axis, cell[axis]]));
+}
+
+export function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }
 
 /**
@@ -31,7 +60,7 @@ export function sampleCells<T>(cells: readonly T[], count: number, seed: number)
     .map((i) => cells[i]!);
 }
 
-/** A trial's id from its matrix values, in the file's axis order: `pooling_mean-seed_1`. */
+/** A trial's id from its matrix values, in the file's axis order: `lr_0.001-seed_1`. */
 export function trialId(cell: Record<string, unknown>): string {
   const clean = (v: unknown) => String(v).replace(/[^A-Za-z0-9.]+/g, '_');
   return Object.keys(cell)

@@ -2,23 +2,28 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
 import { canonicalJson } from '../artifacts/canonical';
-import { applyOverride, isWithin, parseOverride, type Override } from './overrides';
+import { applyOverride, FORBIDDEN_KEYS, forbiddenKeyMessage, isWithin, parseOverride, type Override } from './overrides';
+import { stepModule } from '../activities/registry';
 import { withContracts } from './contracts';
+import { MAX_TRIALS } from './expand';
 import { resolveParams } from './params';
-import type { Plan, PlanStep } from './plan';
-import { PipelineError, type PathKey, type Problem } from './problems';
+import { sweepIdFor, trialWorkflowId, type Plan, type PlanStep } from './plan';
+import { formatPath, PipelineError, type PathKey, type Problem } from './problems';
 import { validatePipeline, type Finding } from './validate';
 
 export { PipelineError, type Problem } from './problems';
 
+export { MAX_TRIALS } from './expand';
+
+/** Aliases (`*name`) a file may expand: enough for any pipeline, too few for an alias bomb. */
+const MAX_ALIASES = 100;
+
 /**
- * Trials in one sweep. Measured on a sweep of 200 tiny trials (bench/sweep-history.ts): each trial
- * adds about 9 events (1.3 KB of its result) to the sweep's history, and the sweep's result and the
- * report's input carry every trial's result (about 1.3 KB each). At 1,000 trials that is about
- * 9,000 events (Temporal warns at 10,240) and payloads of about 1.3 MB (it rejects 2 MB). Larger
- * studies: draw a `sample:` or split them into several sweeps.
+ * Longest workflow id the server accepts (the Temporal server's `limit.maxIDLength`, 1,000 by
+ * default). A longer trial id would fail the sweep's workflow task over and over, the sweep
+ * RUNNING forever: every id the plan will create is checked before submitting.
  */
-export const MAX_TRIALS = 1000;
+export const MAX_WORKFLOW_ID_LENGTH = 1000;
 
 /** The plan is the sweep workflow's input, one payload (75 KB for 200 trials): Temporal rejects 2 MB. */
 export const MAX_PLAN_BYTES = 1_000_000;
@@ -34,13 +39,13 @@ export interface LoadOptions {
 
 /** Reads, overrides, validates and expands a pipeline file into a Plan, or throws PipelineError. */
 export function loadPipeline(file: string, options: LoadOptions = {}): Plan {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     throw new PipelineError(file, [{ path: '', message: readFailure(err as NodeJS.ErrnoException) }]);
   }
-  return planFromText(text, file, options);
+  return planFromText(decodeUtf8(bytes, file), file, options);
 }
 
 export function planFromText(text: string, file: string, options: LoadOptions = {}): Plan {
@@ -56,8 +61,20 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
     );
   }
 
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    // The yaml library refuses to expand an alias bomb (a few lines that become gigabytes).
+    throw new PipelineError(file, [{ path: '', message: `cannot be read: ${(err as Error).message}; expand fewer aliases (*name), or write the values out` }]);
+  }
+  const forbidden: Problem[] = [];
+  forEachKey(raw, [], (at, key) => {
+    if (FORBIDDEN_KEYS.has(key)) forbidden.push({ path: formatPath([...at, key]), message: forbiddenKeyMessage(key), ...positionOf(doc, lines, [...at, key]) });
+  });
+  if (forbidden.length > 0) throw new PipelineError(file, forbidden);
+
   // Overrides are judged like the file itself; their problems name the --set they come from.
-  let raw: unknown = doc.toJS();
   const overrides: Override[] = [];
   const overrideProblems: Problem[] = [];
   for (const assignment of options.set ?? []) {
@@ -70,6 +87,11 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
     }
   }
   if (overrideProblems.length > 0) throw new PipelineError(file, overrideProblems);
+  if (options.dataMirrors?.length) {
+    const added = addDataSources(raw, options.dataMirrors);
+    raw = added.raw;
+    overrides.push(...added.overrides);
+  }
 
   const problems: Problem[] = [];
   const report = (f: Finding) => problems.push(locate(doc, lines, overrides, f));
@@ -82,13 +104,6 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
     throw new PipelineError(file, problems.length ? problems : [{ path: '', message: 'not a pipeline' }]);
   }
 
-  if (options.dataMirrors?.length) {
-    for (const step of pipeline.steps) {
-      if (step.uses === 'download' && step.params) {
-        step.params = { ...step.params, urls: [...options.dataMirrors, ...(step.params.urls as string[])] };
-      }
-    }
-  }
   const ordered = uniqueTrialIds(topologicalOrder(pipeline.steps));
   const params = Object.keys(resolved.values).length > 0 ? resolved.values : undefined;
   // Without params the digest is what it was before params existed: those sweeps keep their ids.
@@ -102,6 +117,24 @@ export function planFromText(text: string, file: string, options: LoadOptions = 
 
 function checkLimits(plan: Plan, file: string): void {
   const problems: Problem[] = [];
+  const sweepId = sweepIdFor(plan);
+  if (sweepId.length > MAX_WORKFLOW_ID_LENGTH) {
+    problems.push({
+      path: 'name',
+      message: `makes the sweep id ${sweepId.length} characters long; the server accepts ${MAX_WORKFLOW_ID_LENGTH}: shorten the name`,
+    });
+  } else {
+    for (const step of plan.steps) {
+      const longest = (step.trials ?? []).reduce((a, t) => (t.id.length > a.length ? t.id : a), '');
+      const id = trialWorkflowId(sweepId, longest);
+      if (longest && id.length > MAX_WORKFLOW_ID_LENGTH) {
+        problems.push({
+          path: `steps.${step.name}.matrix`,
+          message: `trial workflow id ${id.slice(0, 60)}… would be ${id.length} characters; the server accepts ${MAX_WORKFLOW_ID_LENGTH}: shorten the pipeline name or the matrix values that name the trials`,
+        });
+      }
+    }
+  }
   const trials = plan.steps.reduce((n, s) => n + (s.trials?.length ?? 0), 0);
   if (trials > MAX_TRIALS) {
     problems.push({
@@ -117,6 +150,27 @@ function checkLimits(plan: Plan, file: string): void {
     });
   }
   if (problems.length > 0) throw new PipelineError(file, problems);
+}
+
+/**
+ * Hands the `--data` copies to every step whose type takes them, before validation: a copy is
+ * checked like a value of the file (a URL with a password is refused the same way), and its
+ * problems name the `--data` they come from.
+ */
+function addDataSources(raw: unknown, sources: string[]): { raw: unknown; overrides: Override[] } {
+  const steps = isMapping(raw) && isMapping(raw.steps) ? raw.steps : {};
+  const overrides: Override[] = [];
+  for (const [name, step] of Object.entries(steps)) {
+    const module = isMapping(step) && typeof step.uses === 'string' ? stepModule(step.uses) : undefined;
+    if (!module?.addDataSources || !isMapping(step)) continue;
+    step.with = module.addDataSources(isMapping(step.with) ? step.with : {}, sources);
+    overrides.push({ text: sources.join(' '), origin: `--data ${sources.join(' ')}`, path: ['steps', name, 'with'], value: step.with });
+  }
+  return { raw, overrides };
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Trial workflow ids must be unique in a sweep: with several matrix steps, trial ids start with their step's name. */
@@ -152,7 +206,7 @@ function locate(doc: Document, lines: LineCounter, overrides: Override[], f: Fin
   if (f.origin) return { path: f.path, message: f.message, origin: f.origin };
   const override = [...overrides].reverse().find((o) => isWithin(f.at, o.path) || isWithin(o.path, f.at));
   const problem: Problem = { path: f.path, message: f.message };
-  if (override) problem.origin = `--set ${override.text}`;
+  if (override) problem.origin = override.origin ?? `--set ${override.text}`;
   if (override && isWithin(f.at, override.path)) return problem;
   return { ...problem, ...positionOf(doc, lines, f.at) };
 }
@@ -177,6 +231,38 @@ function positionOf(doc: Document, lines: LineCounter, path: PathKey[]): Pick<Pr
 function position(lines: LineCounter, offset: number): Pick<Problem, 'line' | 'column'> {
   const pos = lines.linePos(offset);
   return { line: pos.line, column: pos.col };
+}
+
+/** The file's text, or which byte is not UTF-8 (Node would silently replace it with U+FFFD). */
+function decodeUtf8(bytes: Buffer, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    let at = 0;
+    // The first offset where decoding a prefix fails is where the bad byte is.
+    for (let end = 1; end <= bytes.length; end++) {
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at, end));
+      } catch {
+        if (end - at > 4) break;
+        continue;
+      }
+      at = end;
+    }
+    const line = bytes.subarray(0, at).toString('utf8').split('\n').length;
+    throw new PipelineError(file, [{ path: '', line, message: `not valid UTF-8 (byte ${at} of the file): save the file as UTF-8` }]);
+  }
+}
+
+/** Calls `visit` with every mapping key of a plain value read from YAML, and where it is. */
+function forEachKey(value: unknown, at: PathKey[], visit: (at: PathKey[], key: string) => void): void {
+  if (Array.isArray(value)) value.forEach((v, i) => forEachKey(v, [...at, i], visit));
+  else if (isMapping(value)) {
+    for (const key of Object.keys(value)) {
+      visit(at, key);
+      forEachKey(value[key], [...at, key], visit);
+    }
+  }
 }
 
 function readFailure(err: NodeJS.ErrnoException): string {

@@ -16,12 +16,12 @@ export interface Durability {
 }
 
 export interface PlanTrial {
-  /** Readable and unique within the step, e.g. `gru_mean-h64-s1`. */
+  /** Readable and unique within the step, e.g. `lr_0.001-seed_1` (a step type may name its trials its own way). */
   id: string;
   params: Record<string, unknown>;
   /** The matrix values that made this trial (a subset of params), for reports and the UI. */
   cell: Record<string, unknown>;
-  /** For people, from the matrix values: `pooling=mean seed=1`. Absent in plans made before it existed. */
+  /** For people, from the matrix values: `lr=0.001 seed=1`. Absent in plans made before it existed. */
   label?: string;
   /** `Variant` search attribute: the trial's value of the axis a downstream step compares. */
   variant?: string;

@@ -49,6 +49,12 @@ export function describeValue(value: unknown): string {
     return json.length <= 40 ? `the list ${json}` : `a list of ${value.length}`;
   }
   if (typeof value === 'object') return 'a mapping';
+  // JSON would say `null` for these: say what the file wrote.
+  if (typeof value === 'number' && Number.isNaN(value)) return 'not a number (.nan)';
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    return `${value < 0 ? 'minus ' : ''}infinity (.inf, or a number too large for a double, such as 1e999)`;
+  }
+  if (typeof value === 'string' && value.length > 60) return `${JSON.stringify(value.slice(0, 40))}… (${value.length} characters)`;
   return JSON.stringify(value) ?? String(value);
 }
 

@@ -56,7 +56,7 @@ export const pipelineSchema = z
       .string()
       .regex(/^[a-z0-9][a-z0-9-]*$/, 'pipeline names are lowercase letters, digits and "-" (they become workflow ids)')
       .describe('Name of the pipeline; sweeps are named `sweep-<name>-<hash>`.'),
-    description: z.string().optional().describe('One line for people: shown in the Temporal UI.'),
+    description: z.string().max(500).optional().describe('One line for people: shown in the Temporal UI.'),
     params: paramsSchema.optional(),
     steps: z
       .record(stepName, stepSchema)

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { grid, sampleCells, trialId } from './expand';
+import { cellAt, grid, MAX_SAMPLED_GRID, MAX_TRIALS, range, sampleCells, trialId } from './expand';
 import type { PlanStep, PlanTrial } from './plan';
 import { didYouMean, formatPath, issuesToProblems, knownList, parseOptions, type PathKey } from './problems';
 import { pipelineOuterSchema, stepSchema, type StepDecl } from './schema';
@@ -61,6 +61,7 @@ export function validatePipeline(raw: unknown, report: (f: Finding) => void): Va
     if (planned) steps.push(planned);
   }
   checkGraph(read, note);
+  if (found === 0) checkUpstream(steps, note);
   if (found > 0 || !outer.success) return undefined;
   return { name: outer.data.name, description: outer.data.description, steps };
 }
@@ -161,8 +162,27 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
   }
   if (!ok || step.broken.size > 0) return undefined;
 
-  let cells = grid(matrix);
-  if (decl.sample) cells = sampleCells(cells, decl.sample.count, decl.sample.seed);
+  // Counted before anything is built: three axes of 1,000 values are a billion cells.
+  const size = Object.values(matrix).reduce((n, values) => n * values.length, 1);
+  const axesText = Object.entries(matrix)
+    .map(([axis, values]) => `${values.length} ${axis}`)
+    .join(' × ');
+  if (decl.sample && decl.sample.count > size) {
+    problem(['sample', 'count'], `draws ${decl.sample.count} trials from a grid of ${size} (${axesText}): lower it, or remove sample: to run the whole grid`);
+    return undefined;
+  }
+  if (!decl.sample && size > MAX_TRIALS) {
+    problem(
+      ['matrix'],
+      `${axesText}: the sweep would run ${size} trials; at most ${MAX_TRIALS} fit one sweep's history. Draw fewer with sample: {count, seed}, or split the study`,
+    );
+    return undefined;
+  }
+  if (size > MAX_SAMPLED_GRID) {
+    problem(['matrix'], `${axesText} make ${size} cells; sample: draws from grids of at most ${MAX_SAMPLED_GRID}: use fewer values per axis`);
+    return undefined;
+  }
+  const cells = decl.sample ? sampleCells(range(size), decl.sample.count, decl.sample.seed).map((i) => cellAt(matrix, i)) : grid(matrix);
   const trials: PlanTrial[] = [];
   const seen = new Map<string, number>();
   for (const cell of cells) {
@@ -212,6 +232,26 @@ function checkGraph(steps: Map<string, ReadStep>, report: (f: Finding) => void):
     const found = matching.length === 0 ? 'none' : `${matching.length} (${matching.map((n) => n.name).join(', ')})`;
     if (matching.length === 0 || (input.count === 'exactly one' && matching.length > 1)) {
       problem(['steps', name, 'needs'], `a ${uses} step reads ${wanted} among its needs; it has ${found}`);
+    }
+  }
+}
+
+/** Each step type's own check of its parameters against the matrices it reads (see StepModule.checkUpstream). */
+function checkUpstream(steps: readonly PlanStep[], report: (f: Finding) => void): void {
+  for (const step of steps) {
+    const module = stepModule(step.uses);
+    if (!module?.checkUpstream || !step.params) continue;
+    const upstream = step.needs.flatMap((need) => {
+      const trials = steps.find((s) => s.name === need)?.trials;
+      if (!trials) return [];
+      const axes: Record<string, unknown[]> = {};
+      for (const t of trials) for (const [axis, value] of Object.entries(t.cell)) if (!(axes[axis] ??= []).includes(value)) axes[axis].push(value);
+      return [{ step: need, axes }];
+    });
+    if (upstream.length === 0) continue;
+    for (const { field, message } of module.checkUpstream(step.params, upstream)) {
+      const at = ['steps', step.name, 'with', field];
+      report({ at, path: formatPath(at), message });
     }
   }
 }

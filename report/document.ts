@@ -1,3 +1,4 @@
+import type { DatasetDescription } from '../activities/describe';
 /**
  * The report of a sweep as data: what report.json holds, and what report.md and report.html are
  * rendered from. Every number the two renderings show comes from here, formatted by report/format.ts.
@@ -128,4 +129,8 @@ export interface ReportDocument {
   environment: ReportEnvironment;
   tracking: ReportTracking;
   temporal?: { sweepUrl?: string };
+  /** The values of the pipeline's `params:` the sweep ran with. */
+  params?: Record<string, string | number | boolean>;
+  /** What `describe` steps the report needs found in their datasets. */
+  datasets?: Array<{ step: string } & DatasetDescription>;
 }

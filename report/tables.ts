@@ -189,6 +189,48 @@ export function trackingTable(doc: ReportDocument): Table {
   };
 }
 
+export function paramsTable(doc: ReportDocument): Table {
+  return {
+    id: 'params',
+    title: 'Pipeline parameters',
+    columns: [{ title: 'parameter' }, { title: 'value' }],
+    rows: Object.entries(doc.params ?? {}).map(([k, v]) => [c(k), c(String(v))]),
+  };
+}
+
+/** Three tables per `describe` step: classes per split, sequence lengths, feature ranges. */
+export function datasetTables(doc: ReportDocument): Table[] {
+  const num = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : v.toFixed(4));
+  return (doc.datasets ?? []).flatMap((d) => [
+    {
+      id: `${d.step}-classes`,
+      title: `Data (${d.step}): classes`,
+      note: `${d.sequences} sequences, ${d.classes.length} classes.`,
+      columns: [{ title: 'class' }, { title: 'train', numeric: true }, { title: 'valid', numeric: true }],
+      rows: d.classes.map((k) => [c(k.label), c(String(k.train)), c(String(k.valid))]),
+    },
+    {
+      id: `${d.step}-lengths`,
+      title: `Data (${d.step}): sequence lengths`,
+      note: `From ${d.lengths.min} to ${d.lengths.max} timesteps, mean ${d.lengths.mean.toFixed(1)}.`,
+      columns: [{ title: 'timesteps' }, { title: 'sequences', numeric: true }],
+      rows: d.lengths.histogram.map((b) => [c(b.from === b.to ? String(b.from) : `${b.from}–${b.to}`), c(String(b.count))]),
+    },
+    {
+      id: `${d.step}-features`,
+      title: `Data (${d.step}): features`,
+      columns: [
+        { title: 'feature' },
+        { title: 'min', numeric: true },
+        { title: 'max', numeric: true },
+        { title: 'mean', numeric: true },
+        { title: 'std', numeric: true },
+      ],
+      rows: d.features.map((x) => [c(x.name), c(num(x.min)), c(num(x.max)), c(num(x.mean)), c(num(x.std))]),
+    },
+  ]);
+}
+
 export type PlotName = 'differences' | 'valid_acc' | 'valid_loss';
 
 export interface Figure {
@@ -220,6 +262,8 @@ export function sectionsOf(doc: ReportDocument): Section[] {
     figure('valid_acc', 'Learning curves: validation accuracy', band),
     figure('valid_loss', 'Learning curves: validation loss', band),
     table(trialsTable(doc)),
+    ...(doc.params && Object.keys(doc.params).length ? [table(paramsTable(doc))] : []),
+    ...datasetTables(doc).map(table),
     table(environmentTable(doc)),
     table(trackingTable(doc)),
   ];

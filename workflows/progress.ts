@@ -23,7 +23,7 @@ export interface SweepProgress {
   trials: TrialProgress[];
 }
 
-/** What the train activity reports after each epoch to its trial workflow. */
+/** What a trial's activity reports after each epoch to its trial workflow. */
 export interface EpochReport {
   epoch: number;
   epochs: number;

@@ -2,7 +2,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 
 /**
  * Custom search attributes that let a user filter sweeps and trials in the Temporal UI
- * (e.g. `Pipeline = "gestures-pooling" AND SweepKind = "trial" AND Variant = "mean"`).
+ * (e.g. `Pipeline = "my-study" AND SweepKind = "trial" AND Variant = "mean"`).
  * The server setup registers exactly this list.
  */
 export const searchAttributes = {

@@ -71,7 +71,7 @@ export async function trialWorkflow(input: TrialInput): Promise<TrialResult> {
   }
 }
 
-/** `pooling=mean seed=1`, from the matrix values (plans made before labels existed: the trial id). */
+/** `lr=0.001 seed=1`, from the matrix values (plans made before labels existed: the trial id). */
 export function trialLabel(trial: PlanTrial): string {
   return trial.label ?? trial.id;
 }

@@ -193,6 +193,160 @@ const cases: Case[] = [
     names: /--set steps\.train\.matrix\.seed=\[1/,
     advice: /not valid YAML/,
   },
+  // --- Hostile input (issue 17): refused before anything is submitted --------------------------
+  {
+    name: '--set reaching Object.prototype through __proto__',
+    args: (d) => ['validate', put(d, 'v.yaml', VALID), '--set', '__proto__.polluted=1'],
+    exit: 2,
+    names: /--set __proto__\.polluted=1\): "__proto__" cannot be a key/,
+    advice: /reach their prototype through it; rename it/,
+  },
+  {
+    name: '--set reaching Object.prototype through constructor.prototype',
+    args: (d) => ['validate', put(d, 'v.yaml', VALID), '--set', 'constructor.prototype.polluted=1'],
+    exit: 2,
+    names: /"constructor" cannot be a key/,
+    advice: /rename it/,
+  },
+  {
+    name: 'a step named __proto__',
+    args: (d) => ['validate', put(d, 'proto.yaml', `${VALID}  __proto__:\n    uses: padding\n    needs: [dataset]\n`)],
+    exit: 2,
+    names: /proto\.yaml:\d+:3: steps\.__proto__: "__proto__" cannot be a key/,
+    advice: /rename it/,
+  },
+  {
+    name: 'a __proto__ key in with:',
+    args: (d) => ['validate', put(d, 'with.yaml', VALID.replace('with: { limit: 200 }', 'with: { limit: 200, __proto__: { root: x } }'))],
+    exit: 2,
+    names: /with\.yaml:\d+:\d+: steps\.dataset\.with\.__proto__/,
+    advice: /cannot be a key/,
+  },
+  {
+    name: '--data with a password in its URL',
+    args: (d) => ['sweep', put(d, 'v.yaml', VALID), '--data', 'https://me:hunter2@example.org/g.zip'],
+    exit: 2,
+    names: /\(--data https:\/\/me:hunter2@example\.org\/g\.zip\): steps\.download\.with\.urls\[0\]/,
+    advice: /credentials may not be in them/,
+  },
+  {
+    name: 'a report baseline that is not a value of the compared axis',
+    args: (d) => ['validate', put(d, 'baseline.yaml', `${VALID}  report:\n    uses: report\n    needs: [train]\n    with: { baseline: lstm }\n`)],
+    exit: 2,
+    names: /baseline\.yaml:\d+:\d+: steps\.report\.with\.baseline/,
+    advice: /is not a value of pooling in the matrix \(last, mean\): name one of them/,
+  },
+  {
+    name: 'a report comparing a parameter that is not a matrix axis',
+    args: (d) => ['validate', put(d, 'compare.yaml', `${VALID}  report:\n    uses: report\n    needs: [train]\n    with: { compare: hidden }\n`)],
+    exit: 2,
+    names: /steps\.report\.with\.compare/,
+    advice: /is not a matrix axis of the trials it reads \(train: pooling, seed\): compare one of those axes/,
+  },
+  {
+    name: 'a number too large for a double (1e999)',
+    args: (d) => ['validate', put(d, 'inf.yaml', VALID.replace('epochs: 1,', 'epochs: 1, lr: 1e999,'))],
+    exit: 2,
+    names: /steps\.train\.with\.lr/,
+    advice: /expected a number, got infinity \(\.inf, or a number too large for a double/,
+  },
+  {
+    name: 'a .nan value',
+    args: (d) => ['validate', put(d, 'nan.yaml', VALID.replace('seed: [1]', 'seed: [1, .nan]'))],
+    exit: 2,
+    names: /steps\.train\.matrix\.seed\[1\]/,
+    advice: /got not a number \(\.nan\)/,
+  },
+  {
+    name: 'a pipeline file that is not UTF-8',
+    args: (d) => ['validate', put(d, 'latin1.yaml', Buffer.concat([Buffer.from('description: caf'), Buffer.from([0xe9]), Buffer.from(`\n${VALID}`)]))],
+    exit: 2,
+    names: /latin1\.yaml:1:\d+: not valid UTF-8 \(byte 16 of the file\)/,
+    advice: /save the file as UTF-8/,
+  },
+  {
+    name: 'a sample larger than its grid',
+    args: (d) => ['validate', put(d, 'sample.yaml', VALID.replace('concurrency: 2', 'concurrency: 2\n    sample: { count: 5 }'))],
+    exit: 2,
+    names: /steps\.train\.sample\.count: draws 5 trials from a grid of 2 \(2 pooling × 1 seed\)/,
+    advice: /lower it, or remove sample: to run the whole grid/,
+  },
+  {
+    name: 'three matrix axes of 1,000 values (counted, not built)',
+    args: (d) => {
+      const values = `[${Array.from({ length: 1000 }, (_, i) => i + 1).join(', ')}]`;
+      return [
+        'validate',
+        put(d, 'grid.yaml', VALID.replace('matrix: { pooling: [last, mean], seed: [1] }', `matrix: { seed: ${values}, hidden: ${values}, layers: ${values} }`)),
+      ];
+    },
+    exit: 2,
+    names: /steps\.train\.matrix: 1000 seed × 1000 hidden × 1000 layers: the sweep would run 1000000000 trials/,
+    advice: /Draw fewer with sample/,
+  },
+  {
+    name: 'a description too long for the Temporal UI',
+    args: (d) => ['validate', put(d, 'long.yaml', VALID.replace('name: catalogue', `name: catalogue\ndescription: ${'word '.repeat(400_000)}`))],
+    exit: 2,
+    names: /long\.yaml:2:1: description/,
+    advice: /expected at most 500 characters/,
+  },
+  {
+    name: 'a pipeline name too long for the server',
+    args: (d) => ['sweep', put(d, 'name.yaml', VALID.replace('name: catalogue', `name: ${'n'.repeat(1000)}`))],
+    exit: 2,
+    names: /name: makes the sweep id 1015 characters long/,
+    advice: /the server accepts 1000: shorten the name/,
+  },
+  {
+    name: 'a pipeline name that makes trial workflow ids too long for the server',
+    args: (d) => ['sweep', put(d, 'trialname.yaml', VALID.replace('name: catalogue', `name: ${'t'.repeat(970)}`))],
+    exit: 2,
+    names: /steps\.train\.matrix: trial workflow id sweep-t+… would be 1006 characters/,
+    advice: /shorten the pipeline name or the matrix values that name the trials/,
+  },
+  {
+    name: 'a YAML alias bomb',
+    args: (d) => {
+      const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+      for (let i = 1; i < 9; i++)
+        levels.push(
+          `l${i}: &l${i} [${Array(9)
+            .fill(i === 1 ? '*a' : `*l${i - 1}`)
+            .join(', ')}]`,
+        );
+      return ['validate', put(d, 'bomb.yaml', `${levels.join('\n')}\n${VALID}`)];
+    },
+    exit: 2,
+    names: /bomb\.yaml: cannot be read/,
+    advice: /expand fewer aliases/,
+  },
+  {
+    name: '--param the pipeline does not declare',
+    args: (d) => ['validate', put(d, 'v.yaml', VALID), '--param', 'epochs=3'],
+    exit: 2,
+    names: /\(--param epochs=3\): params: there is no parameter "epochs"/,
+    advice: /this pipeline declares no params/,
+  },
+  {
+    name: '--param of the wrong type',
+    args: (d) => [
+      'validate',
+      put(
+        d,
+        'p.yaml',
+        VALID.replace('name: catalogue', 'name: catalogue\nparams:\n  epochs: { type: integer, default: 1 }').replace(
+          'epochs: 1,',
+          'epochs: "${{ params.epochs }}",',
+        ),
+      ),
+      '--param',
+      'epochs=three',
+    ],
+    exit: 2,
+    names: /\(--param epochs=three\): params\.epochs/,
+    advice: /expected an integer, got "three"/,
+  },
   // --- CLI arguments --------------------------------------------------------------------------
   { name: 'an unknown command', args: () => ['sweeep'], exit: 2, names: /unknown command "sweeep"/, advice: /Commands:/ },
   { name: 'an unknown flag', args: (d) => ['sweep', put(d, 'v.yaml', VALID), '--detatch'], exit: 2, names: /--detatch/, advice: /Usage: sweeps sweep/ },

@@ -80,8 +80,18 @@ ${train}
     expect(a).toEqual(all.filter((id) => a.includes(id)));
   });
 
-  it('runs the whole grid when the budget is larger than the grid', () => {
-    expect(trialsOf('    matrix: { seed: [1, 2] }\n    sample: { count: 10 }')).toHaveLength(2);
+  it('says so when the budget is larger than the grid, rather than running the grid without a word', () => {
+    expect(() => trialsOf('    matrix: { seed: [1, 2] }\n    sample: { count: 10 }')).toThrow(
+      'x.yaml:10:15: steps.train.sample.count: draws 10 trials from a grid of 2 (2 seed): lower it, or remove sample: to run the whole grid',
+    );
+  });
+
+  it('counts the cells of a huge matrix instead of building them, and samples from it by index', () => {
+    const values = `[${Array.from({ length: 1000 }, (_, i) => i + 1).join(', ')}]`;
+    expect(() => trialsOf(`    matrix: { seed: ${values}, hidden: ${values}, layers: ${values} }`)).toThrow('the sweep would run 1000000000 trials');
+    const drawn = trialsOf(`    matrix: { seed: ${values}, hidden: ${values} }\n    sample: { count: 3, seed: 1 }`);
+    expect(drawn).toHaveLength(3);
+    expect(new Set(drawn.map((t) => t.id)).size).toBe(3);
   });
 
   it('bounds the trials of a matrix step by its concurrency (default 2)', () => {
@@ -99,7 +109,7 @@ ${train}
     const text = `name: reordered
 steps:
   report: { uses: report, needs: [train] }
-  train: { uses: train, needs: [padding], matrix: { seed: [1] } }
+  train: { uses: train, needs: [padding], matrix: { pooling: [last], seed: [1] } }
   padding: { uses: padding, needs: [dataset] }
   dataset: { uses: dataset, needs: [download] }
   download: { uses: download, with: { urls: ["file:///x.zip"], md5: 7966323b95154f314e831c312e5cc33b } }

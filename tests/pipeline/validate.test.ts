@@ -92,7 +92,7 @@ const cases: Case[] = [
     name: 'an unknown step type',
     text: pipeline({ train: '  train:\n    uses: trian #<\n    needs: [padding]' }),
     path: 'steps.train.uses',
-    message: 'expected one of "download", "dataset", "padding", "train", "report", got "trian" (did you mean "train"?)',
+    message: 'expected one of "download", "dataset", "padding", "train", "report", "describe", got "trian" (did you mean "train"?)',
   },
   {
     name: 'a dangling need of a step whose type is unknown (not hidden by the first problem)',
@@ -321,7 +321,13 @@ describe('the validator rejects a bad pipeline file with the path, a clear messa
         train: `  train:\n    uses: train\n    needs: [padding]\n    matrix: { pooling: [last, mean, last-valid, mean-valid, max], seed: [${seeds}] }`,
       }),
     );
-    expect(problems).toEqual([expect.objectContaining({ path: 'steps', message: expect.stringContaining(`${MAX_TRIALS + 5} trials`) })]);
+    expect(problems).toEqual([
+      expect.objectContaining({
+        path: 'steps.train.matrix',
+        line: 16,
+        message: expect.stringContaining(`5 pooling × ${MAX_TRIALS / 5 + 1} seed: the sweep would run ${MAX_TRIALS + 5} trials`),
+      }),
+    ]);
     expect(problems[0]!.message).toContain('sample:');
   });
 });

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
+import type { Plan } from '../../pipeline/plan';
 import { repoRoot } from '../helpers/fixtures';
 
 /**
@@ -17,6 +18,21 @@ describe('recorded workflow histories replay against the current workflow code',
   it('has recorded histories of a sweep and of its trials', () => {
     expect(files.some((f) => f.startsWith('sweep-') && !f.includes('_trial-'))).toBe(true);
     expect(files.some((f) => f.includes('_trial-'))).toBe(true);
+  });
+
+  it('has a recorded sweep whose plan carries the step contracts, and one whose plan predates them', () => {
+    const plans = files
+      .filter((f) => !f.includes('_trial-'))
+      .map((f) => {
+        const history = JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
+          events: Array<{ workflowExecutionStartedEventAttributes?: { input?: { payloads?: Array<{ data: string }> } } }>;
+        };
+        const payload = history.events[0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!.data;
+        return (JSON.parse(Buffer.from(payload, 'base64').toString('utf8')) as { plan: Plan }).plan;
+      });
+    const withContracts = (p: Plan) => p.steps.every((s) => s.durability && s.summary) && p.steps.some((s) => s.trials?.every((t) => t.label));
+    expect(plans.some(withContracts)).toBe(true);
+    expect(plans.some((p) => p.steps.every((s) => !s.durability))).toBe(true);
   });
 
   it('replays every one without a nondeterminism error', async () => {

@@ -1,0 +1,61 @@
+import { setCurrentDetails, setHandler } from '@temporalio/workflow';
+import type { Plan, PlanStep } from '../pipeline/plan';
+import { sweepProgressQuery, type StepState, type SweepProgress, type TrialProgress } from './progress';
+
+/**
+ * What people see of a running sweep: the `sweepProgress` query (the CLI's live view) and the
+ * workflow's current details in the Temporal UI, kept in step with every state change.
+ */
+export class SweepProgressView {
+  readonly progress: SweepProgress;
+
+  constructor(sweepId: string, plan: Plan) {
+    this.progress = {
+      sweepId,
+      pipeline: plan.pipeline,
+      steps: plan.steps.map((s) => ({ name: s.name, uses: s.uses, state: 'waiting', trials: s.trials?.length })),
+      trials: [],
+    };
+    setHandler(sweepProgressQuery, () => this.progress);
+  }
+
+  stepChanged(step: PlanStep, state: StepState, detail: { output?: unknown; err?: unknown } = {}): void {
+    const view = this.progress.steps.find((s) => s.name === step.name)!;
+    view.state = state;
+    if (state === 'done') view.cached = isCached(detail.output);
+    if (state === 'failed') view.error = (detail.err as Error).message;
+    this.refresh();
+  }
+
+  addTrial(trial: TrialProgress): TrialProgress {
+    this.progress.trials.push(trial);
+    return trial;
+  }
+
+  bestValidAcc(): number | undefined {
+    const best = Math.max(...this.progress.trials.map((t) => t.bestValidAcc ?? -Infinity));
+    return Number.isFinite(best) ? best : undefined;
+  }
+
+  refresh(): void {
+    setCurrentDetails(this.describe());
+  }
+
+  private describe(): string {
+    const p = this.progress;
+    const steps = p.steps.map((s) => `${s.name}: ${s.state}${s.cached ? ' (cached)' : ''}`).join(' · ');
+    if (p.trials.length === 0) return steps;
+    const count = (state: StepState) => p.trials.filter((t) => t.state === state).length;
+    const cancelled = count('cancelled');
+    const best = this.bestValidAcc();
+    return (
+      `${steps}\n\ntrials: ${count('done')} done, ${count('running')} running, ${count('failed')} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length}` +
+      (best !== undefined ? ` · best valid accuracy ${best.toFixed(4)}` : '')
+    );
+  }
+}
+
+function isCached(output: unknown): boolean | undefined {
+  if (Array.isArray(output)) return output.every((o) => (o as { cached?: boolean }).cached === true);
+  return (output as { cached?: boolean } | undefined)?.cached;
+}
