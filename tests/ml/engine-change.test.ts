@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { computedBy } from '../../activities/report';
+import type { TrainResult } from '../../activities/types';
 import { epochDirName } from '../../ml/checkpoint';
 import { kernel } from '../../ml/kernel/load';
 import { describeEngine, EngineMismatchError, train } from '../../ml/trainer';
@@ -47,4 +49,16 @@ test('resuming with the same engine reports no engine change', async () => {
   expect(outcome.resumedFromEpoch).toBe(2);
   expect(outcome.engineChange).toBeUndefined();
   expect(outcome.computedBy).toBe(await describeEngine({ engine: 'tfjs', backend: 'wasm' }));
+});
+
+test("the report's trial table says what computed a trial, and an engine change in words", () => {
+  const base = { backend: 'wasm' } as TrainResult;
+  expect(computedBy(base)).toBe('wasm'); // results from before engines were recorded
+  expect(computedBy({ ...base, computedBy: 'fused (native kernel)' })).toBe('fused (native kernel)');
+  expect(
+    computedBy({ ...base, computedBy: 'fused (wasm kernel)', engineChange: { from: 'fused (native kernel)', to: 'fused (wasm kernel)', atEpoch: 4 } }),
+  ).toBe('fused (wasm kernel) after 4 epochs of fused (native kernel)');
+  expect(
+    computedBy({ ...base, computedBy: 'fused (native kernel)', engineChange: { from: 'fused (native kernel)', to: 'fused (wasm kernel)', cacheHit: true } }),
+  ).toBe('fused (native kernel) (cached; this worker: fused (wasm kernel))');
 });
