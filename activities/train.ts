@@ -134,7 +134,9 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
             validLoss: m.valid_loss,
             bestValidAcc: best.acc,
           };
-          notifyTrialWorkflow(report);
+          // The last epoch's numbers reach the trial workflow with the result a moment later: a
+          // signal would only cost it a workflow task (one per trial in a sweep of short trials).
+          if (m.epoch < params.epochs) notifyTrialWorkflow(report);
           tracker.epoch(m, checkpoint);
         },
       };
