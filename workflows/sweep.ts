@@ -1,12 +1,11 @@
-import { ApplicationFailure, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { SweepActivities } from '../activities';
+import { ApplicationFailure, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReportResult, StepInput } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
 import { UpstreamFailed, walkDag } from './dag';
 import { causeOf, ENDS_CANCELLED, fanOut } from './fan-out';
 import { SweepProgressView } from './progress-view';
 import { searchAttributes } from './search-attributes';
-import { activityOptionsFor } from './step-options';
+import { executeStep } from './step-options';
 
 export interface SweepInput {
   plan: Plan;
@@ -23,8 +22,6 @@ export interface SweepResult {
   report?: ReportResult;
 }
 
-const activities = proxyActivities<SweepActivities>({ startToCloseTimeout: '15m' });
-
 /**
  * Interprets a plan: the DAG walk (./dag.ts) runs each step once the steps it needs are done; a
  * plain step is one activity of its type, a matrix step fans out into trial workflows
@@ -40,8 +37,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
     if (step.trials) return fanOut(step, inputs, fanOutContext);
     const stepInput: StepInput<Record<string, unknown>> = { sweepId, step: step.name, params: step.params ?? {}, inputs };
     if (plan.params) stepInput.pipelineParams = plan.params;
-    const options = { ...activityOptionsFor(step, workflowInfo().taskQueue), summary: step.summary ?? `${step.uses} ${step.name}` };
-    return activities[step.uses]!.executeWithOptions(options, [stepInput]);
+    return executeStep(step, workflowInfo().taskQueue, step.summary ?? `${step.uses} ${step.name}`, stepInput);
   };
 
   view.refresh();
