@@ -3,9 +3,10 @@
  * step dereferences something that is not there, as a real slip would. The fixed release is the
  * same worker without this file. Only that process is affected; the code on disk is unchanged.
  */
-const reportModule = require('../../activities/report') as { report: (...args: unknown[]) => Promise<unknown> };
+// The registry calls the step module's `activity`, so that is what the buggy release replaces.
+const reportModule = require('../../activities/report') as { reportStep: { activity: (...args: unknown[]) => Promise<unknown> } };
 
-reportModule.report = async () => {
+reportModule.reportStep.activity = async () => {
   const options = undefined as unknown as { title: string };
   return options.title; // TypeError: Cannot read properties of undefined
 };

@@ -131,7 +131,14 @@ describe('recovering sweeps', () => {
 
   it('stops every trial promptly when a sweep is cancelled, leaving no training process behind', async () => {
     const sweepId = await submit(write('cancel', pipeline('faults-cancel', '{ pooling: [last, mean], seed: [1] }', 200)));
-    await waitFor('both trials training', async () => (trainingProcessesOf(home).length === 2 ? true : undefined));
+    // Training processes are kept warm (idle ones exist before any trial): "training" is what the
+    // trials themselves report, a finished epoch each.
+    await waitFor('both trials training', async () => {
+      const { trials } = await server.client.workflow.getHandle(sweepId).query(sweepProgressQuery);
+      if (trials.length !== 2) return undefined;
+      const epochs = await Promise.all(trials.map((t) => epochOf(t.workflowId).catch(() => 0)));
+      return epochs.every((e) => e >= 1) ? true : undefined;
+    });
     const cancelledAt = Date.now();
     await server.client.workflow.getHandle(sweepId).cancel();
     await expect(server.client.workflow.getHandle(sweepId).result()).rejects.toThrow(WorkflowFailedError);
