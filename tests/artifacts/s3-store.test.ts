@@ -294,18 +294,21 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
     let a: ActivityDeps;
     let b: ActivityDeps;
     const base = { sweepId: 'sweep-s3-00000000', inputs: {} };
-    let padded: Awaited<ReturnType<typeof padding>>;
+    // The fixture: the data steps built once on machine A.
+    let built: { dl: Awaited<ReturnType<typeof download>>; ds: Awaited<ReturnType<typeof dataset>>; padded: Awaited<ReturnType<typeof padding>> };
 
     beforeAll(async () => {
       // testDeps brings the logger and the data roots; the store is the bucket, seen from two machines.
       a = { ...testDeps(join(root, 'unused-a')), store: await machine('steps-a', prefix) };
       b = { ...testDeps(join(root, 'unused-b')), store: await machine('steps-b', prefix) };
+      const dl = await download({ ...base, step: 'download', params: downloadParams.parse({ urls: [`file://${ARCHIVE}`], md5: ARCHIVE_MD5 }) }, a);
+      const ds = await dataset({ ...base, step: 'dataset', params: datasetParams.parse({ limit: 400 }), inputs: { download: dl } }, a);
+      const padded = await padding({ ...base, step: 'padding', params: paddingParams.parse({}), inputs: { dataset: ds } }, a);
+      built = { dl, ds, padded };
     });
 
     it('the data steps commit on machine A, and machine B finds each one in the bucket', async () => {
-      const dl = await download({ ...base, step: 'download', params: downloadParams.parse({ urls: [`file://${ARCHIVE}`], md5: ARCHIVE_MD5 }) }, a);
-      const ds = await dataset({ ...base, step: 'dataset', params: datasetParams.parse({ limit: 400 }), inputs: { download: dl } }, a);
-      padded = await padding({ ...base, step: 'padding', params: paddingParams.parse({}), inputs: { dataset: ds } }, a);
+      const { dl, ds, padded } = built;
       expect([dl.cached, ds.cached, padded.cached]).toEqual([false, false, false]);
 
       const again = await padding({ ...base, step: 'padding', params: paddingParams.parse({}), inputs: { dataset: ds } }, b);
@@ -326,6 +329,7 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
         backend: 'wasm',
         engine: 'tfjs',
       });
+      const { padded } = built;
       const input = { ...base, step: 'train', trial: 'gru_mean-h8-s5', params, inputs: { padding: padded } };
 
       // Machine A: stopped (cancelled) once its second epoch is checkpointed.

@@ -127,7 +127,10 @@ describe('UEA/UCR .ts reader', () => {
   });
 
   test('a dataset name that is not there lists the ones that are', async () => {
-    const d = join(dir, 'pair');
+    const d = join(dir, 'one-dataset');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'Toy_TRAIN.ts'), `${UEA_HEADER}1:2:a\n`);
+    writeFileSync(join(d, 'Toy_TEST.ts'), `${UEA_HEADER}1:2:b\n`);
     expect(await formatError(readUeaDataset(d, 'JapanesVowels'))).toMatch(
       /no file JapanesVowels_TRAIN\.ts in the data \(UEA datasets there: Toy\); check the dataset name/,
     );

@@ -7,7 +7,7 @@ import type { ReportDocument } from '../../report/document';
 import { searchAttributes } from '../../workflows/search-attributes';
 import type { SweepResult } from '../../workflows/sweep';
 import { GESTURES_MD5, gesturesArchive } from '../helpers/fixtures';
-import { runCli, useTestServer } from '../helpers/processes';
+import { json, runCli, useTestServer, type CliRun } from '../helpers/processes';
 
 jest.setTimeout(10 * 60_000);
 
@@ -51,19 +51,19 @@ steps:
 
 describe('a study as YAML only, on a real Temporal server', () => {
   const stack = useTestServer('sweeps-generic-');
-  let file: string;
-  let result: SweepResult;
+  // The fixture the tests read: the study swept once.
+  let run: CliRun;
+  const result = () => json<SweepResult>(run);
 
-  beforeAll(() => {
-    file = join(stack.home, 'lr-study.yaml');
+  beforeAll(async () => {
+    const file = join(stack.home, 'lr-study.yaml');
     writeFileSync(file, study(pathToFileURL(gesturesArchive()).href));
+    run = await runCli(['sweep', file, '--param', 'epochs=1', '--json'], { ...stack.server.env, SWEEPS_TRAIN_SLOTS: '2' });
   });
 
-  it('runs with a --param, its trials named by their matrix values', async () => {
-    const run = await runCli(['sweep', file, '--param', 'epochs=1', '--json'], { ...stack.server.env, SWEEPS_TRAIN_SLOTS: '2' });
+  it('runs with a --param, its trials named by their matrix values', () => {
     expect({ code: run.code, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, stderr: '' });
-    result = JSON.parse(run.stdout) as SweepResult;
-    const trials = result.outputs.fit as TrainResult[];
+    const trials = result().outputs.fit as TrainResult[];
     expect(trials.map((t) => [t.params.lr, t.epochsRun])).toEqual([
       [0.001, 1],
       [0.01, 1],
@@ -71,8 +71,8 @@ describe('a study as YAML only, on a real Temporal server', () => {
   });
 
   it('shows each trial in the Temporal UI by its axes: summary, Variant from the compared axis, Seed', async () => {
-    const trial = (result.outputs.fit as TrainResult[])[1]!;
-    const handle = stack.server.client.workflow.getHandle(`${result.sweepId}/trial-${trial.trial}`);
+    const trial = (result().outputs.fit as TrainResult[])[1]!;
+    const handle = stack.server.client.workflow.getHandle(`${result().sweepId}/trial-${trial.trial}`);
     const described = await handle.describe();
     expect(await described.staticSummary()).toBe('lr-study · trial lr=0.01 seed=1');
     expect(described.typedSearchAttributes.get(searchAttributes.variant)).toBe('0.01');
@@ -85,22 +85,23 @@ describe('a study as YAML only, on a real Temporal server', () => {
   });
 
   it('puts the described data and the params in the report', () => {
-    const look = result.outputs.look as DescribeResult;
+    const { outputs, report } = result();
+    const look = outputs.look as DescribeResult;
     expect(look.description.sequences).toBe(300);
     expect(look.description.classes.reduce((n, c) => n + c.train + c.valid, 0)).toBe(300);
     expect(look.description.features).toHaveLength(3);
-    const doc = JSON.parse(readFileSync(result.report!.files.json, 'utf8')) as ReportDocument;
+    const doc = JSON.parse(readFileSync(report!.files.json, 'utf8')) as ReportDocument;
     expect(doc.compare).toBe('lr');
     expect(doc.params).toEqual({ epochs: 1 });
     expect(doc.datasets![0]!.step).toBe('look');
-    const markdown = readFileSync(result.report!.files.markdown, 'utf8');
+    const markdown = readFileSync(report!.files.markdown, 'utf8');
     expect(markdown).toContain('## Pipeline parameters');
     expect(markdown).toContain('## Data (look): sequence lengths');
   });
 
   it('shows the params in status', async () => {
-    const run = await runCli(['status', result.sweepId], stack.server.env);
-    expect(run.code).toBe(0);
-    expect(run.stdout).toContain('  params epochs=1');
+    const status = await runCli(['status', result().sweepId], stack.server.env);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain('  params epochs=1');
   });
 });

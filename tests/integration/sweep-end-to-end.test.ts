@@ -9,7 +9,7 @@ import type { TrainResult } from '../../activities/types';
 import type { ReportDocument } from '../../report/document';
 import { freePort, gesturesArchive, serveFile } from '../helpers/fixtures';
 import { gesturesPipeline } from '../helpers/pipelines';
-import { runCli } from '../helpers/processes';
+import { json, runCli, type CliRun } from '../helpers/processes';
 
 jest.setTimeout(15 * 60_000);
 
@@ -49,18 +49,25 @@ describe('a sweep, end to end on a real Temporal server', () => {
     rmSync(home, { recursive: true, force: true });
   });
 
-  let first: SweepResult;
+  // The fixture the tests read: the sweep run once, and the archive requests it made.
+  let firstRun: CliRun;
+  let requestsOfFirstRun: number;
+  const first = () => json<SweepResult>(firstRun);
 
-  it('downloads, builds Arrow artifacts, trains both variants in parallel and writes a report', async () => {
-    const run = await runCli(['sweep', pipelineFile, '--json'], env);
-    expect({ code: run.code, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, stderr: '' });
-    first = JSON.parse(run.stdout) as SweepResult;
+  beforeAll(async () => {
+    firstRun = await runCli(['sweep', pipelineFile, '--json'], env);
+    requestsOfFirstRun = served.requests();
+  });
 
-    expect(first.sweepId).toMatch(/^sweep-gestures-small-[0-9a-f]{8}$/);
-    expect(run.stderr).toContain(`Temporal UI: http://127.0.0.1:${env.SWEEPS_UI_PORT}/namespaces/default/workflows/${first.sweepId}`);
-    expect(served.requests()).toBe(1);
+  it('downloads, builds Arrow artifacts, trains both variants in parallel and writes a report', () => {
+    expect({ code: firstRun.code, stderr: firstRun.code === 0 ? '' : firstRun.stderr }).toEqual({ code: 0, stderr: '' });
+    const { sweepId, outputs, report } = first();
 
-    const trials = first.outputs.train as TrainResult[];
+    expect(sweepId).toMatch(/^sweep-gestures-small-[0-9a-f]{8}$/);
+    expect(firstRun.stderr).toContain(`Temporal UI: http://127.0.0.1:${env.SWEEPS_UI_PORT}/namespaces/default/workflows/${sweepId}`);
+    expect(requestsOfFirstRun).toBe(1);
+
+    const trials = outputs.train as TrainResult[];
     expect(trials.map((t) => t.trial).sort()).toEqual(['gru_last-h64-s7', 'gru_mean-h64-s7']);
     for (const t of trials) {
       expect(t.epochsRun).toBe(3);
@@ -69,24 +76,23 @@ describe('a sweep, end to end on a real Temporal server', () => {
       expect(t.cached).toBe(false);
     }
 
-    const report = first.report!;
-    expect(existsSync(report.files.markdown)).toBe(true);
-    const markdown = readFileSync(report.files.markdown, 'utf8');
-    const json = JSON.parse(readFileSync(report.files.json, 'utf8')) as ReportDocument;
-    expect(json.groups.map((g) => g.variant).sort()).toEqual(['last', 'mean']);
+    expect(existsSync(report!.files.markdown)).toBe(true);
+    const markdown = readFileSync(report!.files.markdown, 'utf8');
+    const doc = JSON.parse(readFileSync(report!.files.json, 'utf8')) as ReportDocument;
+    expect(doc.groups.map((g) => g.variant).sort()).toEqual(['last', 'mean']);
     for (const t of trials) {
-      const group = json.groups.find((g) => g.variant === t.params.pooling)!;
+      const group = doc.groups.find((g) => g.variant === t.params.pooling)!;
       expect(group.bestValidAcc.mean).toBeCloseTo(t.best.valid_acc, 10);
       expect(markdown).toContain(`${(t.best.valid_acc * 100).toFixed(2)}%`);
     }
-    expect(existsSync(report.files.html)).toBe(true);
+    expect(existsSync(report!.files.html)).toBe(true);
   });
 
   it('keeps only references and small metrics in workflow history', async () => {
     const connection = await Connection.connect({ address: `127.0.0.1:${env.SWEEPS_SERVER_PORT}` });
     try {
       const client = new Client({ connection });
-      const history = await client.workflow.getHandle(first.sweepId).fetchHistory();
+      const history = await client.workflow.getHandle(first().sweepId).fetchHistory();
       const bytes = Buffer.byteLength(JSON.stringify(history));
       // The archive is 2 MB and the padded tensors several MB: none of it may be in history.
       expect(bytes).toBeLessThan(200_000);
@@ -99,22 +105,22 @@ describe('a sweep, end to end on a real Temporal server', () => {
     const run = await runCli(['sweep', pipelineFile, '--json'], env);
     expect(run.code).toBe(0);
     const again = JSON.parse(run.stdout) as SweepResult;
-    expect(again.sweepId).toBe(first.sweepId);
-    expect(served.requests()).toBe(1);
+    expect(again.sweepId).toBe(first().sweepId);
+    expect(served.requests()).toBe(requestsOfFirstRun);
     const trials = again.outputs.train as TrainResult[];
     expect(trials.every((t) => t.cached)).toBe(true);
-    expect(trials.map((t) => t.best)).toEqual((first.outputs.train as TrainResult[]).map((t) => t.best));
+    expect(trials.map((t) => t.best)).toEqual((first().outputs.train as TrainResult[]).map((t) => t.best));
   });
 
   it('uses a configured Temporal server (TEMPORAL_ADDRESS) and starts none of its own', async () => {
     const unused = await freePort();
-    const run = await runCli(['status', first.sweepId], {
+    const run = await runCli(['status', first().sweepId], {
       ...env,
       TEMPORAL_ADDRESS: `127.0.0.1:${env.SWEEPS_SERVER_PORT}`,
       SWEEPS_SERVER_PORT: String(unused),
     });
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain(`${first.sweepId}: COMPLETED`);
+    expect(run.stdout).toContain(`${first().sweepId}: COMPLETED`);
     expect(run.stderr).not.toContain('started the embedded dev server');
     expect(await portOpen('127.0.0.1', unused)).toBe(false);
   });

@@ -214,8 +214,11 @@ withMlflow('the report is an artifact of a parent run for the sweep, whose child
   }
 
   process.env.MLFLOW_TRACKING_URI = server!.uri;
-  const result = await report({ sweepId: SWEEP, step: 'report', params: { baseline: 'last', compare: 'pooling' }, inputs: { train: sweep.results } }, deps);
-  delete process.env.MLFLOW_TRACKING_URI;
+  // Set for this call only: a failure here must not leave it set for the tests after this one.
+  const result = await report(
+    { sweepId: SWEEP, step: 'report', params: { baseline: 'last', compare: 'pooling' }, inputs: { train: sweep.results } },
+    deps,
+  ).finally(() => delete process.env.MLFLOW_TRACKING_URI);
 
   expect(result.tracking.problems).toBe(0);
   const parentId = /runs\/([0-9a-f]+)$/.exec(result.tracking.mlflow!)![1]!;
