@@ -54,15 +54,19 @@ export class ProgressView {
     if (shown.length < trials.length) lines.push(`    … ${trials.length - shown.length} more trials not shown`);
     if (summary) lines.push(summary);
     const fitted = lines.map((l) => fitLine(l, width));
-    this.out.write(`${this.erase(width)}${fitted.join('\n')}\n`);
+    // Each line clears its row as it is drawn, and what is left of a taller old block is cleared
+    // from below the new one. Clearing everything from the block's top instead would, when that top
+    // is the window's first row, count as clearing the whole screen: tmux (scroll-on-clear, on by
+    // default) then keeps the old block in its scrollback, a stale copy on every redraw.
+    this.out.write(`${this.toTop(width)}${fitted.map((l) => `\x1b[2K${l}`).join('\n')}\n\x1b[0J`);
     this.drawnLines = fitted;
   }
 
-  /** Moves to the top of the block drawn last and clears from there down. */
-  private erase(width: number): string {
+  /** Moves to the start of the block drawn last. */
+  private toTop(width: number): string {
     // After a narrowing resize the terminal may have re-wrapped the old lines: count the rows they take now.
     const rows = this.drawnLines.reduce((n, l) => n + Math.max(1, Math.ceil(l.length / width)), 0);
-    return rows > 0 ? `\x1b[${rows}A\r\x1b[0J` : '';
+    return rows > 0 ? `\x1b[${rows}A\r` : '';
   }
 
   private resized(): void {

@@ -20,12 +20,12 @@ const stack = useTestServer('sweeps-live-view-');
 const home = stack.home;
 
 /** Six trials: last and mean pooling × three seeds, a few epochs each. */
-const pipeline = (name: string) => {
+const pipeline = (name: string, epochs = 3) => {
   const path = join(home, `${name}.yaml`);
   writeFileSync(
     path,
     tinyPipeline(name, '    matrix: { pooling: [last, mean], seed: [1, 2, 3] }\n    concurrency: 2', {
-      trainWith: 'epochs: 3, hidden: 8, train_batches: 4, valid_batches: 1, backend: wasm',
+      trainWith: `epochs: ${epochs}, hidden: 8, train_batches: 4, valid_batches: 1, backend: wasm`,
     }),
   );
   return path;
@@ -38,7 +38,7 @@ function tmux(socket: string, ...args: string[]): string {
 }
 
 /** Runs `sweeps sweep <file>` in a tmux pane of `columns` × 24; `during` may act on the pane while it runs. Returns the screen with its scrollback. */
-async function sweepInTmux(name: string, columns: number, during?: (socket: string) => Promise<void>): Promise<string> {
+async function sweepInTmux(name: string, columns: number, during?: (socket: string) => Promise<void>, epochs?: number): Promise<string> {
   const socket = `sweeps-test-${process.pid}-${name}`;
   const { server } = stack;
   const env = {
@@ -49,7 +49,7 @@ async function sweepInTmux(name: string, columns: number, during?: (socket: stri
     TERM: 'xterm-256color',
   };
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-  const command = `cd ${JSON.stringify(repoRoot)} && env ${assignments.join(' ')} ${JSON.stringify(process.execPath)} ${JSON.stringify(cliPath)} sweep ${JSON.stringify(pipeline(name))}; echo "EXIT=$?"; sleep 600`;
+  const command = `cd ${JSON.stringify(repoRoot)} && env ${assignments.join(' ')} ${JSON.stringify(process.execPath)} ${JSON.stringify(cliPath)} sweep ${JSON.stringify(pipeline(name, epochs))}; echo "EXIT=$?"; sleep 600`;
   tmux(socket, 'new-session', '-d', '-s', 'view', '-x', String(columns), '-y', '24', command);
   try {
     tmux(socket, 'set-option', '-g', 'history-limit', '5000');
@@ -60,6 +60,18 @@ async function sweepInTmux(name: string, columns: number, during?: (socket: stri
   } finally {
     spawnSync('tmux', ['-L', socket, 'kill-server']);
   }
+}
+
+/** Each trial's line exactly once, cut to the pane (never wrapped onto a second line), and one bar. */
+function expectBlockOnce(lines: string[], columns: number): void {
+  for (const pooling of ['last', 'mean']) {
+    for (const seed of [1, 2, 3]) {
+      const trial = lines.filter((l) => new RegExp(`^ {4}\\S+ +${pooling} +seed ${seed} `).test(l));
+      expect({ pooling, seed, lines: trial.length }).toEqual({ pooling, seed, lines: 1 });
+      expect([...trial[0]!].length).toBeLessThan(columns);
+    }
+  }
+  expect(lines.filter((l) => /^ {2}\[[#.]+\] \d+\/6 trials/.test(l))).toHaveLength(1);
 }
 
 /** The final screen holds the block once: each trial's line exactly once, the bar once, no line wider than the pane. */
@@ -90,10 +102,34 @@ describe('the live view in a pseudo-terminal (tmux)', () => {
   });
 
   testIfAvailable('tmux', tmuxMissing)('a resize while the block is shown (100 → 64 columns) is followed: one block, cut to the new width', async () => {
-    const screen = await sweepInTmux('resize', 100, async (socket) => {
-      await waitFor('the progress bar', async () => (/\d+\/6 trials/.test(tmux(socket, 'capture-pane', '-p', '-t', 'view')) ? true : undefined), 3 * 60_000);
-      tmux(socket, 'resize-window', '-t', 'view', '-x', '64', '-y', '24');
-    });
-    expectOneCleanBlock(screen, 64);
+    // When a pane narrows, tmux re-wraps the lines already drawn and keeps the cursor's row, so
+    // the rows the old block grew by go to the scrollback, out of any program's reach: what must
+    // hold is the screen, once the view has redrawn at the new width, and then the end of the run.
+    let redrawn = '';
+    const screen = await sweepInTmux(
+      'resize',
+      100,
+      async (socket) => {
+        const visible = () => tmux(socket, 'capture-pane', '-p', '-t', 'view');
+        await waitFor('the progress bar', async () => (/\d+\/6 trials/.test(visible()) ? true : undefined), 3 * 60_000);
+        tmux(socket, 'resize-window', '-t', 'view', '-x', '64', '-y', '24');
+        // Re-wrapped by tmux, the old bar (wider than 64 columns) fills its first row; redrawn, it is cut short of the edge.
+        const redrawnBar = () =>
+          visible()
+            .split('\n')
+            .some((l) => /^ {2}\[[#.]+\] \d+\/6 trials/.test(l) && [...l.replace(/\s+$/, '')].length < 64);
+        await waitFor('a redraw at 64 columns', async () => (redrawnBar() ? true : undefined), 60_000);
+        redrawn = visible();
+      },
+      12,
+    );
+    expectBlockOnce(
+      redrawn.split('\n').map((l) => l.replace(/\s+$/, '')),
+      64,
+    );
+    const end = screen.split('\n').map((l) => l.replace(/\s+$/, ''));
+    expect(end.find((l) => /^EXIT=/.test(l))).toBe('EXIT=0');
+    // Every redraw after that one replaced the block in place: the last bar drawn is the only one at 64 columns.
+    expect(end.filter((l) => /^ {2}\[[#.]+\] \d+\/6 trials/.test(l) && [...l].length < 64).length).toBe(1);
   });
 });
