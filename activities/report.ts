@@ -70,6 +70,7 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
       // Only when present, so that reports without them keep their cache keys.
       ...(described.length ? { describe: described.map((d) => d.result.ref.dir) } : {}),
       ...(input.pipelineParams ? { pipelineParams: input.pipelineParams } : {}),
+      ...(input.until ? { until: input.until } : {}),
     },
   };
   // The report's MLflow calls may wait out retries on a struggling server: keep the heartbeat going.
@@ -180,6 +181,7 @@ async function writeReportFiles(
   });
 
   if (input.pipelineParams) doc.params = input.pipelineParams;
+  if (input.until) doc.until = Object.values(input.until);
   const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, ...result.description }] : []));
   if (described.length) doc.datasets = described;
 

@@ -45,6 +45,27 @@ export interface PlanStep {
   durability?: Durability;
   /** One line for the Temporal UI (absent in older plans). */
   summary?: string;
+  /**
+   * Seeds until sure: the trials (every compared value × every seed up to `maxSeeds`, seed by
+   * seed) run in rounds until the paired difference is decided. Absent: every trial runs.
+   */
+  until?: PlanUntil;
+}
+
+/** A matrix step's `until:` as the workflow reads it (see search/until.ts for the rule). */
+export interface PlanUntil {
+  /** The matrix axis compared, and its value every other value is compared with. */
+  compare: string;
+  baseline: string | number | boolean;
+  confidence: number;
+  /** In percentage points of valid accuracy: the metric is each trial's best valid accuracy × 100. */
+  margin: number;
+  minSeeds: number;
+  maxSeeds: number;
+  /** Seeds added per round after the first `minSeeds` (enough to keep `concurrency` trials busy). */
+  roundSeeds: number;
+  /** The seeds in the order they are used (the matrix's own seeds first). */
+  seeds: number[];
 }
 
 export interface Plan {

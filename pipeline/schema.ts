@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { stepTypeNames as registered } from '../activities/registry';
+import { untilSchema } from '../search/until';
 import { paramsSchema } from './params';
 
 /**
@@ -44,6 +45,7 @@ export const stepSchema = z
     with: z.record(z.string(), z.unknown()).default({}).describe("Parameters of the step type (checked against that type's parameters)."),
     matrix: matrixSchema.optional(),
     sample: sampleSchema.optional(),
+    until: untilSchema.optional(),
     concurrency: z.number().int().positive().optional().describe('How many trials of the matrix run at once (default 2).'),
     retry: retryPolicy.optional(),
     timeout: duration.optional().describe('Upper bound on one attempt of the step (start to close).'),

@@ -4,6 +4,8 @@ import type { PlanStep, PlanTrial } from './plan';
 import { didYouMean, formatPath, issuesToProblems, knownList, parseOptions, type PathKey } from './problems';
 import { pipelineOuterSchema, stepSchema, type StepDecl } from './schema';
 import { stepModule, stepModules } from '../activities/registry';
+import { checkUntil } from '../search/until';
+import type { ParamValue } from '../search/space';
 
 /** A problem before it is located in the file: `at` is its path as keys. */
 export interface Finding {
@@ -102,7 +104,7 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
   const base = { name, uses, needs: decl.needs ?? [], retry: decl.retry, timeout: decl.timeout };
 
   if (!step.hasMatrix) {
-    for (const key of ['sample', 'concurrency'] as const) {
+    for (const key of ['sample', 'concurrency', 'until'] as const) {
       if (isMapping(raw) && raw[key] !== undefined) {
         problem([key], `${key} applies only to a step with a matrix`);
         ok = false;
@@ -161,6 +163,7 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
     }
   }
   if (!ok || step.broken.size > 0) return undefined;
+  if (decl.until) return planUntilStep({ ...base, concurrency: decl.concurrency ?? 2 }, decl, matrix, schema, module, problem, issues);
 
   // Counted before anything is built: three axes of 1,000 values are a billion cells.
   const size = Object.values(matrix).reduce((n, values) => n * values.length, 1);
@@ -199,6 +202,89 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
     trials.push({ id, params: result.data, cell });
   }
   return { ...base, trials, concurrency: decl.concurrency ?? 2 };
+}
+
+/**
+ * A step with `until:` (seeds until sure): its matrix is the compared axis and optionally `seed`
+ * (the first seeds); the plan holds every trial up to `max_seeds`, seed by seed, and the workflow
+ * runs them in rounds until the comparison is decided.
+ */
+function planUntilStep(
+  base: Omit<PlanStep, 'trials' | 'until'>,
+  decl: Partial<StepDecl>,
+  matrix: Record<string, unknown[]>,
+  schema: z.ZodType<Record<string, unknown>>,
+  module: NonNullable<ReturnType<typeof stepModule>>,
+  problem: (keys: PathKey[], message: string) => void,
+  issues: (result: z.ZodSafeParseError<unknown>, keys: PathKey[]) => void,
+): PlanStep | undefined {
+  const until = decl.until!;
+  let ok = true;
+  const fail = (keys: PathKey[], message: string) => {
+    ok = false;
+    problem(keys, message);
+  };
+  for (const p of checkUntil(until, matrix as Record<string, ParamValue[]>)) fail(p.path.split('.'), p.message);
+  if (decl.sample) fail(['sample'], 'sample: and until: do not combine: until: decides how many seeds run; remove sample:');
+  if (!('seed' in shapeOf(schema))) fail(['until'], `a ${base.uses} step has no seed parameter: until: adds seeds, so it needs a step type with one`);
+  for (const axis of Object.keys(matrix)) {
+    if (until.compare in matrix && axis !== until.compare && axis !== 'seed') {
+      fail(
+        ['matrix', axis],
+        `with until:, the matrix holds only the compared axis (${until.compare}) and seed; move ${axis} into with: (one value), or run one study per value`,
+      );
+    }
+  }
+  const given = (matrix.seed ?? []) as unknown[];
+  given.forEach((seed, i) => {
+    if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) fail(['matrix', 'seed', i], 'with until:, seeds are integers');
+    else if (given.indexOf(seed) !== i) fail(['matrix', 'seed', i], `seed ${seed} is listed twice`);
+  });
+  if (given.length > until.max_seeds)
+    fail(['matrix', 'seed'], `lists ${given.length} seeds, more than until.max_seeds (${until.max_seeds}): raise max_seeds or list fewer`);
+  const values = matrix[until.compare] ?? [];
+  if (values.length * until.max_seeds > MAX_TRIALS) {
+    fail(
+      ['until', 'max_seeds'],
+      `${values.length} values of ${until.compare} × ${until.max_seeds} seeds could run ${values.length * until.max_seeds} trials; at most ${MAX_TRIALS} fit one sweep: lower max_seeds`,
+    );
+  }
+  if (!ok) return undefined;
+
+  const seeds = [...(given as number[])];
+  for (let next = Math.max(0, ...seeds) + 1; seeds.length < until.max_seeds; next++) seeds.push(next);
+  const order = Object.keys(matrix).includes('seed') ? Object.keys(matrix) : [until.compare, 'seed'];
+  const trials: PlanTrial[] = [];
+  for (const seed of seeds) {
+    for (const value of values) {
+      const cell = Object.fromEntries(order.map((axis) => [axis, axis === 'seed' ? seed : value]));
+      const result = schema.safeParse({ ...decl.with, ...cell }, parseOptions);
+      if (!result.success) {
+        issues(result, ['with']);
+        return undefined;
+      }
+      trials.push({ id: module.trialId?.(result.data, cell) ?? trialId(cell), params: result.data, cell });
+    }
+  }
+  const ids = new Set(trials.map((t) => t.id));
+  if (ids.size < trials.length) {
+    problem(['matrix'], `the trials' ids repeat (the step type names its trials by fewer values than the matrix has): compare another axis`);
+    return undefined;
+  }
+  return {
+    ...base,
+    trials,
+    until: {
+      compare: until.compare,
+      baseline: until.baseline,
+      confidence: until.confidence,
+      margin: until.margin,
+      minSeeds: Math.max(until.min_seeds, Math.min(given.length, until.max_seeds)),
+      maxSeeds: until.max_seeds,
+      roundSeeds: Math.max(1, Math.floor(base.concurrency / values.length)),
+      seeds,
+    },
+  };
 }
 
 function checkGraph(steps: Map<string, ReadStep>, report: (f: Finding) => void): void {

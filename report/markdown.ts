@@ -23,6 +23,35 @@ export function verdictParagraphs(doc: ReportDocument): string[] {
   return doc.comparisons.length > 1 ? doc.comparisons.map((c) => c.verdict) : [doc.verdict];
 }
 
+/**
+ * Seeds until sure, in words: the rule, the seeds used and why the sweep stopped, then each
+ * comparison's anytime-valid interval. Empty for a sweep without `until:`.
+ */
+export function untilParagraphs(doc: ReportDocument): Array<{ title: string; lines: string[] }> {
+  const points = (x: number | null) => (x === null ? '∞' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`);
+  return (doc.until ?? []).map((u) => ({
+    title: `Seeds until sure (${u.step})`,
+    lines: [
+      `Rule: ${u.rule}.`,
+      `Seeds used: ${u.seeds.length} (${u.seeds.join(', ')}) in ${u.rounds} round${u.rounds === 1 ? '' : 's'}.`,
+      `Why it ${u.stop ? 'stopped' : 'did not stop'}: ${u.reason.replace(/^(stopped|continues): /, '')}.`,
+      ...u.comparisons.map(
+        (c) =>
+          `${c.variant} − ${c.baseline}: mean ${points(c.mean)} points over ${c.n} seed pairs, ${+(c.confidence * 100).toFixed(3)}% anytime-valid interval ` +
+          `[${c.low === null ? '−∞' : points(c.low)}, ${points(c.high)}]: ${decisionText[c.decision]}.`,
+      ),
+      'The fixed-n intervals further down assume the number of seeds was fixed in advance; this sweep chose it from the data, so the interval above is the one that holds.',
+    ],
+  }));
+}
+
+const decisionText = {
+  different: 'decided, the interval excludes 0',
+  'within-margin': 'decided, the interval is narrower than the margin (no difference that matters)',
+  'max-seeds': 'undecided at max_seeds',
+  continue: 'undecided',
+} as const;
+
 export function renderMarkdown(doc: ReportDocument): string {
   const lines: string[] = [`# Sweep report: ${doc.sweepId}`, ''];
   const temporal = doc.temporal?.sweepUrl ? ` · [Temporal UI](${doc.temporal.sweepUrl})` : '';
@@ -30,6 +59,7 @@ export function renderMarkdown(doc: ReportDocument): string {
   lines.push('## Verdict', '');
   for (const p of verdictParagraphs(doc)) lines.push(doc.comparisons.length > 1 ? `- ${p}` : p);
   lines.push('');
+  for (const u of untilParagraphs(doc)) lines.push(`## ${u.title}`, '', ...u.lines.flatMap((l) => [l, '']));
   for (const section of sectionsOf(doc)) {
     if (section.kind === 'table') lines.push(...table(section.table));
     else lines.push(`## ${section.figure.title}`, '', `![${section.figure.title}](${plotFile(section.figure.plot)})`, '', `*${section.figure.caption}*`, '');

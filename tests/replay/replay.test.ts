@@ -20,7 +20,7 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(files.some((f) => f.includes('_trial-'))).toBe(true);
   });
 
-  it('has a recorded sweep whose plan carries the step contracts, and one whose plan predates them', () => {
+  it('has a recorded sweep whose plan carries the step contracts, one whose plan predates them, and one with seeds until sure', () => {
     const plans = files
       .filter((f) => !f.includes('_trial-'))
       .map((f) => {
@@ -33,6 +33,8 @@ describe('recorded workflow histories replay against the current workflow code',
     const withContracts = (p: Plan) => p.steps.every((s) => s.durability && s.summary) && p.steps.some((s) => s.trials?.every((t) => t.label));
     expect(plans.some(withContracts)).toBe(true);
     expect(plans.some((p) => p.steps.every((s) => !s.durability))).toBe(true);
+    // Seeds until sure: rounds of trials and a recorded decision after each.
+    expect(plans.some((p) => p.steps.some((s) => s.until))).toBe(true);
   });
 
   it('replays every one without a nondeterminism error', async () => {
