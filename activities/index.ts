@@ -2,6 +2,7 @@ import type { ActivityDeps } from './deps';
 import { parseStepParams } from './params';
 import { stepModules } from './registry';
 import type { StepInput, UntilOutcome, UntilRoundInput } from './types';
+import { suggestTrials, type SuggestInput, type SuggestResult } from './search';
 import { assessUntil } from './until';
 
 /** A step's activity as the workflows call it: parameters arrive validated by the planner. */
@@ -13,6 +14,7 @@ export type SweepActivities = Record<string, StepActivity>;
 /** Activities the workflows call besides the step types': the decisions of adaptive sweeps. */
 export interface SearchActivities {
   assessUntil(input: UntilRoundInput & { round: number }): Promise<UntilOutcome>;
+  suggestTrials(input: SuggestInput): Promise<SuggestResult>;
 }
 
 /**
@@ -26,5 +28,5 @@ export function createActivities(deps: ActivityDeps): SweepActivities & SearchAc
       return [module.type, activity];
     }),
   );
-  return Object.assign(steps, { assessUntil });
+  return Object.assign(steps, { assessUntil, suggestTrials: (input: SuggestInput) => suggestTrials(input, deps) });
 }

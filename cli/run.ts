@@ -242,8 +242,12 @@ async function finish(client: Client, sweepId: string, target: TemporalTarget, o
 function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
   const trials = plan.steps.flatMap((step) => {
     const outputs = (Array.isArray(result.outputs[step.name]) ? result.outputs[step.name] : []) as TrainResult[];
-    // Seeds until sure runs only the rounds it needed: the trials of later seeds never ran.
-    const ran = step.until ? (step.trials ?? []).filter((trial) => outputs.some((o) => o.trial === trial.id)) : (step.trials ?? []);
+    // Seeds until sure runs only the rounds it needed (the trials of later seeds never ran); a search's trials are not in the plan.
+    const ran = step.search
+      ? outputs.map((o) => ({ id: o.trial, cell: {}, params: o.params }))
+      : step.until
+        ? (step.trials ?? []).filter((trial) => outputs.some((o) => o.trial === trial.id))
+        : (step.trials ?? []);
     return ran.map((trial) => {
       const r = outputs.find((o) => o.trial === trial.id);
       return {
@@ -263,7 +267,7 @@ function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
     uses: s.uses,
     state: 'done' as const,
     cached: (result.outputs[s.name] as { cached?: boolean } | undefined)?.cached,
-    trials: s.until && Array.isArray(result.outputs[s.name]) ? (result.outputs[s.name] as unknown[]).length : s.trials?.length,
+    trials: (s.until || s.search) && Array.isArray(result.outputs[s.name]) ? (result.outputs[s.name] as unknown[]).length : s.trials?.length,
   }));
   return { sweepId: result.sweepId, pipeline: plan.pipeline, steps, trials };
 }

@@ -3,6 +3,7 @@
  * a validated pipeline file (matrix expanded, defaults applied), so the workflow receives only
  * concrete values. Pure types: safe to import from workflow code.
  */
+import type { SearchSpace } from '../search/space';
 import type { RetryOverride } from './schema';
 
 /**
@@ -50,6 +51,30 @@ export interface PlanStep {
    * seed) run in rounds until the paired difference is decided. Absent: every trial runs.
    */
   until?: PlanUntil;
+  /**
+   * A search: trials are suggested by a sampler in rounds, from the results so far, by the
+   * `suggestTrials` activity (recorded in history); `trials` is then empty in the plan.
+   */
+  search?: PlanSearch;
+}
+
+/** A matrix step's `search:` as the workflow and the suggesting activity read it. */
+export interface PlanSearch {
+  sampler: 'random' | 'halton' | 'tpe';
+  seed: number;
+  /** TPE: random trials before the model is used (per cell). */
+  nStartupTrials?: number;
+  /** Trials per grid cell. */
+  trials: number;
+  /** The objective: each trial's best valid accuracy. */
+  metric: 'valid_acc';
+  direction: 'maximize' | 'minimize';
+  space: SearchSpace;
+  /** The matrix axes beside the search: each combination (cell) runs its own search. */
+  grid: Record<string, unknown[]>;
+  cells: Array<Record<string, unknown>>;
+  /** The step's `with:` values: every trial's parameters start from them. */
+  with: Record<string, unknown>;
 }
 
 /** A matrix step's `until:` as the workflow reads it (see search/until.ts for the rule). */

@@ -7,6 +7,7 @@ import { causeOf, ENDS_CANCELLED, fanOut } from './fan-out';
 import { SweepProgressView } from './progress-view';
 import { searchAttributes } from './search-attributes';
 import { activityOptionsFor } from './step-options';
+import { searchRounds } from './search-rounds';
 import { untilRounds } from './until-rounds';
 
 export interface SweepInput {
@@ -48,6 +49,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
         return results;
       });
     }
+    if (step.search) return searchRounds(step, inputs, fanOutContext);
     if (step.trials) return fanOut(step, inputs, fanOutContext);
     const stepInput: StepInput<Record<string, unknown>> = { sweepId, step: step.name, params: step.params ?? {}, inputs };
     if (plan.params) stepInput.pipelineParams = plan.params;
