@@ -103,7 +103,9 @@ export function next(
     if (trials.length >= Math.max(input.concurrency, open.length)) break;
     const count = Math.min(perCell, search.trials - c.trials.length);
     const seen: SamplerTrial[] = c.trials.map((t) =>
-      t.state === 'complete' ? { number: t.number, params: t.params, state: 'complete', value: t.value! } : { number: t.number, params: t.params, state: 'running' },
+      t.state === 'complete'
+        ? { number: t.number, params: t.params, state: 'complete', value: t.value! }
+        : { number: t.number, params: t.params, state: 'running' },
     );
     const suggestions = createSampler(search.space, config, search.direction).suggest(seen, count);
     suggestions.forEach((params, i) => {
@@ -122,7 +124,9 @@ export function next(
         ...(typeof full.seed === 'number' && Number.isSafeInteger(full.seed) ? { seed: full.seed } : {}),
       });
     });
-    suggestions.forEach((params, i) => c.trials.push({ number: c.trials.length, trial: trials[trials.length - suggestions.length + i]!.id, params, state: 'running' }));
+    suggestions.forEach((params, i) =>
+      c.trials.push({ number: c.trials.length, trial: trials[trials.length - suggestions.length + i]!.id, params, state: 'running' }),
+    );
   }
   const complete = state.cells.flatMap((c) => c.trials.filter((t) => t.state === 'complete'));
   const sign = search.direction === 'maximize' ? 1 : -1;

@@ -41,7 +41,9 @@ const sampleSchema = z
 
 const searchSchema = z
   .strictObject({
-    sampler: z.enum(['random', 'halton', 'tpe']).describe('random: independent draws; halton: quasi-random, evenly spread; tpe: tree-structured Parzen estimator (model-based, as Optuna defines it).'),
+    sampler: z
+      .enum(['random', 'halton', 'tpe'])
+      .describe('random: independent draws; halton: quasi-random, evenly spread; tpe: tree-structured Parzen estimator (model-based, as Optuna defines it).'),
     seed: z.number().int().default(0).describe('Seed of the search: the same seed and the same results give the same suggestions.'),
     trials: z.number().int().positive().describe('Trials per combination of the matrix axes (or in all, without a matrix).'),
     n_startup_trials: z.number().int().min(0).optional().describe('tpe: random trials before the model is used (default 10).'),
@@ -49,7 +51,9 @@ const searchSchema = z
     direction: z.enum(['maximize', 'minimize']).default('maximize'),
     space: searchSpaceSchema,
   })
-  .describe('Search: trials suggested by a sampler from the results so far, in rounds of `concurrency` trials; beside a matrix, every cell runs its own search.');
+  .describe(
+    'Search: trials suggested by a sampler from the results so far, in rounds of `concurrency` trials; beside a matrix, every cell runs its own search.',
+  );
 
 export const stepSchema = z
   .strictObject({

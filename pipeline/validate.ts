@@ -85,7 +85,13 @@ function readStep(name: string, raw: unknown, report: (f: Finding) => void): Rea
     if (r.success) decl[key] = r.data;
     else broken.add(key);
   }
-  return { decl: decl as Partial<StepDecl>, needs: needsOf(raw.needs), broken, hasMatrix: raw.matrix !== undefined || raw.search !== undefined, complete: false };
+  return {
+    decl: decl as Partial<StepDecl>,
+    needs: needsOf(raw.needs),
+    broken,
+    hasMatrix: raw.matrix !== undefined || raw.search !== undefined,
+    complete: false,
+  };
 }
 
 /** The second pass: the step type's parameters, its matrix, and (when all is well) its trials. */
@@ -238,7 +244,12 @@ function planSearchStep(
     if (name in matrix) fail(['search', 'space', name], `"${name}" is also a matrix axis; list it in matrix or in search, not both`);
     if (decl.with && name in decl.with) fail(['with', name], `"${name}" is set both in with: and in search.space; keep one`);
     const ends: Array<[PathKey[], unknown]> =
-      spec.type === 'choice' ? spec.values.map((v, i): [PathKey[], unknown] => [['values', i], v]) : [[['low'], spec.low], [['high'], spec.high]];
+      spec.type === 'choice'
+        ? spec.values.map((v, i): [PathKey[], unknown] => [['values', i], v])
+        : [
+            [['low'], spec.low],
+            [['high'], spec.high],
+          ];
     for (const [keys, value] of ends) {
       const r = field.safeParse(value, parseOptions);
       if (!r.success) {
@@ -249,7 +260,10 @@ function planSearchStep(
   }
   const cells = grid(matrix);
   if (cells.length * search.trials > MAX_TRIALS) {
-    fail(['search', 'trials'], `${search.trials} trials × ${cells.length} matrix cells make ${cells.length * search.trials}; at most ${MAX_TRIALS} fit one sweep: lower trials or the matrix`);
+    fail(
+      ['search', 'trials'],
+      `${search.trials} trials × ${cells.length} matrix cells make ${cells.length * search.trials}; at most ${MAX_TRIALS} fit one sweep: lower trials or the matrix`,
+    );
   }
   if (!ok) return undefined;
   // A rule across parameters (with the space's midpoints): said once, before anything runs.

@@ -60,7 +60,14 @@ describe('a search on a matrix step, end to end on a real Temporal server', () =
     expect({ code: run.code, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, stderr: '' });
     first = JSON.parse(run.stdout) as SweepResult;
     const trials = first.outputs.train as TrainResult[];
-    expect(trials.map((t) => t.trial).sort()).toEqual(['gru_last-h8-s1-t0', 'gru_last-h8-s1-t1', 'gru_last-h8-s1-t2', 'gru_mean-h8-s1-t0', 'gru_mean-h8-s1-t1', 'gru_mean-h8-s1-t2']);
+    expect(trials.map((t) => t.trial).sort()).toEqual([
+      'gru_last-h8-s1-t0',
+      'gru_last-h8-s1-t1',
+      'gru_last-h8-s1-t2',
+      'gru_mean-h8-s1-t0',
+      'gru_mean-h8-s1-t1',
+      'gru_mean-h8-s1-t2',
+    ]);
     for (const t of trials) {
       const { lr, dropout } = t.params as { lr: number; dropout: number };
       expect(lr).toBeGreaterThanOrEqual(0.0001);

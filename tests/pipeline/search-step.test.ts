@@ -58,7 +58,9 @@ describe('search: on a matrix step', () => {
   });
 
   it('runs without a matrix: one search', () => {
-    const train = trainOf(planFromText(pipeline(`    search: { sampler: random, trials: 5, space: { dropout: { type: uniform, low: 0, high: 0.5 } } }`, false), 'search.yaml'));
+    const train = trainOf(
+      planFromText(pipeline(`    search: { sampler: random, trials: 5, space: { dropout: { type: uniform, low: 0, high: 0.5 } } }`, false), 'search.yaml'),
+    );
     expect(train.search!.cells).toEqual([{}]);
   });
 
