@@ -20,7 +20,7 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(files.some((f) => f.includes('_trial-'))).toBe(true);
   });
 
-  it('has a recorded sweep whose plan carries the step contracts, one whose plan predates them, and one with seeds until sure', () => {
+  it('has a recorded sweep whose plan carries the step contracts, one whose plan predates them, one with seeds until sure and one with a search', () => {
     const plans = files
       .filter((f) => !f.includes('_trial-'))
       .map((f) => {
@@ -35,6 +35,8 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(plans.some((p) => p.steps.every((s) => !s.durability))).toBe(true);
     // Seeds until sure: rounds of trials and a recorded decision after each.
     expect(plans.some((p) => p.steps.some((s) => s.until))).toBe(true);
+    // A search: each round's trials come from a recorded suggestTrials result.
+    expect(plans.some((p) => p.steps.some((s) => s.search))).toBe(true);
   });
 
   it('replays every one without a nondeterminism error', async () => {
