@@ -144,7 +144,7 @@ async function writeReportFiles(
         best: result.best,
         epochs: await readEpochs(deps.store, result),
         stoppedEarly: result.stoppedEarly,
-        backend: result.backend,
+        backend: computedBy(result),
         workflowId,
         ...(temporalUrl ? { temporalUrl } : {}),
         ...(result.tracking?.mlflow?.url ? { mlflowUrl: result.tracking.mlflow.url } : {}),
@@ -341,3 +341,14 @@ export const reportStep = defineStep({
   },
   activity: report,
 });
+
+/**
+ * What computed a trial, for the report: the engine and kernel or backend it resolved to, and a
+ * mix of engines (allowed by allow_engine_change) said in so many words. Older results: the backend.
+ */
+export function computedBy(result: TrainResult): string {
+  const change = result.engineChange;
+  if (change === undefined) return result.computedBy ?? result.backend;
+  if (change.cacheHit) return `${change.from} (cached; this worker: ${change.to})`;
+  return `${change.to} after ${change.atEpoch ?? '?'} epochs of ${change.from}`;
+}

@@ -1,17 +1,18 @@
+import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { ArtifactCorrupt, StorageError, stepKey, writeFileAtomic } from '../artifacts/store';
 import { TrainingShare } from '../artifacts/training-share';
-import { trainInChildProcess } from '../ml/train-process';
-import type { TrainConfig } from '../ml/trainer';
+import { trainInChildProcess, type TrainHooks, type TrainRequest } from '../ml/train-process';
+import { describeEngine, type TrainConfig, type TrainOutcome } from '../ml/trainer';
 import { epochSignal, type EpochReport } from '../workflows/progress';
 import { activityContext } from './context';
 import type { ActivityDeps } from './deps';
 import { parseStepParams } from './params';
 import { defineStep } from './step-module';
 import { trackTrial } from './tracking';
-import type { PaddingResult, StepInput, TrainResult } from './types';
+import type { PaddingResult, StepInput, TrainResult, TrainTiming } from './types';
 import { damagedInput, upstreamOf, verifyInput } from './upstream';
 
 export const poolingVariants = ['last', 'mean', 'last-valid', 'mean-valid', 'max'] as const;
@@ -49,8 +50,23 @@ export const trainParams = z.strictObject({
     .describe(
       'How a training step is computed: `fused`, the whole step in one WebAssembly kernel; `fused-gru`, the TensorFlow.js model with each GRU layer as one fused op; `tfjs`, op by op (the reference); `auto`, fused where the kernel loads.',
     ),
+  allow_engine_change: z
+    .boolean()
+    .optional()
+    .describe(
+      'Accept a checkpoint or a cached result that another engine computed (another kernel build or backend, e.g. an unlike worker) instead of failing; the trial and the report then say so. Its numbers agree with a one-engine run only up to rounding.',
+    ),
 });
 export type TrainParams = z.infer<typeof trainParams>;
+
+/** Padded tables this process has verified, by local path: the file's identity when it was. */
+const verifiedInputs = new Map<string, string>();
+
+/** Changes with any write to the file (or its replacement): then it is verified again. */
+async function fileIdentity(file: string): Promise<string> {
+  const s = await stat(file).catch(() => undefined);
+  return s === undefined ? 'missing' : `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+}
 
 /** Bump when a change to training would change its results: it is part of every trial's cache key. */
 export const TRAIN_VERSION = 1;
@@ -69,43 +85,63 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
   const log = deps.logger.child({ sweep: input.sweepId, step: input.step, trial: input.trial });
   const started = Date.now();
   let resumedFromEpoch = 0;
+  const timing = emptyTiming();
+  // Set by this attempt's training; a cache hit compares what computed it with this worker's engine.
+  let computedHere: string | undefined;
+  let engineChange: TrainResult['engineChange'];
 
   const { ref, result, cached } = await deps.store
     .getOrBuild(identity, async (dir) => {
-      // A damaged padded table must never be trained on silently: check it against its digest.
-      await verifyInput(deps.store, padded.ref, padded.table, `trial ${input.trial ?? input.step}`, input.sweepId);
+      // A damaged padded table must never be trained on silently: check it against its digest
+      // (once per worker process while the file stays the same one: a sweep's trials share it).
+      const verifying = performance.now();
       const paddedPath = await deps.store.localPath(padded.ref, padded.table);
+      const identityOfFile = await fileIdentity(paddedPath);
+      if (verifiedInputs.get(paddedPath) !== identityOfFile) {
+        await verifyInput(deps.store, padded.ref, padded.table, `trial ${input.trial ?? input.step}`, input.sweepId);
+        verifiedInputs.set(paddedPath, identityOfFile);
+      }
+      timing.verifyInput = (performance.now() - verifying) / 1000;
       const key = stepKey(identity).slice(0, 32);
       const checkpointDir = await deps.store.workDir('train', key);
       // With a bucket store, this trial may have started on another machine: continue from its checkpoint.
       const share = await TrainingShare.open(deps.store, key, log);
       await share.restore();
       const tracker = trackTrial({ sweepId: input.sweepId, step: input.step, trial: input.trial ?? input.step, identity }, deps, log);
-      const notifyTrialWorkflow = progressNotifier(log);
+      const notifyTrialWorkflow = progressNotifier(log, timing);
       // "Best" means what early stopping keeps: the epoch with the lowest valid loss.
       let best = { loss: Infinity, acc: 0 };
-      const outcome = await trainInChildProcess(
-        { paddedPath, config: toConfig(params), checkpointDir },
-        {
-          signal: ctx?.cancellationSignal,
-          onBatch: (epoch, batch, batches) => ctx?.heartbeat({ epoch, batch, batches }),
-          onEpoch: (m, checkpoint) => {
-            if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
-            share.checkpointWritten(checkpoint);
-            ctx?.heartbeat({ epoch: m.epoch, checkpoint });
-            log.info({ ...m }, 'epoch finished');
-            const report: EpochReport = {
-              epoch: m.epoch,
-              epochs: params.epochs,
-              validAcc: m.valid_acc,
-              validLoss: m.valid_loss,
-              bestValidAcc: best.acc,
-            };
-            notifyTrialWorkflow(report);
-            tracker.epoch(m, checkpoint);
-          },
+      const heartbeat = (details: unknown): void => {
+        const t0 = performance.now();
+        ctx?.heartbeat(details);
+        timing.heartbeat += (performance.now() - t0) / 1000;
+      };
+      const asked = performance.now();
+      const hooks: TrainHooks = {
+        signal: ctx?.cancellationSignal,
+        onStart: () => (timing.processWait = (performance.now() - asked) / 1000),
+        onLoaded: (ms) => (timing.dataLoad = ms / 1000),
+        onBatch: (epoch, batch, batches) => heartbeat({ epoch, batch, batches }),
+        onEpoch: (m, checkpoint) => {
+          if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
+          share.checkpointWritten(checkpoint);
+          heartbeat({ epoch: m.epoch, checkpoint });
+          log.info({ ...m }, 'epoch finished');
+          const report: EpochReport = {
+            epoch: m.epoch,
+            epochs: params.epochs,
+            validAcc: m.valid_acc,
+            validLoss: m.valid_loss,
+            bestValidAcc: best.acc,
+          };
+          // The last epoch's numbers reach the trial workflow with the result a moment later: a
+          // signal would only cost it a workflow task (one per trial in a sweep of short trials).
+          if (m.epoch < params.epochs) notifyTrialWorkflow(report);
+          tracker.epoch(m, checkpoint);
         },
-      )
+      };
+      const request: TrainRequest = { paddedPath, config: toConfig(params), checkpointDir };
+      const outcome = await (deps.trainPool ? deps.trainPool.run(request, hooks) : trainInChildProcess(request, hooks))
         .catch((err: Error) => {
           throw asFailure(deps.store.explainWrite(err, `the checkpoints of trial ${input.trial ?? input.step}`), input);
         })
@@ -113,10 +149,17 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
         .finally(() => share.flush());
       resumedFromEpoch = outcome.resumedFromEpoch;
       if (resumedFromEpoch > 0) log.info({ resumedFromEpoch }, 'resumed from checkpoint');
+      if (outcome.engineChange) log.warn({ engineChange: outcome.engineChange }, 'resumed a checkpoint another engine computed (allow_engine_change)');
+      addTrainerTiming(timing, outcome);
+      const finishing = performance.now();
       await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
       // MLflow, TensorBoard and settings.toml; never throws (tracking problems are recorded, not fatal).
       const tracking = await tracker.finish(outcome, dir);
+      timing.finish = (performance.now() - finishing) / 1000;
+      computedHere = outcome.computedBy;
+      engineChange = outcome.engineChange;
       return {
+        computedBy: outcome.computedBy,
         best: outcome.best,
         epochsRun: outcome.epochs.length,
         stoppedEarly: outcome.stoppedEarly,
@@ -129,6 +172,21 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
       // Storage errors outside the training itself (the trial's artifact folder) fail the same way.
       throw asFailure(err, input);
     });
+  if (cached && result.computedBy !== undefined) {
+    const here = await describeEngine(toConfig(params));
+    if (here !== result.computedBy) {
+      if (!params.allow_engine_change) {
+        throw ApplicationFailure.nonRetryable(
+          `trial ${input.trial ?? input.step}: its cached result (${ref.dir}) was computed by ${result.computedBy}, but this worker resolves ` +
+            `engine ${params.engine} to ${here}; reusing it would mix their numerics in one comparison. Run the sweep on workers like the first ` +
+            'one, set the engine (and SWEEPS_KERNEL) explicitly, or allow it with the train parameter allow_engine_change: true',
+          'EngineMismatchError',
+        );
+      }
+      engineChange = { from: result.computedBy, to: here, cacheHit: true };
+      log.warn({ engineChange }, 'cache hit computed by another engine (allow_engine_change)');
+    }
+  }
 
   return {
     ref,
@@ -144,13 +202,46 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
     resumedFromEpoch,
     worker: deps.worker ?? `${hostname()}:${process.pid}`,
     tracking: result.tracking,
+    ...(result.computedBy !== undefined && { computedBy: result.computedBy }),
+    ...(engineChange && { engineChange }),
+    ...(!cached && computedHere !== undefined && { timing }),
   };
+}
+
+function emptyTiming(): TrainTiming {
+  return {
+    verifyInput: 0,
+    processWait: 0,
+    dataLoad: 0,
+    steps: 0,
+    stepCount: 0,
+    batchAssembly: 0,
+    evaluation: 0,
+    checkpoint: 0,
+    epochOther: 0,
+    heartbeat: 0,
+    progressSignal: 0,
+    progressSignals: 0,
+    finish: 0,
+  };
+}
+
+function addTrainerTiming(timing: TrainTiming, outcome: TrainOutcome): void {
+  const t = outcome.timing;
+  Object.assign(timing, {
+    steps: t.steps,
+    stepCount: t.stepCount,
+    batchAssembly: t.batchAssembly,
+    evaluation: t.evaluation,
+    checkpoint: t.checkpoint,
+    epochOther: t.other,
+  });
 }
 
 /** Errors that no retry can fix become non-retryable failures that name the trial and the way out. */
 function asFailure(err: Error, input: StepInput<TrainParams>): Error {
   const where = `trial ${input.trial ?? input.step}`;
-  if (err.name === 'TrainConfigError' || err.name === 'CheckpointMismatchError') {
+  if (err.name === 'TrainConfigError' || err.name === 'CheckpointMismatchError' || err.name === 'EngineMismatchError') {
     return ApplicationFailure.nonRetryable(`${where}: ${err.message}`, err.name);
   }
   if (err instanceof ArtifactCorrupt) return damagedInput(err, where, input.sweepId);
@@ -184,6 +275,7 @@ export function toConfig(p: TrainParams): TrainConfig {
     validBatches: p.valid_batches,
     backend: p.backend,
     engine: p.engine,
+    ...(p.allow_engine_change !== undefined && { allowEngineChange: p.allow_engine_change }),
   };
 }
 
@@ -193,16 +285,29 @@ export function toConfig(p: TrainParams): TrainConfig {
  * from its result, so a skipped report loses nothing; losing one (server briefly away) costs
  * nothing either, so this never fails the trial.
  */
-function progressNotifier(log: ActivityDeps['logger'], minIntervalMs = 2000): (report: EpochReport) => void {
+function progressNotifier(log: ActivityDeps['logger'], timing: TrainTiming, minIntervalMs = 2000): (report: EpochReport) => void {
   let last = 0;
+  // Taken now: the training process's messages arrive outside the activity's async context (a
+  // pooled process was started before this activity), where activityContext() knows no activity.
+  const ctx = activityContext();
   return (report) => {
-    const ctx = activityContext();
     const workflowId = ctx?.info.workflowExecution?.workflowId;
     if (!ctx || !workflowId || Date.now() - last < minIntervalMs) return;
     last = Date.now();
     const failed = (err: Error) => log.debug({ err: err.message }, 'could not report epoch progress');
+    const sent = performance.now();
+    const done = () => {
+      timing.progressSignal += (performance.now() - sent) / 1000;
+      timing.progressSignals += 1;
+    };
     try {
-      ctx.client.workflow.getHandle(workflowId).signal(epochSignal, report).catch(failed);
+      ctx.client.workflow
+        .getHandle(workflowId)
+        .signal(epochSignal, report)
+        .then(done, (err: Error) => {
+          done();
+          failed(err);
+        });
     } catch (err) {
       failed(err as Error); // no client at all (an activity run outside a worker): nothing to tell
     }

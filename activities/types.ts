@@ -98,6 +98,43 @@ export interface TrainResult extends TrialResult {
    * results of trials trained before tracking existed (their cached artifacts are still valid).
    */
   tracking?: TrialTracking;
+  /**
+   * What computed the trial's numbers (`fused (native kernel)`, `tfjs (wasm backend)`, …).
+   * Absent in results of trials trained before it was recorded.
+   */
+  computedBy?: string;
+  /**
+   * Set when the trial mixed engines, as `allow_engine_change` allowed: it resumed a checkpoint
+   * another engine computed (`atEpoch`: the epochs that engine trained), or it is a cache hit that
+   * another engine computed than this worker would (`cacheHit`).
+   */
+  engineChange?: { from: string; to: string; atEpoch?: number; cacheHit?: boolean };
+  /** Where this attempt's time went, in seconds (absent on a cache hit and in older results). */
+  timing?: TrainTiming;
+}
+
+/** Where a train activity's time went, in seconds. */
+export interface TrainTiming {
+  /** Checking the padded table against its digest. */
+  verifyInput: number;
+  /** From asking for a training process until it trains: 0 for a warm one, its start-up for a new one. */
+  processWait: number;
+  /** Reading the padded table in the training process (0 when the process still held it). */
+  dataLoad: number;
+  /** The trainer's phases, summed over the epochs this attempt trained (ml/trainer.ts EpochTiming). */
+  steps: number;
+  stepCount: number;
+  batchAssembly: number;
+  evaluation: number;
+  checkpoint: number;
+  epochOther: number;
+  /** Heartbeat calls (the SDK sends them throttled, in the background). */
+  heartbeat: number;
+  /** Progress signals to the trial workflow, round trip (they run beside the training, not in its way). */
+  progressSignal: number;
+  progressSignals: number;
+  /** metrics.json, tracking (MLflow, TensorBoard, settings) and the result's manifest. */
+  finish: number;
 }
 
 export interface ReportResult extends StepResultBase {

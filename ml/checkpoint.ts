@@ -104,6 +104,45 @@ function decodeNumbers(_key: string, value: unknown): unknown {
   return value;
 }
 
+/** The three files of a checkpoint, computed from copies the caller no longer changes. */
+function checkpointFiles<T>(
+  epoch: number,
+  fingerprint: string,
+  params: Array<{ name: string; shape: number[] }>,
+  weights: Float32Array,
+  optimizer: Float32Array,
+  payload: T,
+): { weights: Uint8Array; optimizer: Uint8Array; state: string } {
+  const w = bytesOf(weights);
+  const o = bytesOf(optimizer);
+  const state: CheckpointState<T> = {
+    format: CHECKPOINT_FORMAT,
+    epoch,
+    fingerprint,
+    params,
+    weights: { file: 'weights.bin', sha256: sha256(w), floats: weights.length },
+    optimizer: { file: 'optimizer.bin', sha256: sha256(o), floats: optimizer.length },
+    payload,
+  };
+  return { weights: w, optimizer: o, state: JSON.stringify(state, encodeNumbers, 2) };
+}
+
+/** Moves a complete temp folder into place as `finalPath` (see writeCheckpoint). */
+function publish<T>(dir: string, temp: string, finalPath: string, fingerprint: string): string {
+  if (fs.existsSync(finalPath)) {
+    // Left by an earlier attempt of the same run (same fingerprint, same epoch): runs are
+    // deterministic, so a valid one holds the same numbers; a damaged one is replaced.
+    if (readCheckpoint<T>(finalPath, fingerprint) !== null) {
+      fs.rmSync(temp, { recursive: true, force: true });
+      return finalPath;
+    }
+    fs.rmSync(finalPath, { recursive: true, force: true });
+  }
+  fs.renameSync(temp, finalPath);
+  fsyncDir(dir);
+  return finalPath;
+}
+
 export function writeCheckpoint<T>(
   dir: string,
   epoch: number,
@@ -113,42 +152,67 @@ export function writeCheckpoint<T>(
   optimizer: Float32Array,
   payload: T,
 ): string {
+  const files = checkpointFiles(epoch, fingerprint, params, weights, optimizer, payload);
   fs.mkdirSync(dir, { recursive: true });
   const finalPath = path.join(dir, epochDirName(epoch));
   const temp = fs.mkdtempSync(path.join(dir, `${CHECKPOINT_TEMP_PREFIX}${String(epoch).padStart(4, '0')}-`));
   fs.chmodSync(temp, 0o755); // mkdtemp's 0700 would hide checkpoints from other users of a shared store
   try {
-    const w = bytesOf(weights);
-    const o = bytesOf(optimizer);
-    writeDurably(path.join(temp, 'weights.bin'), w);
-    writeDurably(path.join(temp, 'optimizer.bin'), o);
-    const state: CheckpointState<T> = {
-      format: CHECKPOINT_FORMAT,
-      epoch,
-      fingerprint,
-      params,
-      weights: { file: 'weights.bin', sha256: sha256(w), floats: weights.length },
-      optimizer: { file: 'optimizer.bin', sha256: sha256(o), floats: optimizer.length },
-      payload,
-    };
-    writeDurably(path.join(temp, CHECKPOINT_STATE_FILE), JSON.stringify(state, encodeNumbers, 2));
+    writeDurably(path.join(temp, 'weights.bin'), files.weights);
+    writeDurably(path.join(temp, 'optimizer.bin'), files.optimizer);
+    writeDurably(path.join(temp, CHECKPOINT_STATE_FILE), files.state);
     fsyncDir(temp);
-    if (fs.existsSync(finalPath)) {
-      // Left by an earlier attempt of the same run (same fingerprint, same epoch): runs are
-      // deterministic, so a valid one holds the same numbers; a damaged one is replaced.
-      if (readCheckpoint<T>(finalPath, fingerprint) !== null) {
-        fs.rmSync(temp, { recursive: true, force: true });
-        return finalPath;
-      }
-      fs.rmSync(finalPath, { recursive: true, force: true });
-    }
-    fs.renameSync(temp, finalPath);
-    fsyncDir(dir);
-    return finalPath;
+    return publish<T>(dir, temp, finalPath, fingerprint);
   } catch (err) {
     fs.rmSync(temp, { recursive: true, force: true });
     throw err;
   }
+}
+
+async function writeDurablyAsync(file: string, data: Uint8Array | string): Promise<void> {
+  const handle = await fs.promises.open(file, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * writeCheckpoint with the writes and fsyncs on libuv's threads, so that training goes on while
+ * the disk catches up. The arrays are encoded before this returns: the caller may change them.
+ * The same guarantees: the folder appears complete or not at all.
+ */
+export function writeCheckpointAsync<T>(
+  dir: string,
+  epoch: number,
+  fingerprint: string,
+  params: Array<{ name: string; shape: number[] }>,
+  weights: Float32Array,
+  optimizer: Float32Array,
+  payload: T,
+): Promise<string> {
+  const files = checkpointFiles(epoch, fingerprint, params, weights.slice(), optimizer.slice(), payload);
+  const finalPath = path.join(dir, epochDirName(epoch));
+  return (async () => {
+    await fs.promises.mkdir(dir, { recursive: true });
+    const temp = await fs.promises.mkdtemp(path.join(dir, `${CHECKPOINT_TEMP_PREFIX}${String(epoch).padStart(4, '0')}-`));
+    try {
+      await fs.promises.chmod(temp, 0o755);
+      await Promise.all([
+        writeDurablyAsync(path.join(temp, 'weights.bin'), files.weights),
+        writeDurablyAsync(path.join(temp, 'optimizer.bin'), files.optimizer),
+      ]);
+      // state.json last: with it, the folder is complete.
+      await writeDurablyAsync(path.join(temp, CHECKPOINT_STATE_FILE), files.state);
+      fsyncDir(temp);
+      return publish<T>(dir, temp, finalPath, fingerprint);
+    } catch (err) {
+      await fs.promises.rm(temp, { recursive: true, force: true });
+      throw err;
+    }
+  })();
 }
 
 export class CheckpointMismatchError extends Error {

@@ -1,9 +1,18 @@
 /**
- * Entry point of the training child process (forked by train-process.ts). Training is
- * CPU-bound and synchronous per batch; running it here keeps the parent's event loop (a
- * Temporal worker: heartbeats, other activities) responsive, and gives each trial its own
- * single-threaded TensorFlow.js backend.
+ * Entry point of a training child process (forked by train-process.ts). Training is CPU-bound
+ * and synchronous per batch; running it here keeps the parent's event loop (a Temporal worker:
+ * heartbeats, other activities) responsive, and gives each trial its own single-threaded
+ * TensorFlow.js backend.
+ *
+ * The process is kept warm between trials: it loads TensorFlow.js and the kernel once, then
+ * trains one request after another, so a trial does not pay Node's, TensorFlow.js's and the
+ * kernel's start-up. Nothing of one trial carries over into the next except the loaded data of
+ * the same padded file (content-addressed, read-only) and the loaded libraries.
  */
+import { statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { initBackend } from './backend';
+import { kernelAvailable } from './kernel/load';
 import { readPadded, type PaddedData } from './padded-data';
 import type { ChildMessage, ParentMessage, TrainRequest } from './train-protocol';
 import { train } from './trainer';
@@ -15,36 +24,72 @@ function send(message: ChildMessage): Promise<void> {
   });
 }
 
-function loadData(request: TrainRequest): PaddedData {
-  if (request.readerModule === undefined) return readPadded(request.paddedPath);
-  const reader = require(request.readerModule) as { readPadded?: (path: string) => PaddedData };
-  if (typeof reader.readPadded !== 'function') throw new Error(`${request.readerModule} does not export readPadded(path)`);
-  return reader.readPadded(request.paddedPath);
+/** The last data read, kept for the next trial on the same file (the usual case: a sweep's trials share one). */
+let cached: { key: string; data: PaddedData } | undefined;
+
+function loadData(request: TrainRequest): { data: PaddedData; reused: boolean } {
+  const { size, mtimeMs } = statSync(request.paddedPath);
+  const key = JSON.stringify([request.paddedPath, request.readerModule ?? '', size, mtimeMs]);
+  if (cached?.key === key) return { data: cached.data, reused: true };
+  cached = undefined; // let the old data go before reading the new
+  let data: PaddedData;
+  if (request.readerModule === undefined) data = readPadded(request.paddedPath);
+  else {
+    const reader = require(request.readerModule) as { readPadded?: (path: string) => PaddedData };
+    if (typeof reader.readPadded !== 'function') throw new Error(`${request.readerModule} does not export readPadded(path)`);
+    data = reader.readPadded(request.paddedPath);
+  }
+  cached = { key, data };
+  return { data, reused: false };
 }
+
+const BATCH_REPORT_MS = 200;
+let lastBatchReport = 0;
 
 async function run(request: TrainRequest): Promise<void> {
   try {
-    const outcome = await train(loadData(request), request.config, {
+    const t0 = performance.now();
+    const { data, reused } = loadData(request);
+    await send({ type: 'loaded', ms: performance.now() - t0, reused });
+    const outcome = await train(data, request.config, {
       checkpointDir: request.checkpointDir,
-      onEpoch: (metrics, checkpointPath) => void send({ type: 'epoch', metrics, checkpointPath }),
-      onBatch: (epoch, batch, batches) => void send({ type: 'batch', epoch, batch, batches }),
+      onEpoch: (metrics, checkpointPath, timing) => void send({ type: 'epoch', metrics, checkpointPath, timing }),
+      onBatch: (epoch, batch, batches) => {
+        // The parent heartbeats on these (throttled by the SDK to seconds anyway): the first batch
+        // of an epoch and then every BATCH_REPORT_MS, not each of a fast engine's millisecond steps.
+        const now = performance.now();
+        if (batch !== 1 && now - lastBatchReport < BATCH_REPORT_MS) return;
+        lastBatchReport = now;
+        void send({ type: 'batch', epoch, batch, batches });
+      },
     });
     await send({ type: 'result', outcome });
-    process.exit(0);
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     await send({ type: 'error', name: e.name, message: e.message, stack: e.stack, code: (e as NodeJS.ErrnoException).code });
-    process.exit(1);
   }
+}
+
+/** Loads what every trial needs before the first one arrives: the default backend and the kernel. */
+async function warmUp(): Promise<void> {
+  try {
+    await initBackend('wasm');
+  } catch {
+    // A trial that needs the backend reports the problem itself.
+  }
+  kernelAvailable();
 }
 
 if (process.send === undefined) {
   console.error('train-child: start me with child_process.fork (see ml/train-process.ts)');
   process.exit(2);
 }
-// An orphan would train on for hours with nobody listening: die with the parent.
-process.on('disconnect', () => process.exit(1));
-process.once('message', (message: ParentMessage) => {
-  if (message?.type === 'train') void run(message.request);
-  else void send({ type: 'error', name: 'Error', message: `train-child: unexpected message ${JSON.stringify(message)}` }).then(() => process.exit(1));
+// An orphan would train on for hours with nobody listening: die with the parent. The parent also
+// retires a process by disconnecting.
+process.on('disconnect', () => process.exit(0));
+
+let queue = warmUp().then(() => send({ type: 'ready', startupMs: process.uptime() * 1000 }));
+process.on('message', (message: ParentMessage) => {
+  if (message?.type === 'train') queue = queue.then(() => run(message.request));
+  else void send({ type: 'error', name: 'Error', message: `train-child: unexpected message ${JSON.stringify(message)}` });
 });

@@ -1,17 +1,19 @@
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildMessage, ParentMessage, TrainRequest } from './train-protocol';
-import type { EpochMetrics, TrainOutcome } from './trainer';
+import type { EpochMetrics, EpochTiming, TrainOutcome } from './trainer';
 
 export type { TrainRequest } from './train-protocol';
 
 export interface TrainHooks {
-  onEpoch?(m: EpochMetrics, checkpointPath: string): void;
+  onEpoch?(m: EpochMetrics, checkpointPath: string, timing: EpochTiming): void;
   onBatch?(epoch: number, batch: number, batches: number): void;
+  /** The trial's data is loaded (`reused`: the process still held it from its previous trial). */
+  onLoaded?(ms: number, reused: boolean): void;
   /** Aborting kills the child (SIGTERM, then SIGKILL after `killGraceMs`); the promise rejects with the signal's reason once the child is gone. */
   signal?: AbortSignal;
-  /** Called once the child runs, with its pid (for logs and for tests). */
+  /** Called once the child runs this trial, with its pid (for logs and for tests). */
   onStart?(pid: number): void;
   killGraceMs?: number;
 }
@@ -45,82 +47,203 @@ function childError(msg: Extract<ChildMessage, { type: 'error' }>, pid: number |
   return err;
 }
 
-/**
- * Runs `train` (ml/trainer.ts) in a forked Node process and reports its progress. The child
- * exits when this process dies (it watches the IPC channel), so no orphan keeps training.
- */
-export function trainInChildProcess(request: TrainRequest, hooks: TrainHooks = {}): Promise<TrainOutcome> {
-  const { signal } = hooks;
-  if (signal?.aborted) return Promise.reject(abortReason(signal));
-  if (!existsSync(CHILD_SCRIPT)) {
-    return Promise.reject(new Error(`${CHILD_SCRIPT} not found: training runs from the compiled JavaScript (npm run build)`));
-  }
+interface Running {
+  hooks: TrainHooks;
+  resolve(outcome: TrainOutcome): void;
+  reject(err: Error): void;
+  failure?: Error;
+  killTimer?: NodeJS.Timeout;
+}
 
-  return new Promise<TrainOutcome>((resolve, reject) => {
-    const child = fork(CHILD_SCRIPT, [], {
+/**
+ * One training child process that trains one trial after another. It loads TensorFlow.js and
+ * the kernel when it starts (`ready`), so the trials it runs pay none of that. A process whose
+ * trial failed, was aborted or crashed is not reused (`reusable` turns false). The child exits
+ * when this process dies or disconnects from it (it watches the IPC channel), so no orphan keeps
+ * training. Its IPC channel holds this process's event loop open until it is retired.
+ */
+export class TrainingProcess {
+  private readonly child: ChildProcess;
+  private running: Running | undefined;
+  private healthy = true;
+  private exitedFlag = false;
+  /** Trials started in this process. */
+  trials = 0;
+  /** Resolves with the child's start-up time (ms) once it waits for work; rejects if it died first. */
+  readonly ready: Promise<number>;
+  /** Resolves once the child has exited and its IPC and stdio are closed. */
+  readonly exited: Promise<void>;
+
+  constructor() {
+    if (!existsSync(CHILD_SCRIPT)) {
+      throw new Error(`${CHILD_SCRIPT} not found: training runs from the compiled JavaScript (npm run build)`);
+    }
+    this.child = fork(CHILD_SCRIPT, [], {
       env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
       execArgv: childExecArgv(process.execArgv),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // Structured clone instead of JSON: a diverged run's NaN losses must not arrive as null.
       serialization: 'advanced',
     });
-    let outcome: TrainOutcome | undefined;
-    let failure: Error | undefined;
-    let killTimer: NodeJS.Timeout | undefined;
-
-    const onAbort = (): void => {
-      failure ??= abortReason(signal as AbortSignal);
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), hooks.killGraceMs ?? 2000);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    child.on('spawn', () => {
-      if (signal?.aborted) return; // onAbort is already killing it
-      if (child.pid !== undefined) hooks.onStart?.(child.pid);
-      const message: ParentMessage = { type: 'train', request };
-      child.send(message);
+    let readyResolve: (ms: number) => void = () => undefined;
+    let readyReject: (err: Error) => void = () => undefined;
+    this.ready = new Promise<number>((resolve, reject) => {
+      readyResolve = resolve;
+      readyReject = reject;
     });
-
-    child.on('message', (msg: ChildMessage) => {
-      try {
-        switch (msg.type) {
-          case 'epoch':
-            hooks.onEpoch?.(msg.metrics, msg.checkpointPath);
-            break;
-          case 'batch':
-            hooks.onBatch?.(msg.epoch, msg.batch, msg.batches);
-            break;
-          case 'result':
-            outcome = msg.outcome;
-            break;
-          case 'error':
-            failure ??= childError(msg, child.pid);
-            break;
-        }
-      } catch (err) {
-        // A throwing hook must not leave a child training for nobody.
-        failure ??= err instanceof Error ? err : new Error(String(err));
-        child.kill('SIGKILL');
-      }
+    this.ready.catch(() => undefined); // observed by run(); an idle process may die unobserved
+    let spawnError: Error | undefined;
+    this.child.on('error', (err) => {
+      spawnError ??= err;
+      this.healthy = false;
+      if (this.child.pid === undefined) this.onClose(null, null, spawnError, readyReject);
     });
-
-    child.on('error', (err) => {
-      failure ??= err;
-      // Never spawned: no 'close' will follow.
-      if (child.pid === undefined) {
-        signal?.removeEventListener('abort', onAbort);
-        reject(failure);
-      }
+    this.child.on('message', (msg: ChildMessage) => {
+      if (msg.type === 'ready') readyResolve(msg.startupMs);
+      else this.onMessage(msg);
     });
-
     // 'exit' can precede the last 'message'; 'close' comes after all IPC and stdio is done.
-    child.on('close', (code, sig) => {
-      if (killTimer) clearTimeout(killTimer);
-      signal?.removeEventListener('abort', onAbort);
-      if (failure) reject(failure);
-      else if (outcome && code === 0) resolve(outcome);
-      else reject(new Error(`training child process (pid ${child.pid ?? '?'}) ended without a result (exit code ${code}, signal ${sig})`));
+    let exitedResolve: () => void = () => undefined;
+    this.exited = new Promise<void>((resolve) => (exitedResolve = resolve));
+    const closed = (code: number | null, sig: NodeJS.Signals | null): void => {
+      this.onClose(code, sig, spawnError, readyReject);
+      exitedResolve();
+    };
+    this.child.on('close', closed);
+    // After this side disconnected, Node emits no 'close' (seen on Node 20); no message can come any more.
+    this.child.on('exit', (code, sig) => {
+      if (!this.child.connected) closed(code, sig);
     });
-  });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Alive, healthy and not training: can take the next trial. */
+  get reusable(): boolean {
+    return this.healthy && !this.exitedFlag && this.running === undefined;
+  }
+
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Trains one trial. Rejects when the trial fails, is aborted (the process is then killed) or the process dies. */
+  async run(request: TrainRequest, hooks: TrainHooks = {}): Promise<TrainOutcome> {
+    const { signal } = hooks;
+    if (signal?.aborted) throw abortReason(signal);
+    if (this.running !== undefined) throw new Error(`training process ${this.pid ?? '?'} is already training`);
+    if (!this.reusable) throw new Error(`training process ${this.pid ?? '?'} cannot take another trial`);
+    this.trials += 1;
+    return new Promise<TrainOutcome>((resolve, reject) => {
+      const running: Running = { hooks, resolve, reject };
+      this.running = running;
+      const onAbort = (): void => {
+        running.failure ??= abortReason(signal as AbortSignal);
+        this.kill(hooks.killGraceMs ?? 2000);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        if (running.killTimer) clearTimeout(running.killTimer);
+        if (this.running === running) this.running = undefined;
+      };
+      running.resolve = (outcome) => {
+        settle();
+        resolve(outcome);
+      };
+      running.reject = (err) => {
+        settle();
+        reject(err);
+      };
+      this.ready.then(
+        () => {
+          if (running.failure !== undefined || this.running !== running) return; // being killed: 'close' rejects
+          if (this.pid !== undefined) hooks.onStart?.(this.pid);
+          const message: ParentMessage = { type: 'train', request };
+          this.child.send(message);
+        },
+        () => undefined, // onClose rejects the running trial
+      );
+    });
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. A running trial rejects once the process is gone. */
+  kill(graceMs = 2000): void {
+    this.healthy = false;
+    if (this.exitedFlag) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    timer.unref();
+    if (this.running) this.running.killTimer = timer;
+  }
+
+  /** Lets an idle process go: it exits when its IPC channel closes. Resolves once it has. */
+  async retire(graceMs = 5000): Promise<void> {
+    this.healthy = false;
+    if (this.exitedFlag) return;
+    if (this.running !== undefined) this.kill();
+    else if (this.child.connected) this.child.disconnect();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private onMessage(msg: Exclude<ChildMessage, { type: 'ready' }>): void {
+    const running = this.running;
+    if (running === undefined) return;
+    try {
+      switch (msg.type) {
+        case 'loaded':
+          running.hooks.onLoaded?.(msg.ms, msg.reused);
+          break;
+        case 'epoch':
+          running.hooks.onEpoch?.(msg.metrics, msg.checkpointPath, msg.timing);
+          break;
+        case 'batch':
+          running.hooks.onBatch?.(msg.epoch, msg.batch, msg.batches);
+          break;
+        case 'result':
+          if (running.failure === undefined) running.resolve(msg.outcome);
+          break;
+        case 'error':
+          // Whatever failed may have left the process in a state no next trial should inherit.
+          this.healthy = false;
+          running.failure ??= childError(msg, this.pid);
+          if (!this.exitedFlag) void this.retire();
+          break;
+      }
+    } catch (err) {
+      // A throwing hook must not leave a child training for nobody.
+      running.failure ??= err instanceof Error ? err : new Error(String(err));
+      this.healthy = false;
+      this.child.kill('SIGKILL');
+    }
+  }
+
+  private onClose(code: number | null, sig: NodeJS.Signals | null, spawnError: Error | undefined, readyReject: (err: Error) => void): void {
+    if (this.exitedFlag) return;
+    this.exitedFlag = true;
+    this.healthy = false;
+    const ended = spawnError ?? new Error(`training child process (pid ${this.pid ?? '?'}) ended without a result (exit code ${code}, signal ${sig})`);
+    readyReject(ended);
+    const running = this.running;
+    if (running !== undefined) running.reject(running.failure ?? ended);
+  }
+}
+
+/**
+ * Runs `train` (ml/trainer.ts) in a fresh Node process of its own and reports its progress; the
+ * process ends with the trial. Workers use a TrainPool (ml/train-pool.ts) instead, which keeps
+ * processes warm across trials.
+ */
+export async function trainInChildProcess(request: TrainRequest, hooks: TrainHooks = {}): Promise<TrainOutcome> {
+  if (hooks.signal?.aborted) throw abortReason(hooks.signal);
+  const proc = new TrainingProcess();
+  try {
+    return await proc.run(request, hooks);
+  } finally {
+    await proc.retire();
+  }
 }

@@ -1,4 +1,4 @@
-import type { EpochMetrics, TrainConfig, TrainOutcome } from './trainer';
+import type { EpochMetrics, EpochTiming, TrainConfig, TrainOutcome } from './trainer';
 
 /** What the parent asks the training child process to do. */
 export interface TrainRequest {
@@ -13,10 +13,15 @@ export interface TrainRequest {
   readerModule?: string;
 }
 
+/** One trial at a time: the parent sends the next `train` only after a `result` or `error`. */
 export type ParentMessage = { type: 'train'; request: TrainRequest };
 
 export type ChildMessage =
-  | { type: 'epoch'; metrics: EpochMetrics; checkpointPath: string }
+  /** Sent once, when the child has loaded TensorFlow.js and the kernel and waits for work. */
+  | { type: 'ready'; startupMs: number }
+  /** Sent at the start of every trial: how long reading the padded data took (0 when reused). */
+  | { type: 'loaded'; ms: number; reused: boolean }
+  | { type: 'epoch'; metrics: EpochMetrics; checkpointPath: string; timing: EpochTiming }
   | { type: 'batch'; epoch: number; batch: number; batches: number }
   | { type: 'result'; outcome: TrainOutcome }
   | { type: 'error'; name: string; message: string; stack?: string; code?: string };

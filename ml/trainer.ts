@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend';
 import { gatherBatch, planBatches, type Batch, type Batching } from './batches';
-import { latestCheckpoint, writeCheckpoint } from './checkpoint';
+import { latestCheckpoint, writeCheckpointAsync } from './checkpoint';
 import { FusedTrainer } from './kernel/engine';
 import { kernel, kernelAvailable, type KernelKind } from './kernel/load';
 import { crossEntropy, GruClassifier } from './model';
@@ -52,6 +52,39 @@ export interface TrainConfig {
   backend: BackendPreference;
   /** Default `auto`. */
   engine?: EngineChoice;
+  /**
+   * Resume from a checkpoint that another engine computed (another kernel build or backend,
+   * e.g. on an unlike worker): the numbers then agree with an uninterrupted run only up to
+   * rounding, and the outcome says so (`engineChange`). Default: refuse with EngineMismatchError.
+   */
+  allowEngineChange?: boolean;
+}
+
+/**
+ * What computed a run's numbers, as one readable label: the engine, the kernel build for the
+ * fused engines, and the TensorFlow.js backend where it computes (not for `fused`, whose
+ * TensorFlow.js model only mirrors the kernel's state). Two runs with the same label compute the
+ * same floats.
+ */
+export function engineLabel(engine: Engine, kernelKind: KernelKind | undefined, backend: string): string {
+  if (engine === 'fused') return `fused (${kernelKind ?? '?'} kernel)`;
+  if (engine === 'fused-gru') return `fused-gru (${kernelKind ?? '?'} kernel, ${backend} backend)`;
+  return `tfjs (${backend} backend)`;
+}
+
+/**
+ * engineLabel() of what `train` would compute `cfg` with in this process: resolves the engine and
+ * the kernel, and the backend where it computes (which loads TensorFlow.js's backend).
+ */
+export async function describeEngine(cfg: Pick<TrainConfig, 'engine' | 'backend'>): Promise<string> {
+  const engine = resolveEngine(cfg.engine);
+  const backend = engine === 'fused' ? '' : await initBackend(cfg.backend);
+  return engineLabel(engine, engine === 'tfjs' ? undefined : kernel().kind, backend);
+}
+
+/** A checkpoint computed by another engine than the one resuming it, without `allowEngineChange`. */
+export class EngineMismatchError extends Error {
+  override name = 'EngineMismatchError';
 }
 
 export interface EpochMetrics {
@@ -66,6 +99,33 @@ export interface EpochMetrics {
   seconds: number;
 }
 
+/**
+ * Where one epoch's wall time went, in seconds: kept apart from EpochMetrics because it differs
+ * between identical runs and is not part of a checkpoint. `other` is the rest of the epoch
+ * (yielding to the event loop for IPC and heartbeats, schedulers, bookkeeping).
+ */
+export interface EpochTiming {
+  epoch: number;
+  /** Training steps (the engine's forward, backward and optimizer update). */
+  steps: number;
+  stepCount: number;
+  /** Planning the epoch's batches and gathering (and padding) their rows, train and valid. */
+  batchAssembly: number;
+  /** The evaluation pass over the valid batches. */
+  evaluation: number;
+  evalBatches: number;
+  /** Copying the engine's state out and writing the checkpoint (fsync included). */
+  checkpoint: number;
+  other: number;
+}
+
+/** The sums of every epoch's timing that this call trained (not the resumed ones). */
+export function sumTimings(timings: readonly EpochTiming[]): Omit<EpochTiming, 'epoch'> {
+  const total = { steps: 0, stepCount: 0, batchAssembly: 0, evaluation: 0, evalBatches: 0, checkpoint: 0, other: 0 };
+  for (const t of timings) for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += t[k];
+  return total;
+}
+
 export interface TrainOutcome {
   /** The epoch early stopping considers best (lowest valid loss by more than the delta). */
   best: EpochMetrics;
@@ -77,11 +137,17 @@ export interface TrainOutcome {
   kernel?: KernelKind;
   /** Epochs restored from a checkpoint when this call started (0 when it started fresh). */
   resumedFromEpoch: number;
+  /** Where the time of the epochs this call trained went. */
+  timing: Omit<EpochTiming, 'epoch'>;
+  /** engineLabel() of what computed this call's epochs. */
+  computedBy: string;
+  /** Set when the resumed checkpoint was computed by another engine (allowed by `allowEngineChange`). */
+  engineChange?: { from: string; to: string; atEpoch: number };
 }
 
 export interface TrainOptions {
   checkpointDir: string;
-  onEpoch?: (m: EpochMetrics, checkpointPath: string) => void;
+  onEpoch?: (m: EpochMetrics, checkpointPath: string, timing: EpochTiming) => void;
   onBatch?: (epoch: number, batch: number, batches: number) => void;
   /** Polled before every batch; when true, training stops with TrainingInterruptedError. */
   shouldStop?: () => boolean;
@@ -99,6 +165,8 @@ export class TrainingInterruptedError extends Error {
 interface TrainingProgress {
   config: TrainConfig;
   backend: string;
+  /** engineLabel() of what computed the checkpoint (absent in checkpoints written before it was recorded). */
+  computedBy?: string;
   adamStep: number;
   plateau: PlateauState;
   earlyStopping: EarlyStoppingState;
@@ -146,11 +214,11 @@ function validate(data: PaddedData, cfg: TrainConfig): void {
 /**
  * What a checkpoint must match to be resumed: every setting that changes the numbers, and
  * the data. `epochs` is left out so a finished run can be extended; `backend` and `engine` are
- * left out so a retry on a machine with another backend or engine still resumes (then equal
- * only up to rounding).
+ * left out because the engine a checkpoint was computed by is checked on its own (`computedBy`),
+ * so that a mismatch gets its own message and can be allowed.
  */
 function fingerprint(data: PaddedData, cfg: TrainConfig): string {
-  const { epochs: _epochs, backend: _backend, engine: _engine, ...rest } = cfg;
+  const { epochs: _epochs, backend: _backend, engine: _engine, allowEngineChange: _allow, ...rest } = cfg;
   const settings = Object.fromEntries(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)));
   const h = createHash('sha256');
   h.update(JSON.stringify({ settings, maxLength: data.maxLength, features: data.features, classes: data.classes }));
@@ -194,8 +262,24 @@ export function evaluateBatch(model: GruClassifier, batch: Batch): { loss: numbe
   });
 }
 
-// Lets IPC messages out, a parent's disconnect in, and other work on this event loop run.
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * Lets IPC messages out, a parent's disconnect in, and other work on this event loop run, at most
+ * every `everyMs`: a fast engine's step takes a millisecond or two, and a turn of the event loop
+ * after every one of them cost a third of a trial's time on a loaded machine (bench:sweep).
+ */
+function eventLoopYielder(everyMs = 25): () => Promise<void> | undefined {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    if (now - last < everyMs) return undefined;
+    return new Promise((resolve) =>
+      setImmediate(() => {
+        last = performance.now();
+        resolve();
+      }),
+    );
+  };
+}
 
 function split(flat: Float32Array, sizes: number[]): Float32Array[] {
   let at = 0;
@@ -276,6 +360,8 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
   const engine = resolveEngine(cfg.engine);
   const backend = engine === 'fused' ? await mirrorBackend(cfg.backend) : await initBackend(cfg.backend);
   const print = fingerprint(data, cfg);
+  const computedBy = engineLabel(engine, engine === 'tfjs' ? undefined : kernel().kind, backend);
+  let engineChange: TrainOutcome['engineChange'];
 
   const model = new GruClassifier(
     {
@@ -291,6 +377,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
   );
   const optimizer = new Adam(model.variables, { lr: cfg.lr, weightDecay: cfg.weightDecay });
   let runner: StepRunner | undefined;
+  let pendingCheckpoint: Promise<void> | undefined;
   try {
     const plateau = new ReduceLROnPlateau({ lr: cfg.lr, mode: 'min', factor: cfg.plateauFactor, patience: cfg.plateauPatience });
     const earlyStopping = new EarlyStopping(cfg.earlyStopPatience, cfg.earlyStopDelta);
@@ -301,6 +388,16 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
     const resumed = latestCheckpoint<TrainingProgress>(opts.checkpointDir, print);
     if (resumed !== null) {
       const p = resumed.state.payload;
+      if (p.computedBy !== undefined && p.computedBy !== computedBy) {
+        if (!cfg.allowEngineChange) {
+          throw new EngineMismatchError(
+            `checkpoint ${resumed.path} was computed by ${p.computedBy}, but this worker resolves the engine to ${computedBy}; ` +
+              'resuming would mix their numerics. Resume on a worker like the first one, set the engine (and SWEEPS_KERNEL) explicitly, ' +
+              'or allow it with the train parameter allow_engine_change: true (the trial and the report then say so)',
+          );
+        }
+        engineChange = { from: p.computedBy, to: computedBy, atEpoch: p.metrics.length };
+      }
       model.setWeights(resumed.weights);
       const moments = split(resumed.optimizer, [...sizes, ...sizes]);
       optimizer.importState({ step: p.adamStep, m: moments.slice(0, sizes.length), v: moments.slice(sizes.length) });
@@ -312,26 +409,46 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
     const resumedFromEpoch = metrics.length;
     runner = engine === 'fused' ? fusedRunner(model, optimizer, data, cfg) : tfjsRunner(model, optimizer);
 
+    const timings: EpochTiming[] = [];
+    const yieldToEventLoop = eventLoopYielder();
     for (let epoch = metrics.length + 1; epoch <= cfg.epochs && !stoppedEarly; epoch++) {
       const started = performance.now();
       const lr = plateau.lr;
+      const t: EpochTiming = { epoch, steps: 0, stepCount: 0, batchAssembly: 0, evaluation: 0, evalBatches: 0, checkpoint: 0, other: 0 };
+      let mark = performance.now();
+      // Adds the time since the last mark to `phase`.
+      const lap = (phase: 'steps' | 'batchAssembly' | 'evaluation' | 'checkpoint'): void => {
+        const now = performance.now();
+        t[phase] += (now - mark) / 1000;
+        mark = now;
+      };
 
       const trainPlan = planBatches(data.train, cfg.batchSize, cfg.batching, rngFor(cfg.seed, STREAM.trainOrder, epoch), cfg.trainBatches);
       let trainLoss = 0;
       for (let b = 0; b < trainPlan.length; b++) {
         if (opts.shouldStop?.()) throw new TrainingInterruptedError(epoch - 1);
+        mark = performance.now();
         const batch = gatherBatch(data.train, data.maxLength, data.features, trainPlan[b] as Int32Array);
         const dropoutRng = cfg.dropout > 0 && cfg.layers > 1 ? rngFor(cfg.seed, STREAM.dropout, epoch, b) : undefined;
+        lap('batchAssembly');
         trainLoss += runner.step(batch, lr, dropoutRng);
+        lap('steps');
+        t.stepCount += 1;
         opts.onBatch?.(epoch, b + 1, trainPlan.length);
         await yieldToEventLoop();
       }
 
+      mark = performance.now();
       const validPlan = planBatches(data.valid, cfg.batchSize, cfg.batching, rngFor(cfg.seed, STREAM.validOrder, epoch), cfg.validBatches);
       let validLoss = 0;
       let validAcc = 0;
       for (const rows of validPlan) {
-        const r = runner.evaluate(gatherBatch(data.valid, data.maxLength, data.features, rows));
+        mark = performance.now();
+        const batch = gatherBatch(data.valid, data.maxLength, data.features, rows);
+        lap('batchAssembly');
+        const r = runner.evaluate(batch);
+        lap('evaluation');
+        t.evalBatches += 1;
         validLoss += r.loss;
         validAcc += r.accuracy;
         await yieldToEventLoop();
@@ -350,25 +467,50 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       stoppedEarly = earlyStopping.shouldStop;
       metrics = [...metrics, m];
 
+      // The previous epoch's checkpoint first: checkpoints appear (and are reported) in order.
+      mark = performance.now();
+      await pendingCheckpoint;
       runner.sync();
       const adam = optimizer.exportState();
-      const checkpointPath = writeCheckpoint<TrainingProgress>(
+      // Written while the next epoch trains; reported through onEpoch once it is on disk.
+      const written = writeCheckpointAsync<TrainingProgress>(
         opts.checkpointDir,
         epoch,
         print,
         model.params.map((p) => ({ name: p.name, shape: p.shape })),
         model.getWeights(),
         concat([...adam.m, ...adam.v]),
-        { config: cfg, backend, adamStep: adam.step, plateau: plateau.state(), earlyStopping: earlyStopping.state(), metrics, stoppedEarly },
+        { config: cfg, backend, computedBy, adamStep: adam.step, plateau: plateau.state(), earlyStopping: earlyStopping.state(), metrics, stoppedEarly },
       );
-      opts.onEpoch?.(m, checkpointPath);
-      if (!stoppedEarly && epoch < cfg.epochs && opts.shouldStop?.()) throw new TrainingInterruptedError(epoch);
+      lap('checkpoint');
+      t.other = Math.max(0, (performance.now() - started) / 1000 - t.steps - t.batchAssembly - t.evaluation - t.checkpoint);
+      timings.push(t);
+      pendingCheckpoint = written.then((checkpointPath) => opts.onEpoch?.(m, checkpointPath, t));
+      pendingCheckpoint.catch(() => undefined); // awaited below; a failed write must not crash the process meanwhile
+      if (opts.shouldStop !== undefined) {
+        // Whoever may stop the run sees every epoch reported before it is asked.
+        await pendingCheckpoint;
+        if (!stoppedEarly && epoch < cfg.epochs && opts.shouldStop()) throw new TrainingInterruptedError(epoch);
+      }
     }
+    await pendingCheckpoint;
 
     if (metrics.length === 0) throw new Error('train: no epoch ran (epochs must be at least 1)');
     const kernelKind = engine === 'tfjs' ? {} : { kernel: kernel().kind };
-    return { best: bestOf(metrics, earlyStopping.bestEpoch), epochs: metrics, stoppedEarly, backend, engine, ...kernelKind, resumedFromEpoch };
+    return {
+      best: bestOf(metrics, earlyStopping.bestEpoch),
+      epochs: metrics,
+      stoppedEarly,
+      backend,
+      engine,
+      ...kernelKind,
+      resumedFromEpoch,
+      timing: sumTimings(timings),
+      computedBy,
+      ...(engineChange && { engineChange }),
+    };
   } finally {
+    await pendingCheckpoint?.catch(() => undefined); // no write outlives the run that started it
     runner?.dispose();
     optimizer.dispose();
     model.dispose();

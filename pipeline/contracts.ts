@@ -16,11 +16,19 @@ function stepWithContract(step: PlanStep, steps: readonly PlanStep[]): PlanStep 
   const module = stepModule(step.uses);
   if (!module) throw new Error(`step "${step.name}" uses "${step.uses}", which no registered step type is`);
   const durability = withOverrides(module.durability, step);
-  if (!step.trials) return { ...step, durability, summary: module.summary(module.params.parse(step.params ?? {})) };
+  if (!step.trials) {
+    const params = module.params.safeParse(step.params ?? {});
+    // A plan from an older sweep may hold parameters this version no longer reads: name the step plainly.
+    return { ...step, durability, summary: params.success ? module.summary(params.data) : `${step.uses} ${step.name}` };
+  }
   // The axis a downstream step compares (a report's `compare`) names each trial's variant.
   const compared = steps
     .filter((s) => s.needs.includes(step.name))
-    .map((s) => stepModule(s.uses)?.comparesAxis?.(stepModule(s.uses)!.params.parse(s.params ?? {})))
+    .map((s) => {
+      const downstream = stepModule(s.uses);
+      const params = downstream?.params.safeParse(s.params ?? {});
+      return params?.success ? downstream?.comparesAxis?.(params.data) : undefined;
+    })
     .find((axis) => axis !== undefined);
   const axes = Object.keys(step.trials[0]?.cell ?? {});
   const s = step.search;

@@ -63,11 +63,7 @@ export class ParzenEstimator {
   private readonly dims: Dimension[];
 
   /** `observations[i][d]`: observation i (oldest first) of dimension d, on the internal scale. */
-  constructor(
-    private readonly specs: readonly ParamSpec[],
-    observations: readonly (readonly number[])[],
-    options: ParzenOptions,
-  ) {
+  constructor(specs: readonly ParamSpec[], observations: readonly (readonly number[])[], options: ParzenOptions) {
     const n = observations.length;
     const raw = n === 0 ? [1] : [...observationWeights(n), options.priorWeight];
     const total = raw.reduce((a, b) => a + b, 0);
@@ -99,10 +95,6 @@ export class ParzenEstimator {
       terms[k] = sum;
     }
     return logSumExp(terms);
-  }
-
-  get dimensions(): number {
-    return this.specs.length;
   }
 }
 
@@ -179,6 +171,8 @@ function kernelLogPdf(dim: Dimension, k: number, x: number): number {
 
 /** Rejection from the untruncated normal: every kernel's centre lies within its bounds, so at least ~1/3 of draws are kept. */
 function truncatedNormal(mu: number, sigma: number, low: number, high: number, uniform: () => number): number {
+  // A kernel built from a value outside the space would make this loop endless: fail loudly instead.
+  if (!(mu >= low && mu <= high && sigma > 0)) throw new Error(`Parzen kernel N(${mu}, ${sigma}) lies outside [${low}, ${high}]`);
   for (;;) {
     // Box–Muller; 1 − u keeps the logarithm finite.
     const r = Math.sqrt(-2 * Math.log(1 - uniform()));

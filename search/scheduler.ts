@@ -1,5 +1,5 @@
 import type { Pruner, TrialProgress } from './pruner';
-import type { Direction, Sampler, TrialResult } from './sampler';
+import type { Sampler, TrialResult } from './sampler';
 import type { Params } from './space';
 
 /**
@@ -23,9 +23,8 @@ export type Action =
 export interface SearchPlan {
   sampler: Sampler;
   pruner?: Pruner;
-  /** The objective the sampler optimises: this metric at a trial's last epoch. */
+  /** The objective the sampler optimises (its direction is the sampler's): this metric at a trial's last epoch. */
   metric: string;
-  direction: Direction;
   maxEpochs: number;
   maxTrials: number;
   /** Names new trials, e.g. `trial-7`. */

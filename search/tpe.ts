@@ -2,7 +2,7 @@ import { rngFor } from '../ml/rng';
 import { ParzenEstimator, fromInternal, toInternal, type ParzenOptions } from './parzen';
 import { RandomSampler } from './random';
 import { checkTrials, uniform53, type Direction, type Sampler, type TrialResult } from './sampler';
-import { paramNames, type Params, type SearchSpace } from './space';
+import { contains, paramNames, type Params, type SearchSpace } from './space';
 
 /**
  * The tree-structured Parzen estimator, following Optuna's TPESampler (optuna/samplers/_tpe/):
@@ -78,7 +78,9 @@ export class TpeSampler implements Sampler {
       const rng = rngFor(this.seed, 'tpe', number, ...group);
       const uniform = () => uniform53(() => rng.nextUint32());
       const specs = group.map((name) => this.space[name]!);
-      const observe = (ts: TrialResult[]) => ts.map((t) => group.map((name, d) => toInternal(specs[d]!, t.params[name]!)));
+      // Trials recorded under another space (a range since changed, a parameter added) are left out.
+      const fits = (t: TrialResult) => group.every((name, d) => contains(specs[d]!, t.params[name]));
+      const observe = (ts: TrialResult[]) => ts.filter(fits).map((t) => group.map((name, d) => toInternal(specs[d]!, t.params[name]!)));
       const l = new ParzenEstimator(specs, observe(below), this.options);
       const g = new ParzenEstimator(specs, observe(above), this.options);
       const candidates = l.sample(uniform, this.options.nEiCandidates);
@@ -107,7 +109,9 @@ export function splitTrials(trials: readonly TrialResult[], nBelow: number, dire
   const pruned = trials.filter((t) => t.state === 'pruned');
   const running = trials.filter((t) => t.state === 'running');
 
-  const byValue = [...complete].sort((a, b) => sign * a.value! - sign * b.value!);
+  // A NaN value (a diverged run) ranks last.
+  const key = (t: TrialResult) => (Number.isNaN(t.value!) ? Infinity : sign * t.value!);
+  const byValue = [...complete].sort((a, b) => key(a) - key(b));
   const belowComplete = byValue.slice(0, Math.min(nBelow, byValue.length));
   const rest = Math.max(0, nBelow - belowComplete.length);
   const byProgress = [...pruned].sort((a, b) => comparePruned(prunedScore(a, sign), prunedScore(b, sign)));

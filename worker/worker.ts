@@ -5,6 +5,7 @@ import { createActivities } from '../activities';
 import { createArtifactStore } from '../artifacts/create';
 import type { SweepsConfig } from '../client/config';
 import { unreachable, type TemporalTarget } from '../client/server';
+import { TrainPool } from '../ml/train-pool';
 
 export type QueueRole = 'io' | 'train';
 
@@ -32,8 +33,8 @@ function installRuntime(logger: Logger): void {
 
 /**
  * Starts the workers of this process: the workflow + data/report queue and the training queue
- * (training slots = cores, each training in its own child process). Either role can be left out
- * to scale them separately.
+ * (training slots = cores, each slot with a warm training child process that trains one trial
+ * after another). Either role can be left out to scale them separately.
  */
 export async function startWorkers(
   config: SweepsConfig,
@@ -51,9 +52,13 @@ export async function startWorkers(
   const connection = await NativeConnection.connect(target.connectionOptions).catch((err: unknown) => {
     throw unreachable(target, err);
   });
+  // One warm training process per slot, started before the worker polls: a trial pays no start-up.
+  const trainPool = roles.includes('train') ? new TrainPool({ size: config.trainSlots }) : undefined;
+  await trainPool?.warm();
   const activities = createActivities({
     store,
     logger,
+    trainPool,
     // Each trial's result names the worker that trained it, by the identity Temporal records for
     // the activity (what the UI shows), so a sweep spread over machines says which one ran what.
     worker: `${identity}/train`,
@@ -91,9 +96,11 @@ export async function startWorkers(
     );
   }
   logger.info({ identity, roles, taskQueue: config.taskQueue, trainQueue: config.trainQueue, slots: config.trainSlots }, 'workers started');
-  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
-    await connection.close();
-  });
+  const done = Promise.all(workers.map((w) => w.run()))
+    .finally(() => trainPool?.close())
+    .then(async () => {
+      await connection.close();
+    });
   return {
     identity,
     done,

@@ -1,4 +1,6 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { SweepActivities } from '../activities';
+import type { StepInput } from '../activities/types';
 import type { Durability, PlanStep } from '../pipeline/plan';
 
 /**
@@ -21,4 +23,12 @@ export function activityOptionsFor(step: Omit<PlanStep, 'trials'>, taskQueue: st
     retry: { ...retry },
     taskQueue,
   };
+}
+
+/**
+ * Runs a step's activity under that step's durability contract: each call gets its own options,
+ * so there are no workflow-wide defaults that would apply to nothing.
+ */
+export function executeStep(step: Omit<PlanStep, 'trials'>, taskQueue: string, summary: string, input: StepInput<Record<string, unknown>>): Promise<unknown> {
+  return proxyActivities<SweepActivities>({ ...activityOptionsFor(step, taskQueue), summary })[step.uses]!(input);
 }

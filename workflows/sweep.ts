@@ -1,13 +1,12 @@
-import { ApplicationFailure, isCancellation, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { SweepActivities } from '../activities';
+import { ApplicationFailure, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ReportResult, StepInput, UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
 import { UpstreamFailed, walkDag } from './dag';
 import { causeOf, ENDS_CANCELLED, fanOut } from './fan-out';
 import { SweepProgressView } from './progress-view';
 import { searchAttributes } from './search-attributes';
-import { activityOptionsFor } from './step-options';
 import { searchRounds } from './search-rounds';
+import { executeStep } from './step-options';
 import { untilRounds } from './until-rounds';
 
 export interface SweepInput {
@@ -26,8 +25,6 @@ export interface SweepResult {
   /** Seeds until sure: each `until:` step's final decision, by step name. */
   until?: Record<string, UntilOutcome>;
 }
-
-const activities = proxyActivities<SweepActivities>({ startToCloseTimeout: '15m' });
 
 /**
  * Interprets a plan: the DAG walk (./dag.ts) runs each step once the steps it needs are done; a
@@ -55,8 +52,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
     if (plan.params) stepInput.pipelineParams = plan.params;
     const upstreamDecisions = step.needs.filter((need) => decided[need]);
     if (upstreamDecisions.length > 0) stepInput.until = Object.fromEntries(upstreamDecisions.map((need) => [need, decided[need]!]));
-    const options = { ...activityOptionsFor(step, workflowInfo().taskQueue), summary: step.summary ?? `${step.uses} ${step.name}` };
-    return activities[step.uses]!.executeWithOptions(options, [stepInput]);
+    return executeStep(step, workflowInfo().taskQueue, step.summary ?? `${step.uses} ${step.name}`, stepInput);
   };
 
   view.refresh();

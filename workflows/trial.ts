@@ -1,10 +1,9 @@
-import { isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { SweepActivities } from '../activities';
+import { isCancellation, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { StepInput, TrialResult } from '../activities/types';
 import type { PlanStep, PlanTrial } from '../pipeline/plan';
 import { epochSignal, trialProgressQuery, type TrialProgress } from './progress';
 import { searchAttributes } from './search-attributes';
-import { activityOptionsFor } from './step-options';
+import { executeStep } from './step-options';
 
 export interface TrialInput {
   sweepId: string;
@@ -14,8 +13,6 @@ export interface TrialInput {
   inputs: Record<string, unknown>;
   trainQueue: string;
 }
-
-const activities = proxyActivities<SweepActivities>({ startToCloseTimeout: '6h' });
 
 /**
  * One trial of a matrix step, as its own workflow: its history holds its epochs' progress, so the
@@ -50,8 +47,7 @@ export async function trialWorkflow(input: TrialInput): Promise<TrialResult> {
     inputs: input.inputs,
   };
   try {
-    const options = { ...activityOptionsFor(step, input.trainQueue), summary: `${step.uses} ${trialLabel(trial)}` };
-    const result = (await activities[step.uses]!.executeWithOptions(options, [stepInput])) as TrialResult;
+    const result = (await executeStep(step, input.trainQueue, `${step.uses} ${trialLabel(trial)}`, stepInput)) as TrialResult;
     progress.state = 'done';
     progress.epoch = result.epochsRun;
     progress.bestValidAcc = result.best.valid_acc;

@@ -277,11 +277,15 @@ const cases: Case[] = [
       const values = `[${Array.from({ length: 1000 }, (_, i) => i + 1).join(', ')}]`;
       return [
         'validate',
-        put(d, 'grid.yaml', VALID.replace('matrix: { pooling: [last, mean], seed: [1] }', `matrix: { seed: ${values}, hidden: ${values}, layers: ${values} }`)),
+        put(
+          d,
+          'grid.yaml',
+          VALID.replace('matrix: { pooling: [last, mean], seed: [1] }', `matrix: { seed: ${values}, layers: ${values}, batch_size: ${values} }`),
+        ),
       ];
     },
     exit: 2,
-    names: /steps\.train\.matrix: 1000 seed × 1000 hidden × 1000 layers: the sweep would run 1000000000 trials/,
+    names: /steps\.train\.matrix: 1000 seed × 1000 layers × 1000 batch_size: the sweep would run 1000000000 trials/,
     advice: /Draw fewer with sample/,
   },
   {

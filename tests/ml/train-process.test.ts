@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { train, type EpochMetrics } from '../../ml/trainer';
 import { childExecArgv, trainInChildProcess, type TrainRequest } from '../../ml/train-process';
+import { TrainPool } from '../../ml/train-pool';
 import { quickConfig } from './quick-config';
 import { syntheticData, type SyntheticSpec } from './synthetic-data';
 
@@ -43,6 +44,16 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The final weights of a run, as the bytes of its newest checkpoint. */
+function finalWeights(req: TrainRequest): Buffer {
+  const newest = fs
+    .readdirSync(req.checkpointDir)
+    .filter((d) => d.startsWith('epoch-'))
+    .sort()
+    .at(-1);
+  return fs.readFileSync(path.join(req.checkpointDir, newest as string, 'weights.bin'));
+}
+
 async function waitUntil(check: () => boolean, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -69,7 +80,9 @@ test('trains in a child process, reports progress, and returns what an in-proces
   expect(epochs.map(([m]) => m)).toEqual(outcome.epochs);
   expect(epochs.map(([, cp]) => path.basename(cp))).toEqual(['epoch-0001', 'epoch-0002', 'epoch-0003']);
   for (const [, cp] of epochs) expect(fs.existsSync(path.join(cp, 'state.json'))).toBe(true);
-  expect(batches).toBe(30);
+  // Every epoch's first batch at least, not every batch (10 per epoch here) of a fast engine.
+  expect(batches).toBeGreaterThanOrEqual(3);
+  expect(batches).toBeLessThanOrEqual(30);
 
   const inProcess = await train(syntheticData(spec), req.config, { checkpointDir: path.join(root, 'in-process') });
   const strip = (ms: EpochMetrics[]): unknown[] => ms.map(({ seconds: _s, ...rest }) => rest);
@@ -125,4 +138,98 @@ test('the child inherits only harmless Node flags (a parent run with -e must not
     '--max-old-space-size=4096',
     '--enable-source-maps',
   ]);
+});
+
+describe('a pool of warm training processes', () => {
+  let pool: TrainPool | undefined;
+  afterEach(async () => {
+    await pool?.close();
+    pool = undefined;
+  });
+
+  test('trains trial after trial in the same process, with the same weights bit for bit as a fresh process', async () => {
+    pool = new TrainPool({ size: 1 });
+    await pool.warm();
+    const [warmPid] = pool.pids();
+    const runs = [request({ seed: 1, epochs: 2 }), request({ seed: 2, pooling: 'last', epochs: 2 }), request({ seed: 1, epochs: 2 })];
+    const pids: number[] = [];
+    for (const req of runs) await pool.run(req, { onStart: (pid) => pids.push(pid) });
+    expect(pids).toEqual([warmPid, warmPid, warmPid]);
+    expect(pool.stats).toMatchObject({ started: 1, reused: 2, lost: 0 });
+
+    // The third trial ran after two others in that process; a fresh process gives the same bytes.
+    const fresh = request({ seed: 1, epochs: 2 });
+    await trainInChildProcess(fresh);
+    expect(finalWeights(runs[2] as TrainRequest).equals(finalWeights(fresh))).toBe(true);
+    expect(finalWeights(runs[0] as TrainRequest).equals(finalWeights(fresh))).toBe(true);
+  });
+
+  test('a cancelled trial still kills its process, and the next trial gets a new one', async () => {
+    pool = new TrainPool({ size: 1 });
+    const controller = new AbortController();
+    let killed = 0;
+    const run = pool.run(request({ epochs: 500 }), {
+      signal: controller.signal,
+      onStart: (p) => (killed = p),
+      onBatch: () => controller.abort(new Error('trial cancelled')),
+    });
+    await expect(run).rejects.toThrow('trial cancelled');
+    expect(alive(killed)).toBe(false);
+
+    let next = 0;
+    const outcome = await pool.run(request({ epochs: 1 }), { onStart: (p) => (next = p) });
+    expect(outcome.epochs).toHaveLength(1);
+    expect(next).not.toBe(killed);
+    expect(pool.stats.lost).toBe(1);
+  });
+
+  test('a process that dies while idle is replaced at the next trial', async () => {
+    pool = new TrainPool({ size: 1 });
+    await pool.warm();
+    const [dead] = pool.pids();
+    process.kill(dead as number, 'SIGKILL');
+    expect(await waitUntil(() => !alive(dead as number), 5000)).toBe(true);
+    let next = 0;
+    await pool.run(request({ epochs: 1 }), { onStart: (p) => (next = p) });
+    expect(next).not.toBe(dead);
+    expect(pool.stats).toMatchObject({ started: 2, lost: 1 });
+  });
+
+  test('a process that failed a trial is not reused', async () => {
+    pool = new TrainPool({ size: 1 });
+    let failedIn = 0;
+    await expect(pool.run(request({ hidden: 0 }), { onStart: (p) => (failedIn = p) })).rejects.toThrow('hidden must be a positive integer');
+    expect(await waitUntil(() => !alive(failedIn), 5000)).toBe(true);
+    let next = 0;
+    await pool.run(request({ epochs: 1 }), { onStart: (p) => (next = p) });
+    expect(next).not.toBe(failedIn);
+  });
+
+  test('replaces a process after maxTrialsPerProcess trials', async () => {
+    pool = new TrainPool({ size: 1, maxTrialsPerProcess: 2 });
+    const pids: number[] = [];
+    for (let i = 0; i < 3; i++) await pool.run(request({ epochs: 1 }), { onStart: (p) => pids.push(p) });
+    expect(pids[0]).toBe(pids[1]);
+    expect(pids[2]).not.toBe(pids[0]);
+    expect(await waitUntil(() => !alive(pids[0] as number), 5000)).toBe(true);
+    expect(pool.stats.recycled).toBe(1);
+  });
+
+  test('one process per slot: two trials at once run in two processes', async () => {
+    pool = new TrainPool({ size: 2 });
+    await pool.warm();
+    const warm = pool.pids().sort();
+    const pids: number[] = [];
+    await Promise.all([1, 2].map((seed) => pool?.run(request({ seed, epochs: 2 }), { onStart: (p) => pids.push(p) })));
+    expect(pids.sort()).toEqual(warm);
+  });
+
+  test('closing the pool ends every process', async () => {
+    pool = new TrainPool({ size: 2 });
+    await pool.warm();
+    const pids = pool.pids();
+    expect(pids).toHaveLength(2);
+    await pool.close();
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
 });

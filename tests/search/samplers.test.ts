@@ -135,3 +135,18 @@ describe('scrambled Halton', () => {
     expect(new HaltonSampler(space, 1).coordinate(3, 0)).not.toBe(new HaltonSampler(space, 2).coordinate(3, 0));
   });
 });
+
+describe('TPE on imperfect records', () => {
+  it('ranks a diverged (NaN) trial last and leaves out trials recorded under another space', () => {
+    const space: SearchSpace = { x: { type: 'uniform', low: 0, high: 1 } };
+    const trials: TrialResult[] = Array.from({ length: 12 }, (_, i) => ({ number: i, params: { x: i / 12 }, state: 'complete', value: i === 3 ? NaN : i }));
+    expect(splitTrials(trials, 2, 'maximize')[0].map((t) => t.number)).toEqual([10, 11]);
+    expect(splitTrials(trials, 2, 'minimize')[0].map((t) => t.number)).toEqual([0, 1]);
+    // Both records are outside the space (x out of range; x missing): both left out, so they weigh the same.
+    const outOfRange: TrialResult = { number: 12, params: { x: 5 }, state: 'complete', value: 100 };
+    const missing: TrialResult = { number: 12, params: { y: 0.5 }, state: 'complete', value: 100 };
+    const next = (extra: TrialResult) => new TpeSampler(space, 1, 'maximize').suggest([...trials, extra], 3);
+    expect(next(outOfRange)).toEqual(next(missing));
+    expect(next(outOfRange).every((p) => contains(space.x!, p.x))).toBe(true);
+  });
+});

@@ -21,7 +21,6 @@ function plan(): SearchPlan {
       minEarlyStoppingRate: 0,
     }),
     metric: 'valid_acc',
-    direction: 'maximize',
     maxEpochs: MAX_EPOCHS,
     maxTrials: 60,
   };

@@ -105,10 +105,10 @@ describe('the Temporal UI of the embedded server', () => {
   it("shows a trial's summary, its parent, and the summary of its training activity", async () => {
     const mean = `${sweep.sweepId}/trial-gru_mean-h8-s1`;
     await page.goto(ui(`/workflows/${encodeURIComponent(mean)}`));
-    await page.getByText('train gru_mean seed 1').first().waitFor({ timeout: 60_000 });
+    await page.getByText('train pooling=mean seed=1').first().waitFor({ timeout: 60_000 });
     await page.getByText(sweep.sweepId, { exact: true }).first().waitFor();
     await page.getByText('User Metadata').first().click();
-    await frameText(/^ui-tiny · trial gru_mean seed 1$/);
+    await frameText(/^ui-tiny · trial pooling=mean seed=1$/);
     expect(await frameText(/Parameters: pooling=/)).toContain(`Sweep ${sweep.sweepId}, step train, trial gru_mean-h8-s1.`);
     // Finished: the current details (answered by the worker) say so, with the epochs it ran.
     await frameText(/done · epoch 1 of 1/);
