@@ -71,6 +71,7 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
       ...(described.length ? { describe: described.map((d) => d.result.ref.dir) } : {}),
       ...(input.pipelineParams ? { pipelineParams: input.pipelineParams } : {}),
       ...(input.until ? { until: input.until } : {}),
+      ...(input.search ? { search: input.search } : {}),
     },
   };
   // The report's MLflow calls may wait out retries on a struggling server: keep the heartbeat going.
@@ -182,6 +183,21 @@ async function writeReportFiles(
 
   if (input.pipelineParams) doc.params = input.pipelineParams;
   if (input.until) doc.until = Object.values(input.until);
+  if (input.search) {
+    doc.search = Object.entries(input.search).map(([step, summary]) => ({
+      step,
+      ...summary,
+      best: trials
+        .filter((t) => t.step === step)
+        .map(({ result }) => ({
+          trial: result.trial,
+          bestValidAcc: result.best.valid_acc,
+          params: Object.fromEntries([...summary.axes, ...summary.params].map((p) => [p, result.params[p]])),
+        }))
+        .sort((a, b) => b.bestValidAcc - a.bestValidAcc)
+        .slice(0, 10),
+    }));
+  }
   const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, ...result.description }] : []));
   if (described.length) doc.datasets = described;
 

@@ -18,6 +18,19 @@ export interface StepInput<P> {
   pipelineParams?: Record<string, string | number | boolean>;
   /** Seeds until sure: the final decision of each upstream step with `until:`, by step name (for the report). */
   until?: Record<string, UntilOutcome>;
+  /** Searches: what each upstream step with `search:` searched, by step name (for the report). */
+  search?: Record<string, SearchSummary>;
+}
+
+/** A search as the report names it: the sampler, the budget and the searched parameters. */
+export interface SearchSummary {
+  sampler: string;
+  seed: number;
+  trialsPerCell: number;
+  cells: number;
+  /** The matrix axes beside the search, and the searched parameters. */
+  axes: string[];
+  params: string[];
 }
 
 /** Fields every step result carries, so the workflow and the CLI can report caching. */

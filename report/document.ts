@@ -1,5 +1,5 @@
 import type { DatasetDescription } from '../activities/describe';
-import type { UntilOutcome } from '../activities/types';
+import type { SearchSummary, UntilOutcome } from '../activities/types';
 /**
  * The report of a sweep as data: what report.json holds, and what report.md and report.html are
  * rendered from. Every number the two renderings show comes from here, formatted by report/format.ts.
@@ -136,4 +136,6 @@ export interface ReportDocument {
   datasets?: Array<{ step: string } & DatasetDescription>;
   /** Seeds until sure: the sequential decision of each upstream step with `until:`. */
   until?: UntilOutcome[];
+  /** Searches: each upstream step with `search:`, with its best trials and their searched parameters. */
+  search?: Array<SearchSummary & { step: string; best: Array<{ trial: string; bestValidAcc: number; params: Record<string, unknown> }> }>;
 }

@@ -45,6 +45,27 @@ export function untilParagraphs(doc: ReportDocument): Array<{ title: string; lin
   }));
 }
 
+/** A search's best trials with their parameters, as a table (empty for a sweep without `search:`). */
+export function searchTables(doc: ReportDocument): Table[] {
+  const value = (v: unknown) => (typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
+  return (doc.search ?? []).map((s) => {
+    const columns = ['trial', 'best valid accuracy', ...s.axes, ...s.params];
+    return {
+      id: `search-${s.step}`,
+      title: `Search (${s.step}): best trials`,
+      note:
+        `${s.sampler} search, seed ${s.seed}: ${s.trialsPerCell} trials${s.cells > 1 ? ` in each of ${s.cells} cells of ${s.axes.join(' × ')}` : ''} ` +
+        `over ${s.params.join(', ')}, suggested in rounds from the results so far; the ${s.best.length} best by best valid accuracy.`,
+      columns: columns.map((title, i) => ({ title, numeric: i === 1 || (i > 1 + s.axes.length && s.best.some((b) => typeof b.params[title] === 'number')) })),
+      rows: s.best.map((b) => [
+        { text: b.trial },
+        { text: `${(b.bestValidAcc * 100).toFixed(2)}%` },
+        ...[...s.axes, ...s.params].map((p) => ({ text: value(b.params[p]) })),
+      ]),
+    };
+  });
+}
+
 const decisionText = {
   different: 'decided, the interval excludes 0',
   'within-margin': 'decided, the interval is narrower than the margin (no difference that matters)',
@@ -60,6 +81,7 @@ export function renderMarkdown(doc: ReportDocument): string {
   for (const p of verdictParagraphs(doc)) lines.push(doc.comparisons.length > 1 ? `- ${p}` : p);
   lines.push('');
   for (const u of untilParagraphs(doc)) lines.push(`## ${u.title}`, '', ...u.lines.flatMap((l) => [l, '']));
+  for (const t of searchTables(doc)) lines.push(...table(t));
   for (const section of sectionsOf(doc)) {
     if (section.kind === 'table') lines.push(...table(section.table));
     else lines.push(`## ${section.figure.title}`, '', `![${section.figure.title}](${plotFile(section.figure.plot)})`, '', `*${section.figure.caption}*`, '');

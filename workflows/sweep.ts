@@ -1,5 +1,5 @@
 import { ApplicationFailure, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ReportResult, StepInput, UntilOutcome } from '../activities/types';
+import type { ReportResult, SearchSummary, StepInput, UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
 import { UpstreamFailed, walkDag } from './dag';
 import { causeOf, ENDS_CANCELLED, fanOut } from './fan-out';
@@ -38,6 +38,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
   const fanOutContext = { sweepId, pipeline: plan.pipeline, trialQueue: input.trainQueue, view };
 
   const decided: Record<string, UntilOutcome> = {};
+  const searched: Record<string, SearchSummary> = {};
 
   const runStep = (step: PlanStep, inputs: Record<string, unknown>): Promise<unknown> => {
     if (step.until) {
@@ -46,12 +47,25 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
         return results;
       });
     }
-    if (step.search) return searchRounds(step, inputs, fanOutContext);
+    if (step.search) {
+      const s = step.search;
+      searched[step.name] = {
+        sampler: s.sampler,
+        seed: s.seed,
+        trialsPerCell: s.trials,
+        cells: s.cells.length,
+        axes: Object.keys(s.grid),
+        params: Object.keys(s.space),
+      };
+      return searchRounds(step, inputs, fanOutContext);
+    }
     if (step.trials) return fanOut(step, inputs, fanOutContext);
     const stepInput: StepInput<Record<string, unknown>> = { sweepId, step: step.name, params: step.params ?? {}, inputs };
     if (plan.params) stepInput.pipelineParams = plan.params;
     const upstreamDecisions = step.needs.filter((need) => decided[need]);
     if (upstreamDecisions.length > 0) stepInput.until = Object.fromEntries(upstreamDecisions.map((need) => [need, decided[need]!]));
+    const upstreamSearches = step.needs.filter((need) => searched[need]);
+    if (upstreamSearches.length > 0) stepInput.search = Object.fromEntries(upstreamSearches.map((need) => [need, searched[need]!]));
     return executeStep(step, workflowInfo().taskQueue, step.summary ?? `${step.uses} ${step.name}`, stepInput);
   };
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -7,6 +7,7 @@ import { stopEmbeddedServer } from '../../client/server';
 import type { SweepResult } from '../../workflows/sweep';
 import type { TrainResult } from '../../activities/types';
 import type { SuggestResult } from '../../activities/search';
+import type { ReportDocument } from '../../report/document';
 import { freePort } from '../helpers/fixtures';
 import { tinyPipeline } from '../helpers/pipelines';
 import { runCli } from '../helpers/processes';
@@ -80,7 +81,15 @@ describe('a search on a matrix step, end to end on a real Temporal server', () =
     const byId = new Map(trials.map((t) => [t.trial, t.params]));
     expect(byId.get('gru_last-h8-s1-t0')!.lr).toBe(byId.get('gru_mean-h8-s1-t0')!.lr);
     expect(new Set(trials.filter((t) => t.params.pooling === 'last').map((t) => t.params.lr)).size).toBe(3);
-    expect(first.report).toBeDefined();
+    // The report names the search and lists its best trials with their parameters.
+    const markdown = readFileSync(first.report!.files.markdown, 'utf8');
+    expect(markdown).toContain('## Search (train): best trials');
+    expect(markdown).toContain('tpe search, seed 5: 3 trials in each of 2 cells of pooling over lr, dropout');
+    const doc = JSON.parse(readFileSync(first.report!.files.json, 'utf8')) as ReportDocument;
+    const best = doc.search![0]!.best;
+    expect(best.map((b) => b.bestValidAcc)).toEqual(trials.map((t) => t.best.valid_acc).sort((a, b) => b - a));
+    expect(Object.keys(best[0]!.params)).toEqual(['pooling', 'lr', 'dropout']);
+    expect(readFileSync(first.report!.files.html, 'utf8')).toContain('Search (train): best trials');
   });
 
   it('records every round of suggestions in history as an activity result, the state as an artifact reference', async () => {
