@@ -3,6 +3,7 @@
  * a validated pipeline file (matrix expanded, defaults applied), so the workflow receives only
  * concrete values. Pure types: safe to import from workflow code.
  */
+import type { PrunerConfig } from '../search/pruners';
 import type { SearchSpace } from '../search/space';
 import type { RetryOverride } from './schema';
 
@@ -75,6 +76,8 @@ export interface PlanSearch {
   cells: Array<Record<string, unknown>>;
   /** The step's `with:` values: every trial's parameters start from them. */
   with: Record<string, unknown>;
+  /** Pruning that pauses: trials run rung by rung (`pause_at_epoch`), paused ones may be promoted later. */
+  prune?: PrunerConfig;
 }
 
 /** A matrix step's `until:` as the workflow reads it (see search/until.ts for the rule). */

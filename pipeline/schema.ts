@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { stepTypeNames as registered } from '../activities/registry';
+import { prunerConfigSchema } from '../search/pruners';
 import { searchSpaceSchema } from '../search/space';
 import { untilSchema } from '../search/until';
 import { paramsSchema } from './params';
@@ -50,6 +51,7 @@ const searchSchema = z
     metric: z.literal('valid_acc').default('valid_acc').describe("The objective: each trial's best valid accuracy."),
     direction: z.enum(['maximize', 'minimize']).default('maximize'),
     space: searchSpaceSchema,
+    prune: prunerConfigSchema.optional(),
   })
   .describe(
     'Search: trials suggested by a sampler from the results so far, in rounds of `concurrency` trials; beside a matrix, every cell runs its own search.',

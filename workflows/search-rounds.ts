@@ -1,5 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { SearchActivities } from '../activities';
+import type { SuggestInput } from '../activities/search';
 import type { TrialResult } from '../activities/types';
 import type { ArtifactRef } from '../artifacts/store';
 import type { PlanStep } from '../pipeline/plan';
@@ -21,7 +22,7 @@ export async function searchRounds(step: PlanStep, inputs: Record<string, unknow
   const { trials: _none, ...settings } = step;
   const results: TrialResult[] = [];
   let state: ArtifactRef | undefined;
-  let finished: Array<{ trial: string; value: number }> = [];
+  let finished: SuggestInput['finished'] = [];
   for (;;) {
     const next = await search.suggestTrials({
       sweepId: ctx.sweepId,
@@ -36,7 +37,12 @@ export async function searchRounds(step: PlanStep, inputs: Record<string, unknow
     if (next.trials.length === 0) break;
     const got = await fanOut(step, inputs, ctx, next.trials);
     results.push(...got);
-    finished = got.map((r, i) => ({ trial: next.trials[i]!.id, value: r.best.valid_acc }));
+    // With pruning, the activity reads each run's per-epoch metrics from its artifact.
+    finished = got.map((r, i) => {
+      const run = r as TrialResult & { metrics?: string; stoppedEarly?: boolean };
+      const base = { trial: next.trials[i]!.id, value: r.best.valid_acc };
+      return settings.search!.prune ? { ...base, ref: r.ref, ...(run.metrics ? { metrics: run.metrics } : {}), stoppedEarly: run.stoppedEarly === true } : base;
+    });
   }
   return results;
 }

@@ -104,4 +104,17 @@ describe('search: on a matrix step', () => {
       '18: steps.train.with.epochs: "epochs" is set both in with: and in search.space; keep one',
     ]);
   });
+
+  it('takes a pruner, and refuses pause_at_epoch set by hand beside it', () => {
+    const train = (extra: string) =>
+      pipeline(
+        `    search: { sampler: tpe, trials: 9, space: { lr: { type: loguniform, low: 0.0001, high: 0.01 } }, prune: { rule: asha, grace_epochs: 1, reduction_factor: 3 } }
+    with: { epochs: 9${extra} }`,
+        false,
+      );
+    const plan = planFromText(train(''), 'search.yaml');
+    expect(trainOf(plan).search!.prune).toEqual({ rule: 'asha', metric: 'valid_acc', direction: 'maximize', grace_epochs: 1, reduction_factor: 3 });
+    expect(problemsOf(train(', pause_at_epoch: 3'))).toEqual(['10: steps.train.with.pause_at_epoch: the pruner sets pause_at_epoch: remove it']);
+    expect(problemsOf(train('').replace('rule: asha', 'rule: fifo'))[0]).toMatch(/^9: steps\.train\.search\.prune\.rule: /);
+  });
 });
