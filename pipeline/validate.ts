@@ -234,8 +234,10 @@ function planSearchStep(
     problem(keys, message);
   };
   if (decl.sample) fail(['sample'], 'sample: and search: do not combine: search: draws its own trials; remove sample:');
-  if (search.prune && !('pause_at_epoch' in shape)) fail(['search', 'prune'], `a ${base.uses} step cannot pause at an epoch budget: pruning needs a step type with pause_at_epoch`);
-  if (search.prune && (decl.with?.pause_at_epoch !== undefined || 'pause_at_epoch' in matrix)) fail(['with', 'pause_at_epoch'], 'the pruner sets pause_at_epoch: remove it');
+  if (search.prune && !('pause_at_epoch' in shape))
+    fail(['search', 'prune'], `a ${base.uses} step cannot pause at an epoch budget: pruning needs a step type with pause_at_epoch`);
+  if (search.prune && (decl.with?.pause_at_epoch !== undefined || 'pause_at_epoch' in matrix))
+    fail(['with', 'pause_at_epoch'], 'the pruner sets pause_at_epoch: remove it');
   if (decl.until) fail(['until'], 'until: and search: do not combine: run the search, then ask until: of its best settings in another study');
   for (const [name, spec] of Object.entries(search.space)) {
     const field = shape[name];
