@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { next, type SearchState } from '../../activities/search';
+import { next, type FinishedRun, type SearchState } from '../../activities/search';
 import { trainStep } from '../../activities/train';
 import type { TrainResult } from '../../activities/types';
 import { assessUntilRound } from '../../activities/until';
@@ -115,5 +115,52 @@ describe('adaptive sweeps interrupted mid-round and resumed', () => {
     }
     expect(trials.map((t) => [t.trial, t.params.lr])).toEqual(expected);
     expect(trials).toHaveLength(5);
+  });
+
+  it('search with ASHA: terminated while a promoted trial trains, the resumed sweep pauses and promotes as the pruner does on the results', async () => {
+    const file = write(
+      'asha',
+      gesturesPipeline({ name: 'adaptive-asha', matrix: '{ pooling: [mean] }', train }).replace(
+        '    concurrency: 2',
+        '    search: { sampler: random, seed: 3, trials: 4, space: { lr: { type: loguniform, low: 0.0003, high: 0.03 } }, prune: { rule: asha, grace_epochs: 1, reduction_factor: 2 } }\n    concurrency: 2',
+      ),
+    );
+    const sweepId = await submit(file);
+    // Rungs at 1 and 2 epochs of 3: interrupt once some trial is continued to its second rung.
+    await waitFor(
+      'a promoted run',
+      async () => {
+        for await (const wf of server.client.workflow.list({ query: `WorkflowId STARTS_WITH "${sweepId}/trial-"` }))
+          if (wf.workflowId.endsWith('-e2')) return true;
+        return undefined;
+      },
+      300_000,
+    );
+    await server.client.workflow.getHandle(sweepId).terminate('test: interrupted mid-rung');
+    const result = await resume(sweepId);
+    const runs = result.outputs.train as TrainResult[];
+    expect(runs.some((r) => r.cached)).toBe(true);
+
+    const search = loadPipeline(file).steps.find((s) => s.name === 'train')!.search!;
+    const byId = new Map(runs.map((r) => [r.trial, r]));
+    const epochsOf = (r: TrainResult) => JSON.parse(readFileSync(join(home, 'artifacts', r.ref.dir, r.metrics), 'utf8')) as Array<Record<string, number>>;
+    const parse = (v: unknown) => trainStep.params.parse(v) as Record<string, unknown>;
+    const name = trainStep.trialId!.bind(trainStep) as (params: never, cell: Record<string, unknown>) => string;
+    let state: SearchState = { cells: search.cells.map((cell) => ({ cell, trials: [] })) };
+    let finished: FinishedRun[] = [];
+    const expected: string[] = [];
+    for (;;) {
+      const round = next(state, { search, concurrency: 2, finished }, parse, name);
+      state = round.state;
+      if (round.trials.length === 0) break;
+      expected.push(...round.trials.map((t) => t.id));
+      finished = round.trials.map((t) => {
+        const r = byId.get(t.id)!;
+        return { trial: t.id, value: r.best.valid_acc, epochs: epochsOf(r), stoppedEarly: r.stoppedEarly };
+      });
+    }
+    expect(runs.map((r) => r.trial)).toEqual(expected);
+    // A run that trained here (not a cache hit) beyond the first rung continued a checkpoint.
+    for (const r of runs) if (!r.cached && !r.trial.endsWith('-e1')) expect(r.resumedFromEpoch).toBeGreaterThan(0);
   });
 });
