@@ -97,6 +97,17 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
   };
 }
 
+/** A pruned search runs a trial rung by rung (`<trial>-e<epoch>`): its last run is the trial. */
+function lastRuns(trials: TrialOfStep[]): TrialOfStep[] {
+  const last = new Map<string, TrialOfStep>();
+  for (const t of trials) {
+    const key = t.result.params.pause_at_epoch === undefined && !/-e\d+$/.test(t.result.trial) ? t.result.trial : t.result.trial.replace(/-e\d+$/, '');
+    const seen = last.get(key);
+    if (!seen || t.result.epochsRun > seen.result.epochsRun) last.set(key, t);
+  }
+  return [...last.values()];
+}
+
 const isTrainResult = (t: unknown): t is TrainResult => typeof t === 'object' && t !== null && 'best' in t && 'params' in t && 'ref' in t;
 
 async function writeReport(
@@ -187,11 +198,11 @@ async function writeReportFiles(
     doc.search = Object.entries(input.search).map(([step, summary]) => ({
       step,
       ...summary,
-      best: trials
-        .filter((t) => t.step === step)
+      best: lastRuns(trials.filter((t) => t.step === step))
         .map(({ result }) => ({
           trial: result.trial,
           bestValidAcc: result.best.valid_acc,
+          epochs: result.epochsRun,
           params: Object.fromEntries([...summary.axes, ...summary.params].map((p) => [p, result.params[p]])),
         }))
         .sort((a, b) => b.bestValidAcc - a.bestValidAcc)

@@ -137,5 +137,5 @@ export interface ReportDocument {
   /** Seeds until sure: the sequential decision of each upstream step with `until:`. */
   until?: UntilOutcome[];
   /** Searches: each upstream step with `search:`, with its best trials and their searched parameters. */
-  search?: Array<SearchSummary & { step: string; best: Array<{ trial: string; bestValidAcc: number; params: Record<string, unknown> }> }>;
+  search?: Array<SearchSummary & { step: string; best: Array<{ trial: string; bestValidAcc: number; epochs: number; params: Record<string, unknown> }> }>;
 }

@@ -49,17 +49,21 @@ export function untilParagraphs(doc: ReportDocument): Array<{ title: string; lin
 export function searchTables(doc: ReportDocument): Table[] {
   const value = (v: unknown) => (typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
   return (doc.search ?? []).map((s) => {
-    const columns = ['trial', 'best valid accuracy', ...s.axes, ...s.params];
+    const columns = ['trial', 'best valid accuracy', 'epochs', ...s.axes, ...s.params];
     return {
       id: `search-${s.step}`,
       title: `Search (${s.step}): best trials`,
       note:
         `${s.sampler} search, seed ${s.seed}: ${s.trialsPerCell} trials${s.cells > 1 ? ` in each of ${s.cells} cells of ${s.axes.join(' × ')}` : ''} ` +
-        `over ${s.params.join(', ')}, suggested in rounds from the results so far; the ${s.best.length} best by best valid accuracy.`,
-      columns: columns.map((title, i) => ({ title, numeric: i === 1 || (i > 1 + s.axes.length && s.best.some((b) => typeof b.params[title] === 'number')) })),
+        `over ${s.params.join(', ')}, suggested in rounds from the results so far; the ${s.best.length} best by best valid accuracy (a paused trial at the epochs it reached).`,
+      columns: columns.map((title, i) => ({
+        title,
+        numeric: i <= 2 ? i > 0 : i > 2 + s.axes.length && s.best.some((b) => typeof b.params[title] === 'number'),
+      })),
       rows: s.best.map((b) => [
         { text: b.trial },
         { text: `${(b.bestValidAcc * 100).toFixed(2)}%` },
+        { text: String(b.epochs) },
         ...[...s.axes, ...s.params].map((p) => ({ text: value(b.params[p]) })),
       ]),
     };

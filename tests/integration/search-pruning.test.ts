@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../client/config';
@@ -7,7 +8,8 @@ import type { TrainResult } from '../../activities/types';
 import type { SweepResult } from '../../workflows/sweep';
 import { freePort } from '../helpers/fixtures';
 import { tinyPipeline } from '../helpers/pipelines';
-import { runCli } from '../helpers/processes';
+import { runCli, waitFor } from '../helpers/processes';
+import type { ReportDocument } from '../../report/document';
 
 jest.setTimeout(15 * 60_000);
 
@@ -18,7 +20,8 @@ jest.setTimeout(15 * 60_000);
  */
 const pipeline = tinyPipeline(
   'search-asha',
-  `    search:
+  `    matrix: { pooling: [mean] }
+    search:
       sampler: random
       seed: 4
       trials: 6
@@ -26,7 +29,7 @@ const pipeline = tinyPipeline(
       prune: { rule: asha, grace_epochs: 1, reduction_factor: 2 }
     concurrency: 2`,
   { trainWith: 'epochs: 4, early_stop_patience: 4, hidden: 8, train_batches: 3, valid_batches: 1, backend: wasm' },
-).replace(/ {2}report: .*\n/, '');
+);
 
 describe('a search with ASHA on a real Temporal server', () => {
   const home = mkdtempSync(join(tmpdir(), 'sweeps-asha-'));
@@ -65,6 +68,24 @@ describe('a search with ASHA on a real Temporal server', () => {
     expect(reached.filter((e) => e < 4).length).toBeGreaterThanOrEqual(1);
     const trained = runs.reduce((n, r) => n + r.epochsRun - r.resumedFromEpoch, 0);
     expect(trained).toBeLessThan(6 * 4);
+    // Runs stopped at their rung are findable in the Temporal UI: TrialState = "paused".
+    const result = JSON.parse(run.stdout) as SweepResult;
+    const connection = await Connection.connect({ address: `127.0.0.1:${env.SWEEPS_SERVER_PORT}` });
+    try {
+      const client = new Client({ connection });
+      const paused = await waitFor('visibility to list the paused runs', async () => {
+        const ids: string[] = [];
+        for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${result.sweepId}/" AND TrialState = "paused"` }))
+          ids.push(wf.workflowId);
+        return ids.length === runs.filter((r) => r.epochsRun < 4).length ? ids : undefined;
+      });
+      expect(paused.every((id) => !id.endsWith('-e4'))).toBe(true);
+    } finally {
+      await connection.close();
+    }
+    // The report's best trials: one row per trial, at the epochs it reached.
+    const doc = JSON.parse(readFileSync(result.report!.files.json, 'utf8')) as ReportDocument;
+    expect(doc.search![0]!.best.map((b) => b.epochs).sort()).toEqual([...reached].sort());
     console.log(`ASHA: ${runs.length} runs, ${trained} epochs trained of ${6 * 4} for the full budget; epochs reached per trial: ${reached.join(', ')}`);
   });
 });
