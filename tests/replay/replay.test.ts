@@ -20,7 +20,7 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(files.some((f) => f.includes('_trial-'))).toBe(true);
   });
 
-  it('has a recorded sweep whose plan carries the step contracts, one whose plan predates them, one with seeds until sure and one with a search', () => {
+  it('has a recorded sweep whose plan carries the step contracts, one whose plan predates them, one with seeds until sure, a search and a pruned search', () => {
     const plans = files
       .filter((f) => !f.includes('_trial-'))
       .map((f) => {
@@ -37,6 +37,8 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(plans.some((p) => p.steps.some((s) => s.until))).toBe(true);
     // A search: each round's trials come from a recorded suggestTrials result.
     expect(plans.some((p) => p.steps.some((s) => s.search))).toBe(true);
+    // A pruned search: runs paused at rungs and promoted ones continued.
+    expect(plans.some((p) => p.steps.some((s) => s.search?.prune))).toBe(true);
   });
 
   it('replays every one without a nondeterminism error', async () => {
