@@ -125,10 +125,6 @@ export class TrainingProcess {
     return this.healthy && !this.exitedFlag && this.running === undefined;
   }
 
-  get busy(): boolean {
-    return this.running !== undefined;
-  }
-
   /** Trains one trial. Rejects when the trial fails, is aborted (the process is then killed) or the process dies. */
   async run(request: TrainRequest, hooks: TrainHooks = {}): Promise<TrainOutcome> {
     const { signal } = hooks;
