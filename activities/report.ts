@@ -70,6 +70,8 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
       // Only when present, so that reports without them keep their cache keys.
       ...(described.length ? { describe: described.map((d) => d.result.ref.dir) } : {}),
       ...(input.pipelineParams ? { pipelineParams: input.pipelineParams } : {}),
+      ...(input.until ? { until: input.until } : {}),
+      ...(input.search ? { search: input.search } : {}),
     },
   };
   // The report's MLflow calls may wait out retries on a struggling server: keep the heartbeat going.
@@ -93,6 +95,17 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
     verdict: result.verdict,
     variants: result.variants,
   };
+}
+
+/** A pruned search runs a trial rung by rung (`<trial>-e<epoch>`): its last run is the trial. */
+function lastRuns(trials: TrialOfStep[]): TrialOfStep[] {
+  const last = new Map<string, TrialOfStep>();
+  for (const t of trials) {
+    const key = t.result.params.pause_at_epoch === undefined && !/-e\d+$/.test(t.result.trial) ? t.result.trial : t.result.trial.replace(/-e\d+$/, '');
+    const seen = last.get(key);
+    if (!seen || t.result.epochsRun > seen.result.epochsRun) last.set(key, t);
+  }
+  return [...last.values()];
 }
 
 const isTrainResult = (t: unknown): t is TrainResult => typeof t === 'object' && t !== null && 'best' in t && 'params' in t && 'ref' in t;
@@ -180,6 +193,22 @@ async function writeReportFiles(
   });
 
   if (input.pipelineParams) doc.params = input.pipelineParams;
+  if (input.until) doc.until = Object.values(input.until);
+  if (input.search) {
+    doc.search = Object.entries(input.search).map(([step, summary]) => ({
+      step,
+      ...summary,
+      best: lastRuns(trials.filter((t) => t.step === step))
+        .map(({ result }) => ({
+          trial: result.trial,
+          bestValidAcc: result.best.valid_acc,
+          epochs: result.epochsRun,
+          params: Object.fromEntries([...summary.axes, ...summary.params].map((p) => [p, result.params[p]])),
+        }))
+        .sort((a, b) => b.bestValidAcc - a.bestValidAcc)
+        .slice(0, 10),
+    }));
+  }
   const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, ...result.description }] : []));
   if (described.length) doc.datasets = described;
 

@@ -48,6 +48,14 @@ export const trainParams = z.strictObject({
     .describe(
       'How a training step is computed: `fused`, the whole step in one WebAssembly kernel; `fused-gru`, the TensorFlow.js model with each GRU layer as one fused op; `tfjs`, op by op (the reference); `auto`, fused where the kernel loads.',
     ),
+  pause_at_epoch: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe(
+      'Pruning that pauses: train only up to this epoch. The result is that of a run of this many epochs; the checkpoints are those of the whole trial, so a later run with a larger pause_at_epoch (or none) continues from them instead of starting over.',
+    ),
   allow_engine_change: z
     .boolean()
     .optional()
@@ -78,7 +86,12 @@ export const TRAIN_VERSION = 1;
 export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): Promise<TrainResult> {
   const params = parseStepParams(trainParams, input.params, input.step);
   const padded = upstreamOf<PaddingResult>(input.inputs, 'padding', (v) => 'maxLength' in v && 'table' in v);
-  const identity = { type: 'train', version: TRAIN_VERSION, params, inputs: { padding: padded.ref.dir } };
+  // A paused run (pause_at_epoch) is the artifact of a run of that many epochs, trained in the
+  // checkpoint folder of the whole trial: its promotion continues there. Without it, both are the trial's own.
+  const { pause_at_epoch: pauseAt, ...whole } = params;
+  const trained = pauseAt !== undefined ? { ...whole, epochs: Math.min(pauseAt, whole.epochs) } : whole;
+  const identity = { type: 'train', version: TRAIN_VERSION, params: trained, inputs: { padding: padded.ref.dir } };
+  const checkpoints = { ...identity, params: whole };
   const ctx = activityContext();
   const log = deps.logger.child({ sweep: input.sweepId, step: input.step, trial: input.trial });
   const started = Date.now();
@@ -100,7 +113,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
         verifiedInputs.set(paddedPath, identityOfFile);
       }
       timing.verifyInput = (performance.now() - verifying) / 1000;
-      const key = stepKey(identity).slice(0, 32);
+      const key = stepKey(checkpoints).slice(0, 32);
       const checkpointDir = await deps.store.workDir('train', key);
       // With a bucket store, this trial may have started on another machine: continue from its checkpoint.
       const share = await TrainingShare.open(deps.store, key, log);
@@ -134,11 +147,11 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
           };
           // The last epoch's numbers reach the trial workflow with the result a moment later: a
           // signal would only cost it a workflow task (one per trial in a sweep of short trials).
-          if (m.epoch < params.epochs) notifyTrialWorkflow(report);
+          if (m.epoch < trained.epochs) notifyTrialWorkflow(report);
           tracker.epoch(m, checkpoint);
         },
       };
-      const request: TrainRequest = { paddedPath, config: toConfig(params), checkpointDir };
+      const request: TrainRequest = { paddedPath, config: toConfig(trained), checkpointDir };
       const outcome = await (deps.trainPool ? deps.trainPool.run(request, hooks) : trainInChildProcess(request, hooks))
         .catch((err: Error) => {
           throw asFailure(deps.store.explainWrite(err, `the checkpoints of trial ${input.trial ?? input.step}`), input);
@@ -171,7 +184,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
       throw asFailure(err, input);
     });
   if (cached && result.computedBy !== undefined) {
-    const here = await describeEngine(toConfig(params));
+    const here = await describeEngine(toConfig(trained));
     if (here !== result.computedBy) {
       if (!params.allow_engine_change) {
         throw ApplicationFailure.nonRetryable(

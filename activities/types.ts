@@ -16,6 +16,21 @@ export interface StepInput<P> {
   inputs: Record<string, unknown>;
   /** The values of the pipeline's `params:`, for steps that show them (the report). */
   pipelineParams?: Record<string, string | number | boolean>;
+  /** Seeds until sure: the final decision of each upstream step with `until:`, by step name (for the report). */
+  until?: Record<string, UntilOutcome>;
+  /** Searches: what each upstream step with `search:` searched, by step name (for the report). */
+  search?: Record<string, SearchSummary>;
+}
+
+/** A search as the report names it: the sampler, the budget and the searched parameters. */
+export interface SearchSummary {
+  sampler: string;
+  seed: number;
+  trialsPerCell: number;
+  cells: number;
+  /** The matrix axes beside the search, and the searched parameters. */
+  axes: string[];
+  params: string[];
 }
 
 /** Fields every step result carries, so the workflow and the CLI can report caching. */
@@ -145,4 +160,50 @@ export interface ReportResult extends StepResultBase {
   tracking: { mlflow?: string; tensorboard: string; problems: number };
   verdict: string;
   variants: Array<{ name: string; trials: number; meanAcc: number; stdAcc: number }>;
+}
+
+/** One trial's outcome as a seeds-until-sure round reads it. */
+export interface UntilTrialOutcome {
+  variant: string | number | boolean;
+  seed: number;
+  /** Best valid accuracy (0–1). */
+  validAcc: number;
+}
+
+/** What the workflow asks after each round of a step with `until:`. */
+export interface UntilRoundInput {
+  step: string;
+  rule: import('../pipeline/plan').PlanUntil;
+  /** Every trial that finished so far, in the order the seeds were added. */
+  trials: UntilTrialOutcome[];
+}
+
+/** One variant against the baseline, in percentage points of valid accuracy (variant − baseline). */
+export interface UntilComparison {
+  variant: string;
+  baseline: string;
+  /** Seed pairs so far. */
+  n: number;
+  mean: number;
+  /** The anytime-valid interval; null while unbounded (too few seeds). */
+  low: number | null;
+  high: number | null;
+  /** The confidence of this comparison's interval (the study's, split among the comparisons). */
+  confidence: number;
+  decision: 'different' | 'within-margin' | 'max-seeds' | 'continue';
+  reason: string;
+}
+
+/** The decision after a round, recorded in the sweep's history (an activity's result) and given to the report. */
+export interface UntilOutcome {
+  step: string;
+  compare: string;
+  /** The rule in words, for the report. */
+  rule: string;
+  seeds: number[];
+  rounds: number;
+  stop: boolean;
+  /** Why the sweep stops or goes on, in one sentence. */
+  reason: string;
+  comparisons: UntilComparison[];
 }

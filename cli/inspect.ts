@@ -51,6 +51,8 @@ export async function statusCommand(args: string[]): Promise<number> {
   if (status.failure) out.push(`  failure: ${status.failure}`);
   if (status.result) out.push(`  ${describeReuse(reuseOf(status.plan, status.result))}`);
   if (status.result?.report) out.push(`  report: ${status.result.report.files.html}`, `  ${status.result.report.verdict}`);
+  for (const u of Object.values(status.result?.until ?? {}))
+    out.push(`  seeds until sure (${u.step}): ${u.seeds.length} seeds in ${u.rounds} rounds; ${u.reason}`);
   process.stdout.write(`${out.join('\n')}\n`);
   return 0;
 }

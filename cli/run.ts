@@ -252,7 +252,13 @@ async function finish(client: Client, sweepId: string, target: TemporalTarget, o
 function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
   const trials = plan.steps.flatMap((step) => {
     const outputs = (Array.isArray(result.outputs[step.name]) ? result.outputs[step.name] : []) as TrainResult[];
-    return (step.trials ?? []).map((trial) => {
+    // Seeds until sure runs only the rounds it needed (the trials of later seeds never ran); a search's trials are not in the plan.
+    const ran = step.search
+      ? outputs.map((o) => ({ id: o.trial, cell: {}, params: o.params }))
+      : step.until
+        ? (step.trials ?? []).filter((trial) => outputs.some((o) => o.trial === trial.id))
+        : (step.trials ?? []);
+    return ran.map((trial) => {
       const r = outputs.find((o) => o.trial === trial.id);
       return {
         trial: trial.id,
@@ -271,7 +277,7 @@ function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
     uses: s.uses,
     state: 'done' as const,
     cached: (result.outputs[s.name] as { cached?: boolean } | undefined)?.cached,
-    trials: s.trials?.length,
+    trials: (s.until || s.search) && Array.isArray(result.outputs[s.name]) ? (result.outputs[s.name] as unknown[]).length : s.trials?.length,
   }));
   return { sweepId: result.sweepId, pipeline: plan.pipeline, steps, trials };
 }
@@ -295,6 +301,9 @@ function printResult(result: SweepResult, plan: Plan, target: TemporalTarget, js
       out.push(`  ${v.name.padEnd(12)} valid accuracy ${v.meanAcc.toFixed(4)} ± ${v.stdAcc.toFixed(4)} (${v.trials} trials)`);
     }
     out.push('', result.report.verdict);
+  }
+  for (const u of Object.values(result.until ?? {})) {
+    out.push('', `seeds until sure (${u.step}): ${u.seeds.length} seeds in ${u.rounds} rounds; ${u.reason}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

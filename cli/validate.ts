@@ -40,7 +40,15 @@ export async function validateCommand(args: string[]): Promise<number> {
   for (const [name, value] of Object.entries(plan.params ?? {})) out.push(`  param ${name} = ${JSON.stringify(value)}`);
   for (const step of plan.steps) {
     const needs = step.needs.length ? ` needs ${step.needs.join(', ')}` : '';
-    const trials = step.trials ? `, ${step.trials.length} trials (${step.concurrency} at a time)` : '';
+    const u = step.until;
+    const sr = step.search;
+    const trials = sr
+      ? `, ${sr.sampler} search (seed ${sr.seed}) of ${sr.trials} trials${sr.cells.length > 1 ? ` in each of ${sr.cells.length} cells of ${Object.keys(sr.grid).join(' × ')}` : ''} over ${Object.keys(sr.space).join(', ')} (${step.concurrency} at a time), ${sr.direction === 'maximize' ? 'maximising' : 'minimising'} ${sr.metric}${sr.prune ? `, pruned by ${sr.prune.rule} (paused trials can be promoted)` : ''}`
+      : u
+        ? `, up to ${step.trials!.length} trials (${step.concurrency} at a time): seeds until ${u.compare} is decided against ${String(u.baseline)} (${u.confidence * 100}% anytime-valid, margin ${u.margin} points, ${u.minSeeds}–${u.maxSeeds} seeds)`
+        : step.trials
+          ? `, ${step.trials.length} trials (${step.concurrency} at a time)`
+          : '';
     out.push(`  ${step.name} (${step.uses})${needs}${trials}`);
     for (const trial of step.trials ?? []) out.push(`    ${trial.id}`);
   }

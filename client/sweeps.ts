@@ -189,20 +189,24 @@ export async function progressFromVisibility(
   known?: Map<string, WorkflowExecutionInfo>,
 ): Promise<SweepProgress> {
   const children = known ?? (await trialExecutions(client, sweepId));
+  // Seeds until sure starts only the rounds it needs: once the sweep has ended, trials it never started are not part of it.
+  const ended = sweepStatusName !== 'RUNNING';
   const trials: TrialProgress[] = plan.steps.flatMap((step) =>
-    (step.trials ?? []).map((trial) => {
-      const workflowId = trialWorkflowId(sweepId, trial.id);
-      const info = children.get(workflowId);
-      return {
-        trial: trial.id,
-        workflowId,
-        cell: trial.cell,
-        state: info ? stateOf(info.status.name) : 'waiting',
-        epoch: 0,
-        epochs: Number(trial.params.epochs ?? 0),
-        bestValidAcc: info?.typedSearchAttributes.get(searchAttributes.bestValidAcc),
-      };
-    }),
+    (step.trials ?? [])
+      .filter((trial) => !(step.until && ended && !children.has(trialWorkflowId(sweepId, trial.id))))
+      .map((trial) => {
+        const workflowId = trialWorkflowId(sweepId, trial.id);
+        const info = children.get(workflowId);
+        return {
+          trial: trial.id,
+          workflowId,
+          cell: trial.cell,
+          state: info ? stateOf(info.status.name) : 'waiting',
+          epoch: 0,
+          epochs: Number(trial.params.epochs ?? 0),
+          bestValidAcc: info?.typedSearchAttributes.get(searchAttributes.bestValidAcc),
+        };
+      }),
   );
   // Visibility knows workflows, not the activities of plain steps: their states are known only
   // once the whole sweep has completed.

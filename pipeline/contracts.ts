@@ -31,7 +31,10 @@ function stepWithContract(step: PlanStep, steps: readonly PlanStep[]): PlanStep 
     })
     .find((axis) => axis !== undefined);
   const axes = Object.keys(step.trials[0]?.cell ?? {});
-  const summary = `${step.uses} ${step.trials.length} trials over ${axes.join(' × ')}`;
+  const s = step.search;
+  const summary = s
+    ? `${step.uses}: ${s.sampler} search of ${s.trials} trials${s.cells.length > 1 ? ` per cell of ${Object.keys(s.grid).join(' × ')}` : ''} over ${Object.keys(s.space).join(', ')}`
+    : `${step.uses} ${step.trials.length} trials over ${axes.join(' × ')}`;
   return { ...step, durability, summary, trials: step.trials.map((t) => trialWithLabels(t, compared)) };
 }
 

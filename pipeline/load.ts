@@ -135,7 +135,7 @@ function checkLimits(plan: Plan, file: string): void {
       }
     }
   }
-  const trials = plan.steps.reduce((n, s) => n + (s.trials?.length ?? 0), 0);
+  const trials = plan.steps.reduce((n, s) => n + (s.trials?.length ?? 0) + (s.search ? s.search.trials * s.search.cells.length : 0), 0);
   if (trials > MAX_TRIALS) {
     problems.push({
       path: 'steps',

@@ -3,6 +3,8 @@
  * a validated pipeline file (matrix expanded, defaults applied), so the workflow receives only
  * concrete values. Pure types: safe to import from workflow code.
  */
+import type { PrunerConfig } from '../search/pruners';
+import type { SearchSpace } from '../search/space';
 import type { RetryOverride } from './schema';
 
 /**
@@ -45,6 +47,53 @@ export interface PlanStep {
   durability?: Durability;
   /** One line for the Temporal UI (absent in older plans). */
   summary?: string;
+  /**
+   * Seeds until sure: the trials (every compared value × every seed up to `maxSeeds`, seed by
+   * seed) run in rounds until the paired difference is decided. Absent: every trial runs.
+   */
+  until?: PlanUntil;
+  /**
+   * A search: trials are suggested by a sampler in rounds, from the results so far, by the
+   * `suggestTrials` activity (recorded in history); `trials` is then empty in the plan.
+   */
+  search?: PlanSearch;
+}
+
+/** A matrix step's `search:` as the workflow and the suggesting activity read it. */
+export interface PlanSearch {
+  sampler: 'random' | 'halton' | 'tpe';
+  seed: number;
+  /** TPE: random trials before the model is used (per cell). */
+  nStartupTrials?: number;
+  /** Trials per grid cell. */
+  trials: number;
+  /** The objective: each trial's best valid accuracy. */
+  metric: 'valid_acc';
+  direction: 'maximize' | 'minimize';
+  space: SearchSpace;
+  /** The matrix axes beside the search: each combination (cell) runs its own search. */
+  grid: Record<string, unknown[]>;
+  cells: Array<Record<string, unknown>>;
+  /** The step's `with:` values: every trial's parameters start from them. */
+  with: Record<string, unknown>;
+  /** Pruning that pauses: trials run rung by rung (`pause_at_epoch`), paused ones may be promoted later. */
+  prune?: PrunerConfig;
+}
+
+/** A matrix step's `until:` as the workflow reads it (see search/until.ts for the rule). */
+export interface PlanUntil {
+  /** The matrix axis compared, and its value every other value is compared with. */
+  compare: string;
+  baseline: string | number | boolean;
+  confidence: number;
+  /** In percentage points of valid accuracy: the metric is each trial's best valid accuracy × 100. */
+  margin: number;
+  minSeeds: number;
+  maxSeeds: number;
+  /** Seeds added per round after the first `minSeeds` (enough to keep `concurrency` trials busy). */
+  roundSeeds: number;
+  /** The seeds in the order they are used (the matrix's own seeds first). */
+  seeds: number[];
 }
 
 export interface Plan {

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { stepTypeNames as registered } from '../activities/registry';
+import { prunerConfigSchema } from '../search/pruners';
+import { searchSpaceSchema } from '../search/space';
+import { untilSchema } from '../search/until';
 import { paramsSchema } from './params';
 
 /**
@@ -37,6 +40,23 @@ const sampleSchema = z
   })
   .describe('Draw `count` combinations of the matrix at random (seeded) instead of running the full grid.');
 
+const searchSchema = z
+  .strictObject({
+    sampler: z
+      .enum(['random', 'halton', 'tpe'])
+      .describe('random: independent draws; halton: quasi-random, evenly spread; tpe: tree-structured Parzen estimator (model-based, as Optuna defines it).'),
+    seed: z.number().int().default(0).describe('Seed of the search: the same seed and the same results give the same suggestions.'),
+    trials: z.number().int().positive().describe('Trials per combination of the matrix axes (or in all, without a matrix).'),
+    n_startup_trials: z.number().int().min(0).optional().describe('tpe: random trials before the model is used (default 10).'),
+    metric: z.literal('valid_acc').default('valid_acc').describe("The objective: each trial's best valid accuracy."),
+    direction: z.enum(['maximize', 'minimize']).default('maximize'),
+    space: searchSpaceSchema,
+    prune: prunerConfigSchema.optional(),
+  })
+  .describe(
+    'Search: trials suggested by a sampler from the results so far, in rounds of `concurrency` trials; beside a matrix, every cell runs its own search.',
+  );
+
 export const stepSchema = z
   .strictObject({
     uses: z.enum(stepTypeNames).describe('The registered step type this step runs.'),
@@ -44,6 +64,8 @@ export const stepSchema = z
     with: z.record(z.string(), z.unknown()).default({}).describe("Parameters of the step type (checked against that type's parameters)."),
     matrix: matrixSchema.optional(),
     sample: sampleSchema.optional(),
+    until: untilSchema.optional(),
+    search: searchSchema.optional(),
     concurrency: z.number().int().positive().optional().describe('How many trials of the matrix run at once (default 2).'),
     retry: retryPolicy.optional(),
     timeout: duration.optional().describe('Upper bound on one attempt of the step (start to close).'),

@@ -4,6 +4,8 @@ import type { PlanStep, PlanTrial } from './plan';
 import { didYouMean, formatPath, issuesToProblems, knownList, parseOptions, type PathKey } from './problems';
 import { pipelineOuterSchema, stepSchema, type StepDecl } from './schema';
 import { stepModule, stepModules } from '../activities/registry';
+import { checkUntil } from '../search/until';
+import { fromUnit, type ParamValue } from '../search/space';
 
 /** A problem before it is located in the file: `at` is its path as keys. */
 export interface Finding {
@@ -70,7 +72,8 @@ function readStep(name: string, raw: unknown, report: (f: Finding) => void): Rea
   const parsed = stepSchema.safeParse(raw, parseOptions);
   const needsOf = (value: unknown) => (Array.isArray(value) ? value.flatMap((n, index) => (typeof n === 'string' ? [{ name: n, index }] : [])) : []);
   if (parsed.success) {
-    return { decl: parsed.data, needs: needsOf(parsed.data.needs), broken: new Set(), hasMatrix: parsed.data.matrix !== undefined, complete: true };
+    const fans = parsed.data.matrix !== undefined || parsed.data.search !== undefined;
+    return { decl: parsed.data, needs: needsOf(parsed.data.needs), broken: new Set(), hasMatrix: fans, complete: true };
   }
   for (const f of issuesToProblems(parsed.error.issues, ['steps', name], stepSchema)) report(f);
   if (!isMapping(raw)) return { decl: {}, needs: [], broken: new Set(['*']), hasMatrix: false, complete: false };
@@ -82,7 +85,13 @@ function readStep(name: string, raw: unknown, report: (f: Finding) => void): Rea
     if (r.success) decl[key] = r.data;
     else broken.add(key);
   }
-  return { decl: decl as Partial<StepDecl>, needs: needsOf(raw.needs), broken, hasMatrix: raw.matrix !== undefined, complete: false };
+  return {
+    decl: decl as Partial<StepDecl>,
+    needs: needsOf(raw.needs),
+    broken,
+    hasMatrix: raw.matrix !== undefined || raw.search !== undefined,
+    complete: false,
+  };
 }
 
 /** The second pass: the step type's parameters, its matrix, and (when all is well) its trials. */
@@ -102,7 +111,7 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
   const base = { name, uses, needs: decl.needs ?? [], retry: decl.retry, timeout: decl.timeout };
 
   if (!step.hasMatrix) {
-    for (const key of ['sample', 'concurrency'] as const) {
+    for (const key of ['sample', 'concurrency', 'until'] as const) {
       if (isMapping(raw) && raw[key] !== undefined) {
         problem([key], `${key} applies only to a step with a matrix`);
         ok = false;
@@ -161,6 +170,8 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
     }
   }
   if (!ok || step.broken.size > 0) return undefined;
+  if (decl.search) return planSearchStep({ ...base, concurrency: decl.concurrency ?? 2 }, decl, matrix, schema, problem, issues);
+  if (decl.until) return planUntilStep({ ...base, concurrency: decl.concurrency ?? 2 }, decl, matrix, schema, module, problem, issues);
 
   // Counted before anything is built: three axes of 1,000 values are a billion cells.
   const size = Object.values(matrix).reduce((n, values) => n * values.length, 1);
@@ -199,6 +210,175 @@ function planStep(name: string, step: ReadStep, raw: unknown, report: (f: Findin
     trials.push({ id, params: result.data, cell });
   }
   return { ...base, trials, concurrency: decl.concurrency ?? 2 };
+}
+
+/**
+ * A step with `search:`: the sampler suggests its trials while the sweep runs, so the plan holds
+ * the space, the grid cells beside it and the budget, all checked here against the step type's
+ * parameters (a bound outside a parameter's range is named like a matrix value would be).
+ */
+function planSearchStep(
+  base: Omit<PlanStep, 'trials' | 'search'>,
+  decl: Partial<StepDecl>,
+  matrix: Record<string, unknown[]>,
+  schema: z.ZodType<Record<string, unknown>>,
+  problem: (keys: PathKey[], message: string) => void,
+  issues: (result: z.ZodSafeParseError<unknown>, keys: PathKey[]) => void,
+): PlanStep | undefined {
+  const search = decl.search!;
+  const shape = shapeOf(schema);
+  const known = Object.keys(shape);
+  let ok = true;
+  const fail = (keys: PathKey[], message: string) => {
+    ok = false;
+    problem(keys, message);
+  };
+  if (decl.sample) fail(['sample'], 'sample: and search: do not combine: search: draws its own trials; remove sample:');
+  if (search.prune && !('pause_at_epoch' in shape))
+    fail(['search', 'prune'], `a ${base.uses} step cannot pause at an epoch budget: pruning needs a step type with pause_at_epoch`);
+  if (search.prune && (decl.with?.pause_at_epoch !== undefined || 'pause_at_epoch' in matrix))
+    fail(['with', 'pause_at_epoch'], 'the pruner sets pause_at_epoch: remove it');
+  if (decl.until) fail(['until'], 'until: and search: do not combine: run the search, then ask until: of its best settings in another study');
+  for (const [name, spec] of Object.entries(search.space)) {
+    const field = shape[name];
+    if (!field) {
+      fail(['search', 'space', name], `"${name}" is not a parameter of step type "${base.uses}"${didYouMean(name, known) || knownList(known)}`);
+      continue;
+    }
+    if (name in matrix) fail(['search', 'space', name], `"${name}" is also a matrix axis; list it in matrix or in search, not both`);
+    if (decl.with && name in decl.with) fail(['with', name], `"${name}" is set both in with: and in search.space; keep one`);
+    const ends: Array<[PathKey[], unknown]> =
+      spec.type === 'choice'
+        ? spec.values.map((v, i): [PathKey[], unknown] => [['values', i], v])
+        : [
+            [['low'], spec.low],
+            [['high'], spec.high],
+          ];
+    for (const [keys, value] of ends) {
+      const r = field.safeParse(value, parseOptions);
+      if (!r.success) {
+        ok = false;
+        issues(r, ['search', 'space', name, ...keys]);
+      }
+    }
+  }
+  const cells = grid(matrix);
+  if (cells.length * search.trials > MAX_TRIALS) {
+    fail(
+      ['search', 'trials'],
+      `${search.trials} trials × ${cells.length} matrix cells make ${cells.length * search.trials}; at most ${MAX_TRIALS} fit one sweep: lower trials or the matrix`,
+    );
+  }
+  if (!ok) return undefined;
+  // A rule across parameters (with the space's midpoints): said once, before anything runs.
+  const middle = Object.fromEntries(Object.entries(search.space).map(([name, spec]) => [name, fromUnit(spec, 0.5)]));
+  for (const cell of cells) {
+    const r = schema.safeParse({ ...decl.with, ...cell, ...middle }, parseOptions);
+    if (!r.success) {
+      issues(r, ['with']);
+      return undefined;
+    }
+  }
+  return {
+    ...base,
+    trials: [],
+    search: {
+      sampler: search.sampler,
+      seed: search.seed,
+      ...(search.n_startup_trials !== undefined ? { nStartupTrials: search.n_startup_trials } : {}),
+      trials: search.trials,
+      metric: search.metric,
+      direction: search.direction,
+      space: search.space,
+      grid: matrix,
+      cells,
+      with: decl.with ?? {},
+      ...(search.prune ? { prune: search.prune } : {}),
+    },
+  };
+}
+
+/**
+ * A step with `until:` (seeds until sure): its matrix is the compared axis and optionally `seed`
+ * (the first seeds); the plan holds every trial up to `max_seeds`, seed by seed, and the workflow
+ * runs them in rounds until the comparison is decided.
+ */
+function planUntilStep(
+  base: Omit<PlanStep, 'trials' | 'until'>,
+  decl: Partial<StepDecl>,
+  matrix: Record<string, unknown[]>,
+  schema: z.ZodType<Record<string, unknown>>,
+  module: NonNullable<ReturnType<typeof stepModule>>,
+  problem: (keys: PathKey[], message: string) => void,
+  issues: (result: z.ZodSafeParseError<unknown>, keys: PathKey[]) => void,
+): PlanStep | undefined {
+  const until = decl.until!;
+  let ok = true;
+  const fail = (keys: PathKey[], message: string) => {
+    ok = false;
+    problem(keys, message);
+  };
+  for (const p of checkUntil(until, matrix as Record<string, ParamValue[]>)) fail(p.path.split('.'), p.message);
+  if (decl.sample) fail(['sample'], 'sample: and until: do not combine: until: decides how many seeds run; remove sample:');
+  if (!('seed' in shapeOf(schema))) fail(['until'], `a ${base.uses} step has no seed parameter: until: adds seeds, so it needs a step type with one`);
+  for (const axis of Object.keys(matrix)) {
+    if (until.compare in matrix && axis !== until.compare && axis !== 'seed') {
+      fail(
+        ['matrix', axis],
+        `with until:, the matrix holds only the compared axis (${until.compare}) and seed; move ${axis} into with: (one value), or run one study per value`,
+      );
+    }
+  }
+  const given = (matrix.seed ?? []) as unknown[];
+  given.forEach((seed, i) => {
+    if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) fail(['matrix', 'seed', i], 'with until:, seeds are integers');
+    else if (given.indexOf(seed) !== i) fail(['matrix', 'seed', i], `seed ${seed} is listed twice`);
+  });
+  if (given.length > until.max_seeds)
+    fail(['matrix', 'seed'], `lists ${given.length} seeds, more than until.max_seeds (${until.max_seeds}): raise max_seeds or list fewer`);
+  const values = matrix[until.compare] ?? [];
+  if (values.length * until.max_seeds > MAX_TRIALS) {
+    fail(
+      ['until', 'max_seeds'],
+      `${values.length} values of ${until.compare} × ${until.max_seeds} seeds could run ${values.length * until.max_seeds} trials; at most ${MAX_TRIALS} fit one sweep: lower max_seeds`,
+    );
+  }
+  if (!ok) return undefined;
+
+  const seeds = [...(given as number[])];
+  for (let next = Math.max(0, ...seeds) + 1; seeds.length < until.max_seeds; next++) seeds.push(next);
+  const order = Object.keys(matrix).includes('seed') ? Object.keys(matrix) : [until.compare, 'seed'];
+  const trials: PlanTrial[] = [];
+  for (const seed of seeds) {
+    for (const value of values) {
+      const cell = Object.fromEntries(order.map((axis) => [axis, axis === 'seed' ? seed : value]));
+      const result = schema.safeParse({ ...decl.with, ...cell }, parseOptions);
+      if (!result.success) {
+        issues(result, ['with']);
+        return undefined;
+      }
+      trials.push({ id: module.trialId?.(result.data, cell) ?? trialId(cell), params: result.data, cell });
+    }
+  }
+  const ids = new Set(trials.map((t) => t.id));
+  if (ids.size < trials.length) {
+    problem(['matrix'], `the trials' ids repeat (the step type names its trials by fewer values than the matrix has): compare another axis`);
+    return undefined;
+  }
+  return {
+    ...base,
+    trials,
+    until: {
+      compare: until.compare,
+      baseline: until.baseline,
+      confidence: until.confidence,
+      margin: until.margin,
+      minSeeds: Math.max(until.min_seeds, Math.min(given.length, until.max_seeds)),
+      maxSeeds: until.max_seeds,
+      roundSeeds: Math.max(1, Math.floor(base.concurrency / values.length)),
+      seeds,
+    },
+  };
 }
 
 function checkGraph(steps: Map<string, ReadStep>, report: (f: Finding) => void): void {
@@ -242,7 +422,9 @@ function checkUpstream(steps: readonly PlanStep[], report: (f: Finding) => void)
     const module = stepModule(step.uses);
     if (!module?.checkUpstream || !step.params) continue;
     const upstream = step.needs.flatMap((need) => {
-      const trials = steps.find((s) => s.name === need)?.trials;
+      const found = steps.find((s) => s.name === need);
+      if (found?.search) return [{ step: need, axes: { ...found.search.grid } }];
+      const trials = found?.trials;
       if (!trials) return [];
       const axes: Record<string, unknown[]> = {};
       for (const t of trials) for (const [axis, value] of Object.entries(t.cell)) if (!(axes[axis] ??= []).includes(value)) axes[axis].push(value);

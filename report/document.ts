@@ -1,4 +1,5 @@
 import type { DatasetDescription } from '../activities/describe';
+import type { SearchSummary, UntilOutcome } from '../activities/types';
 /**
  * The report of a sweep as data: what report.json holds, and what report.md and report.html are
  * rendered from. Every number the two renderings show comes from here, formatted by report/format.ts.
@@ -145,4 +146,8 @@ export interface ReportDocument {
   params?: Record<string, string | number | boolean>;
   /** What `describe` steps the report needs found in their datasets. */
   datasets?: Array<{ step: string } & DatasetDescription>;
+  /** Seeds until sure: the sequential decision of each upstream step with `until:`. */
+  until?: UntilOutcome[];
+  /** Searches: each upstream step with `search:`, with its best trials and their searched parameters. */
+  search?: Array<SearchSummary & { step: string; best: Array<{ trial: string; bestValidAcc: number; epochs: number; params: Record<string, unknown> }> }>;
 }

@@ -3,7 +3,7 @@
  * opens offline, from an artifact store, a CI artifact or an MLflow run alike.
  */
 import type { ReportDocument } from './document';
-import { verdictParagraphs } from './markdown';
+import { searchTables, untilParagraphs, verdictParagraphs } from './markdown';
 import { sectionsOf, type Figure, type PlotName, type Table } from './tables';
 
 const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
@@ -112,6 +112,12 @@ ${verdictParagraphs(doc)
   .join('\n')}
 </div>
 </section>
+${untilParagraphs(doc)
+  .map((u) => `<section class="until">\n<h2>${escapeHtml(u.title)}</h2>\n${u.lines.map((l) => `<p>${escapeHtml(l)}</p>`).join('\n')}\n</section>`)
+  .join('\n')}
+${searchTables(doc)
+  .map((t) => table(t))
+  .join('\n')}
 ${body}
 </body>
 </html>

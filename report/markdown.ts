@@ -24,6 +24,60 @@ export function verdictParagraphs(doc: ReportDocument): string[] {
   return doc.comparisons.length > 1 ? [doc.ranking, ...doc.comparisons.map((c) => c.verdict)] : [doc.verdict];
 }
 
+/**
+ * Seeds until sure, in words: the rule, the seeds used and why the sweep stopped, then each
+ * comparison's anytime-valid interval. Empty for a sweep without `until:`.
+ */
+export function untilParagraphs(doc: ReportDocument): Array<{ title: string; lines: string[] }> {
+  const points = (x: number | null) => (x === null ? '∞' : `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`);
+  return (doc.until ?? []).map((u) => ({
+    title: `Seeds until sure (${u.step})`,
+    lines: [
+      `Rule: ${u.rule}.`,
+      `Seeds used: ${u.seeds.length} (${u.seeds.join(', ')}) in ${u.rounds} round${u.rounds === 1 ? '' : 's'}.`,
+      `Why it ${u.stop ? 'stopped' : 'did not stop'}: ${u.reason.replace(/^(stopped|continues): /, '')}.`,
+      ...u.comparisons.map(
+        (c) =>
+          `${c.variant} − ${c.baseline}: mean ${points(c.mean)} points over ${c.n} seed pairs, ${+(c.confidence * 100).toFixed(3)}% anytime-valid interval ` +
+          `[${c.low === null ? '−∞' : points(c.low)}, ${points(c.high)}]: ${decisionText[c.decision]}.`,
+      ),
+      'The fixed-n intervals further down assume the number of seeds was fixed in advance; this sweep chose it from the data, so the interval above is the one that holds.',
+    ],
+  }));
+}
+
+/** A search's best trials with their parameters, as a table (empty for a sweep without `search:`). */
+export function searchTables(doc: ReportDocument): Table[] {
+  const value = (v: unknown) => (typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
+  return (doc.search ?? []).map((s) => {
+    const columns = ['trial', 'best valid accuracy', 'epochs', ...s.axes, ...s.params];
+    return {
+      id: `search-${s.step}`,
+      title: `Search (${s.step}): best trials`,
+      note:
+        `${s.sampler} search, seed ${s.seed}: ${s.trialsPerCell} trials${s.cells > 1 ? ` in each of ${s.cells} cells of ${s.axes.join(' × ')}` : ''} ` +
+        `over ${s.params.join(', ')}, suggested in rounds from the results so far; the ${s.best.length} best by best valid accuracy (a paused trial at the epochs it reached).`,
+      columns: columns.map((title, i) => ({
+        title,
+        numeric: i <= 2 ? i > 0 : i > 2 + s.axes.length && s.best.some((b) => typeof b.params[title] === 'number'),
+      })),
+      rows: s.best.map((b) => [
+        { text: b.trial },
+        { text: `${(b.bestValidAcc * 100).toFixed(2)}%` },
+        { text: String(b.epochs) },
+        ...[...s.axes, ...s.params].map((p) => ({ text: value(b.params[p]) })),
+      ]),
+    };
+  });
+}
+
+const decisionText = {
+  different: 'decided, the interval excludes 0',
+  'within-margin': 'decided, the interval is narrower than the margin (no difference that matters)',
+  'max-seeds': 'undecided at max_seeds',
+  continue: 'undecided',
+} as const;
+
 export function renderMarkdown(doc: ReportDocument): string {
   const lines: string[] = [`# Sweep report: ${doc.sweepId}`, ''];
   const temporal = doc.temporal?.sweepUrl ? ` · [Temporal UI](${doc.temporal.sweepUrl})` : '';
@@ -33,6 +87,8 @@ export function renderMarkdown(doc: ReportDocument): string {
   lines.push(first ?? '');
   for (const p of rest) lines.push(`- ${p}`);
   lines.push('');
+  for (const u of untilParagraphs(doc)) lines.push(`## ${u.title}`, '', ...u.lines.flatMap((l) => [l, '']));
+  for (const t of searchTables(doc)) lines.push(...table(t));
   for (const section of sectionsOf(doc)) {
     if (section.kind === 'table') lines.push(...table(section.table));
     else lines.push(`## ${section.figure.title}`, '', `![${section.figure.title}](${plotFile(section.figure.plot)})`, '', `*${section.figure.caption}*`, '');

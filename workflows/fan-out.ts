@@ -22,10 +22,15 @@ export interface FanOutContext {
 
 /**
  * Runs a matrix step: one child workflow per trial, at most `concurrency` at a time. Every trial
- * is left to finish even when others fail, so a resume redoes only the failed ones.
+ * is left to finish even when others fail, so a resume redoes only the failed ones. `trials`: a
+ * round of them (seeds until sure runs the step's trials in rounds); by default all.
  */
-export async function fanOut(step: PlanStep, inputs: Record<string, unknown>, ctx: FanOutContext): Promise<TrialResult[]> {
-  const trials = step.trials ?? [];
+export async function fanOut(
+  step: PlanStep,
+  inputs: Record<string, unknown>,
+  ctx: FanOutContext,
+  trials: PlanTrial[] = step.trials ?? [],
+): Promise<TrialResult[]> {
   const slots = new Semaphore(step.concurrency);
   const settled = await Promise.allSettled(
     trials.map(async (trial) => {

@@ -1,4 +1,5 @@
 import { setCurrentDetails, setHandler } from '@temporalio/workflow';
+import type { UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
 import { sweepProgressQuery, type StepState, type SweepProgress, type TrialProgress } from './progress';
 
@@ -32,6 +33,16 @@ export class SweepProgressView {
     return trial;
   }
 
+  /** Seeds until sure: a step's decision after a round. */
+  untilChanged(outcome: UntilOutcome): void {
+    const entry = { step: outcome.step, rounds: outcome.rounds, seeds: outcome.seeds, stop: outcome.stop, reason: outcome.reason };
+    const list = (this.progress.until ??= []);
+    const at = list.findIndex((u) => u.step === outcome.step);
+    if (at >= 0) list[at] = entry;
+    else list.push(entry);
+    this.refresh();
+  }
+
   bestValidAcc(): number | undefined {
     const best = Math.max(...this.progress.trials.map((t) => t.bestValidAcc ?? -Infinity));
     return Number.isFinite(best) ? best : undefined;
@@ -45,12 +56,14 @@ export class SweepProgressView {
     const p = this.progress;
     const steps = p.steps.map((s) => `${s.name}: ${s.state}${s.cached ? ' (cached)' : ''}`).join(' · ');
     if (p.trials.length === 0) return steps;
+    const until = (p.until ?? []).map((u) => `\n\n${u.step}, seeds until sure: round ${u.rounds}, ${u.seeds.length} seeds: ${u.reason}`).join('');
     const count = (state: StepState) => p.trials.filter((t) => t.state === state).length;
     const cancelled = count('cancelled');
     const best = this.bestValidAcc();
     return (
       `${steps}\n\ntrials: ${count('done')} done, ${count('running')} running, ${count('failed')} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length}` +
-      (best !== undefined ? ` · best valid accuracy ${best.toFixed(4)}` : '')
+      (best !== undefined ? ` · best valid accuracy ${best.toFixed(4)}` : '') +
+      until
     );
   }
 }

@@ -21,6 +21,8 @@ export interface SweepProgress {
   pipeline: string;
   steps: Array<{ name: string; uses: string; state: StepState; cached?: boolean; error?: string; trials?: number }>;
   trials: TrialProgress[];
+  /** Seeds until sure: the latest decision of each step with `until:`. */
+  until?: Array<{ step: string; rounds: number; seeds: number[]; stop: boolean; reason: string }>;
 }
 
 /** What a trial's activity reports after each epoch to its trial workflow. */

@@ -1,11 +1,13 @@
 import { ApplicationFailure, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ReportResult, StepInput } from '../activities/types';
+import type { ReportResult, SearchSummary, StepInput, UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
 import { UpstreamFailed, walkDag } from './dag';
 import { causeOf, ENDS_CANCELLED, fanOut } from './fan-out';
 import { SweepProgressView } from './progress-view';
 import { searchAttributes } from './search-attributes';
+import { searchRounds } from './search-rounds';
 import { executeStep } from './step-options';
+import { untilRounds } from './until-rounds';
 
 export interface SweepInput {
   plan: Plan;
@@ -20,6 +22,8 @@ export interface SweepResult {
   outputs: Record<string, unknown>;
   /** The result of the step that wrote a report, when one did. */
   report?: ReportResult;
+  /** Seeds until sure: each `until:` step's final decision, by step name. */
+  until?: Record<string, UntilOutcome>;
 }
 
 /**
@@ -33,16 +37,43 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
   const view = new SweepProgressView(sweepId, plan);
   const fanOutContext = { sweepId, pipeline: plan.pipeline, trialQueue: input.trainQueue, view };
 
+  const decided: Record<string, UntilOutcome> = {};
+  const searched: Record<string, SearchSummary> = {};
+
   const runStep = (step: PlanStep, inputs: Record<string, unknown>): Promise<unknown> => {
+    if (step.until) {
+      return untilRounds(step, inputs, fanOutContext).then(({ results, outcome }) => {
+        decided[step.name] = outcome;
+        return results;
+      });
+    }
+    if (step.search) {
+      const s = step.search;
+      searched[step.name] = {
+        sampler: s.sampler,
+        seed: s.seed,
+        trialsPerCell: s.trials,
+        cells: s.cells.length,
+        axes: Object.keys(s.grid),
+        params: Object.keys(s.space),
+      };
+      return searchRounds(step, inputs, fanOutContext);
+    }
     if (step.trials) return fanOut(step, inputs, fanOutContext);
     const stepInput: StepInput<Record<string, unknown>> = { sweepId, step: step.name, params: step.params ?? {}, inputs };
     if (plan.params) stepInput.pipelineParams = plan.params;
+    const upstreamDecisions = step.needs.filter((need) => decided[need]);
+    if (upstreamDecisions.length > 0) stepInput.until = Object.fromEntries(upstreamDecisions.map((need) => [need, decided[need]!]));
+    const upstreamSearches = step.needs.filter((need) => searched[need]);
+    if (upstreamSearches.length > 0) stepInput.search = Object.fromEntries(upstreamSearches.map((need) => [need, searched[need]!]));
     return executeStep(step, workflowInfo().taskQueue, step.summary ?? `${step.uses} ${step.name}`, stepInput);
   };
 
   view.refresh();
   const settled = await walkDag(plan.steps, runStep, (step, state, detail) => view.stepChanged(step, state, detail));
-  return finish(sweepId, plan, settled, view);
+  const result = finish(sweepId, plan, settled, view);
+  if (Object.keys(decided).length > 0) result.until = decided;
+  return result;
 }
 
 /** Ends the sweep as done, cancelled or failed (naming each failed step), with its search attributes. */

@@ -52,8 +52,11 @@ export async function trialWorkflow(input: TrialInput): Promise<TrialResult> {
     progress.epoch = result.epochsRun;
     progress.bestValidAcc = result.best.valid_acc;
     progress.cached = result.cached;
+    // A run of a pruned search that stopped at its rung (pause_at_epoch) is paused, its checkpoint kept: `TrialState = "paused"` finds them.
+    const pauseAt = trial.params.pause_at_epoch;
+    const paused = typeof pauseAt === 'number' && result.epochsRun === pauseAt && pauseAt < Number(trial.params.epochs);
     upsertSearchAttributes([
-      { key: searchAttributes.state, value: 'done' },
+      { key: searchAttributes.state, value: paused ? 'paused' : 'done' },
       { key: searchAttributes.bestValidAcc, value: result.best.valid_acc },
     ]);
     setCurrentDetails(describeProgress(progress));

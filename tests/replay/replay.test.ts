@@ -26,7 +26,7 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(files.some((f) => f.includes('_trial-'))).toBe(true);
   });
 
-  it('has a recorded sweep whose plan carries the step contracts, and one whose plan predates them', () => {
+  it('has a recorded sweep whose plan carries the step contracts, one whose plan predates them, one with seeds until sure, a search and a pruned search', () => {
     const plans = files
       .filter((f) => !f.includes('_trial-'))
       .map((f) => {
@@ -39,6 +39,12 @@ describe('recorded workflow histories replay against the current workflow code',
     const withContracts = (p: Plan) => p.steps.every((s) => s.durability && s.summary) && p.steps.some((s) => s.trials?.every((t) => t.label));
     expect(plans.some(withContracts)).toBe(true);
     expect(plans.some((p) => p.steps.every((s) => !s.durability))).toBe(true);
+    // Seeds until sure: rounds of trials and a recorded decision after each.
+    expect(plans.some((p) => p.steps.some((s) => s.until))).toBe(true);
+    // A search: each round's trials come from a recorded suggestTrials result.
+    expect(plans.some((p) => p.steps.some((s) => s.search))).toBe(true);
+    // A pruned search: runs paused at rungs and promoted ones continued.
+    expect(plans.some((p) => p.steps.some((s) => s.search?.prune))).toBe(true);
   });
 
   // Recorded with tests/replay/record.ts --as <name> on a real server (see its header).
