@@ -19,6 +19,19 @@ function pointWasmAtPackage(): void {
 }
 
 /**
+ * Loads @tensorflow/tfjs-node. Its 4.22 release calls `util.isNullOrUndefined` (and
+ * `util.isArray`) at run time; Node 23 removed the first, so on Node 24 and later every op that
+ * passes attributes fails with "isNullOrUndefined is not a function". The two are put back,
+ * with their documented meaning, only where this Node lacks them.
+ */
+export function requireTfjsNode(): unknown {
+  const util = require('node:util') as Record<string, unknown>;
+  if (typeof util.isNullOrUndefined !== 'function') util.isNullOrUndefined = (v: unknown) => v === null || v === undefined;
+  if (typeof util.isArray !== 'function') util.isArray = Array.isArray;
+  return require('@tensorflow/tfjs-node');
+}
+
+/**
  * tfjs-node is an optional dependency whose native build may be missing. Requiring it
  * registers the 'tensorflow' backend in the global tfjs engine; the check below makes
  * sure that registration is visible through *our* `@tensorflow/tfjs` import (it is
@@ -26,7 +39,7 @@ function pointWasmAtPackage(): void {
  * different engine).
  */
 function loadTensorflowBackend(): void {
-  require('@tensorflow/tfjs-node');
+  requireTfjsNode();
   if (tf.findBackendFactory('tensorflow') == null) {
     throw new Error(
       '@tensorflow/tfjs-node loaded but its backend is not registered in this @tensorflow/tfjs ' +

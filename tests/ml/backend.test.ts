@@ -1,10 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../ml/backend';
+import { initBackend, requireTfjsNode } from '../../ml/backend';
 
 function tfjsNodeInstalled(): boolean {
   try {
-    require.resolve('@tensorflow/tfjs-node');
-    require('@tensorflow/tfjs-node');
+    requireTfjsNode();
     return true;
   } catch {
     return false;

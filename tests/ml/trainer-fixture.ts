@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { requireTfjsNode } from '../../ml/backend';
 import { epochDirName } from '../../ml/checkpoint';
 import type { EpochMetrics } from '../../ml/trainer';
 import { syntheticData } from './synthetic-data';
@@ -29,7 +30,7 @@ export const fileBytes = (dir: string, epoch: number, file: string): Buffer => f
 /** Whether native TensorFlow (tfjs-node) loads here: an optional dependency whose build may be missing. */
 export function tfjsNodeLoads(): boolean {
   try {
-    require('@tensorflow/tfjs-node');
+    requireTfjsNode();
     return true;
   } catch {
     return false;
