@@ -107,13 +107,16 @@ async function verified(deps: ActivityDeps, ref: ArtifactRef, file: string): Pro
   return deps.store.localPath(ref, file);
 }
 
+/** What one round decides: the new state, the trials to run, the best complete trial so far, how many were suggested. */
+type Round = { state: SearchState; trials: PlanTrial[]; best?: SuggestResult['best']; suggested: number };
+
 /** The pure part: results in, suggestions out. */
 export function next(
   previous: SearchState,
   input: Pick<SuggestInput, 'search' | 'concurrency'> & { finished: FinishedRun[] },
   parseParams: (v: unknown) => Record<string, unknown>,
   nameTrial?: (params: never, cell: Record<string, unknown>) => string,
-): { state: SearchState; trials: PlanTrial[]; best?: SuggestResult['best']; suggested: number } {
+): Round {
   const { search } = input;
   const state: SearchState = JSON.parse(JSON.stringify(previous)) as SearchState;
   if (search.prune) return nextPruned(state, input, parseParams, nameTrial);
@@ -157,8 +160,12 @@ export function next(
       c.trials.push({ number: c.trials.length, trial: trials[trials.length - suggestions.length + i]!.id, params, state: 'running' }),
     );
   }
+  return roundResult(state, trials, search.direction);
+}
+
+function roundResult(state: SearchState, trials: PlanTrial[], direction: PlanSearch['direction']): Round {
   const complete = state.cells.flatMap((c) => c.trials.filter((t) => t.state === 'complete'));
-  const sign = search.direction === 'maximize' ? 1 : -1;
+  const sign = direction === 'maximize' ? 1 : -1;
   const bestTrial = complete.reduce<(typeof complete)[number] | undefined>((a, t) => (a === undefined || sign * t.value! > sign * a.value! ? t : a), undefined);
   return {
     state,
@@ -194,7 +201,7 @@ function nextPruned(
   input: Pick<SuggestInput, 'search' | 'concurrency'> & { finished: FinishedRun[] },
   parseParams: (v: unknown) => Record<string, unknown>,
   nameTrial?: (params: never, cell: Record<string, unknown>) => string,
-): { state: SearchState; trials: PlanTrial[]; best?: SuggestResult['best']; suggested: number } {
+): Round {
   const { search } = input;
   const config = samplerConfigOf(search);
   const runs = new Map(input.finished.map((f) => [f.trial, f]));
@@ -256,15 +263,7 @@ function nextPruned(
       runOf(c.trials[c.trials.length - 1]!, action.toEpoch);
     }
   }
-  const complete = state.cells.flatMap((c) => c.trials.filter((t) => t.state === 'complete'));
-  const sign = search.direction === 'maximize' ? 1 : -1;
-  const bestTrial = complete.reduce<(typeof complete)[number] | undefined>((a, t) => (a === undefined || sign * t.value! > sign * a.value! ? t : a), undefined);
-  return {
-    state,
-    trials,
-    ...(bestTrial ? { best: { trial: bestTrial.trial, value: bestTrial.value!, params: bestTrial.params } } : {}),
-    suggested: state.cells.reduce((n, c) => n + c.trials.length, 0),
-  };
+  return roundResult(state, trials, search.direction);
 }
 
 /** The epoch a run from `epoch` trains to: the next rung (grace · η^k), or the end. */

@@ -69,16 +69,6 @@ function floatsOf(bytes: Buffer): Float32Array {
   return out;
 }
 
-function writeDurably(file: string, data: Uint8Array | string): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 function fsyncDir(dir: string): void {
   try {
     const fd = fs.openSync(dir, 'r');
@@ -143,32 +133,6 @@ function publish<T>(dir: string, temp: string, finalPath: string, fingerprint: s
   return finalPath;
 }
 
-export function writeCheckpoint<T>(
-  dir: string,
-  epoch: number,
-  fingerprint: string,
-  params: Array<{ name: string; shape: number[] }>,
-  weights: Float32Array,
-  optimizer: Float32Array,
-  payload: T,
-): string {
-  const files = checkpointFiles(epoch, fingerprint, params, weights, optimizer, payload);
-  fs.mkdirSync(dir, { recursive: true });
-  const finalPath = path.join(dir, epochDirName(epoch));
-  const temp = fs.mkdtempSync(path.join(dir, `${CHECKPOINT_TEMP_PREFIX}${String(epoch).padStart(4, '0')}-`));
-  fs.chmodSync(temp, 0o755); // mkdtemp's 0700 would hide checkpoints from other users of a shared store
-  try {
-    writeDurably(path.join(temp, 'weights.bin'), files.weights);
-    writeDurably(path.join(temp, 'optimizer.bin'), files.optimizer);
-    writeDurably(path.join(temp, CHECKPOINT_STATE_FILE), files.state);
-    fsyncDir(temp);
-    return publish<T>(dir, temp, finalPath, fingerprint);
-  } catch (err) {
-    fs.rmSync(temp, { recursive: true, force: true });
-    throw err;
-  }
-}
-
 async function writeDurablyAsync(file: string, data: Uint8Array | string): Promise<void> {
   const handle = await fs.promises.open(file, 'w');
   try {
@@ -180,11 +144,12 @@ async function writeDurablyAsync(file: string, data: Uint8Array | string): Promi
 }
 
 /**
- * writeCheckpoint with the writes and fsyncs on libuv's threads, so that training goes on while
- * the disk catches up. The arrays are encoded before this returns: the caller may change them.
- * The same guarantees: the folder appears complete or not at all.
+ * Writes a checkpoint folder: files into a temp folder, fsynced, then renamed into place, so the
+ * folder appears complete or not at all. The writes and fsyncs run on libuv's threads, so training
+ * goes on while the disk catches up; the arrays are encoded before this returns (the caller may
+ * change them).
  */
-export function writeCheckpointAsync<T>(
+export function writeCheckpoint<T>(
   dir: string,
   epoch: number,
   fingerprint: string,

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from './backend';
 import { gatherBatch, planBatches, type Batch, type Batching } from './batches';
-import { latestCheckpoint, writeCheckpointAsync } from './checkpoint';
+import { latestCheckpoint, writeCheckpoint } from './checkpoint';
 import { FusedTrainer } from './kernel/engine';
 import { kernel, kernelAvailable, type KernelKind } from './kernel/load';
 import { crossEntropy, GruClassifier } from './model';
@@ -476,7 +476,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       runner.sync();
       const adam = optimizer.exportState();
       // Written while the next epoch trains; reported through onEpoch once it is on disk.
-      const written = writeCheckpointAsync<TrainingProgress>(
+      const written = writeCheckpoint<TrainingProgress>(
         opts.checkpointDir,
         epoch,
         print,

@@ -269,7 +269,9 @@ describeWithMinio('the artifact store on an S3-compatible bucket (a real MinIO o
     const onA = await TrainingShare.open(a, 'trial', log);
     const dir = await a.workDir('train', 'trial');
     for (const epoch of [1, 2, 3]) {
-      onA.checkpointWritten(writeCheckpoint(dir, epoch, 'run', [{ name: 'w', shape: [4] }], new Float32Array(4).fill(epoch), new Float32Array(8), { epoch }));
+      onA.checkpointWritten(
+        await writeCheckpoint(dir, epoch, 'run', [{ name: 'w', shape: [4] }], new Float32Array(4).fill(epoch), new Float32Array(8), { epoch }),
+      );
       await onA.flush();
     }
     const saved = `${prefix}/work/train/trial`;
