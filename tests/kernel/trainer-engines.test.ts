@@ -69,19 +69,20 @@ describe.each<[Engine]>([['fused'], ['fused-gru'], ['tfjs']])('engine %s', (engi
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  const testIfFused = engine === 'tfjs' ? test.skip : test;
-  testIfFused('it trains as the op-by-op reference does: the same metrics up to float32 rounding', async () => {
-    const cfg = quickConfig({ epochs: 5, pooling: 'mean-valid', hidden: 16 });
-    const reference = await train(data, { ...cfg, engine: 'tfjs' }, { checkpointDir: freshDir() });
-    const fused = await train(data, { ...cfg, engine }, { checkpointDir: freshDir() });
-    fused.epochs.forEach((m, i) => {
-      const r = reference.epochs[i]!;
-      expect(Math.abs(m.train_loss - r.train_loss)).toBeLessThan(1e-4);
-      expect(Math.abs(m.valid_loss - r.valid_loss)).toBeLessThan(1e-4);
-      expect(m.valid_acc).toBeCloseTo(r.valid_acc, 6);
+  // The op-by-op engine is the reference itself: the comparison exists for the fused engines only.
+  if (engine !== 'tfjs')
+    test('it trains as the op-by-op reference does: the same metrics up to float32 rounding', async () => {
+      const cfg = quickConfig({ epochs: 5, pooling: 'mean-valid', hidden: 16 });
+      const reference = await train(data, { ...cfg, engine: 'tfjs' }, { checkpointDir: freshDir() });
+      const fused = await train(data, { ...cfg, engine }, { checkpointDir: freshDir() });
+      fused.epochs.forEach((m, i) => {
+        const r = reference.epochs[i]!;
+        expect(Math.abs(m.train_loss - r.train_loss)).toBeLessThan(1e-4);
+        expect(Math.abs(m.valid_loss - r.valid_loss)).toBeLessThan(1e-4);
+        expect(m.valid_acc).toBeCloseTo(r.valid_acc, 6);
+      });
+      expect(fused.best.valid_acc).toBeGreaterThan(0.9);
     });
-    expect(fused.best.valid_acc).toBeGreaterThan(0.9);
-  });
 });
 
 test('a checkpoint written by one engine resumes with another when allowed (equal up to rounding)', async () => {
