@@ -1,4 +1,4 @@
-import { TrainingProcess, type TrainHooks, type TrainRequest } from './train-process';
+import { ProcessLostBeforeTrial, TrainingProcess, type TrainHooks, type TrainRequest } from './train-process';
 import type { TrainOutcome } from './trainer';
 
 export interface TrainPoolOptions {
@@ -57,8 +57,19 @@ export class TrainPool {
 
   /** Trains one trial in a warm process (or a new one when none is free). */
   async run(request: TrainRequest, hooks: TrainHooks = {}): Promise<TrainOutcome> {
+    try {
+      return await this.runOnce(request, hooks);
+    } catch (err) {
+      // An idle process can die (OOM killer, a stray signal) just before its end is seen: the trial
+      // went to it but never began. It goes once more, to a fresh process; anything else is the trial's.
+      if (!(err instanceof ProcessLostBeforeTrial) || hooks.signal?.aborted) throw err;
+      return await this.runOnce(request, hooks, true);
+    }
+  }
+
+  private async runOnce(request: TrainRequest, hooks: TrainHooks, fresh = false): Promise<TrainOutcome> {
     if (this.closed) throw new Error('the training pool is closed (the worker is shutting down)');
-    const proc = this.acquire();
+    const proc = fresh ? this.spawn() : this.acquire();
     if (proc.trials > 0) this.stats.reused += 1;
     this.busy.add(proc);
     try {

@@ -13,7 +13,7 @@ export interface TrainHooks {
   onLoaded?(ms: number, reused: boolean): void;
   /** Aborting kills the child (SIGTERM, then SIGKILL after `killGraceMs`); the promise rejects with the signal's reason once the child is gone. */
   signal?: AbortSignal;
-  /** Called once the child runs this trial, with its pid (for logs and for tests). */
+  /** Called when a child is handed this trial, with its pid (for logs and for tests); again if the trial moves to a fresh process (see ProcessLostBeforeTrial). */
   onStart?(pid: number): void;
   killGraceMs?: number;
 }
@@ -47,8 +47,22 @@ function childError(msg: Extract<ChildMessage, { type: 'error' }>, pid: number |
   return err;
 }
 
+/**
+ * The process ended before it began the trial (it died while idle, and its end had not yet been
+ * seen when the trial was handed to it). Nothing of the trial ran, so it can go to another process.
+ */
+export class ProcessLostBeforeTrial extends Error {
+  constructor(cause: Error) {
+    super(`${cause.message}, before it began the trial`, { cause });
+    this.name = 'ProcessLostBeforeTrial';
+  }
+}
+
 interface Running {
   hooks: TrainHooks;
+  /** The child has answered this trial (any message): from then on the trial has begun. */
+  begun?: boolean;
+
   resolve(outcome: TrainOutcome): void;
   reject(err: Error): void;
   failure?: Error;
@@ -189,6 +203,7 @@ export class TrainingProcess {
   private onMessage(msg: Exclude<ChildMessage, { type: 'ready' }>): void {
     const running = this.running;
     if (running === undefined) return;
+    running.begun = true;
     try {
       switch (msg.type) {
         case 'loaded':
@@ -225,7 +240,8 @@ export class TrainingProcess {
     const ended = spawnError ?? new Error(`training child process (pid ${this.pid ?? '?'}) ended without a result (exit code ${code}, signal ${sig})`);
     readyReject(ended);
     const running = this.running;
-    if (running !== undefined) running.reject(running.failure ?? ended);
+    if (running === undefined) return;
+    running.reject(running.failure ?? (running.begun ? ended : new ProcessLostBeforeTrial(ended)));
   }
 }
 

@@ -195,6 +195,19 @@ describe('a pool of warm training processes', () => {
     expect(pool.stats).toMatchObject({ started: 2, lost: 1 });
   });
 
+  test('a process killed just as a trial is handed to it: the trial goes to a fresh process and trains', async () => {
+    pool = new TrainPool({ size: 1 });
+    await pool.warm();
+    const [dead] = pool.pids();
+    process.kill(dead as number, 'SIGKILL'); // its end cannot have been seen yet: the pool still holds it as idle
+    const handedTo: number[] = [];
+    const outcome = await pool.run(request({ epochs: 1 }), { onStart: (p) => handedTo.push(p) });
+    expect(outcome.epochs).toHaveLength(1);
+    expect(handedTo[0]).toBe(dead);
+    expect(handedTo.at(-1)).not.toBe(dead);
+    expect(pool.stats).toMatchObject({ started: 2, lost: 1 });
+  });
+
   test('a process that failed a trial is not reused', async () => {
     pool = new TrainPool({ size: 1 });
     let failedIn = 0;
