@@ -54,6 +54,13 @@ typedef v128_t vf;
 #define vb_andnot wasm_v128_andnot
 #define vb_or wasm_v128_or
 #define vb_xor wasm_v128_xor
+#ifdef __wasm_relaxed_simd__
+/* gru-relaxed.wasm: c + a·b in one fused multiply-add (one rounding; the loader uses this build
+ * only where the engine fuses it, see load.ts). */
+#define vf_madd(a, b, c) wasm_f32x4_relaxed_madd(a, b, c)
+#else
+#define vf_madd(a, b, c) wasm_f32x4_add(c, wasm_f32x4_mul(a, b))
+#endif
 #else
 #include "simd-native.h"
 #define EXPORT(name)
@@ -292,17 +299,17 @@ static inline void block_4rows(int K, const float *A, int ars, int acs, const fl
     B += ldb;
     /* One splat at a time, used at once: fewer live registers than four splats up front. */
     vf x = vf_load_splat(a);
-    c00 = vf_add(c00, vf_mul(x, b0));
-    c01 = vf_add(c01, vf_mul(x, b1));
+    c00 = vf_madd(x, b0, c00);
+    c01 = vf_madd(x, b1, c01);
     x = vf_load_splat(a + ars);
-    c10 = vf_add(c10, vf_mul(x, b0));
-    c11 = vf_add(c11, vf_mul(x, b1));
+    c10 = vf_madd(x, b0, c10);
+    c11 = vf_madd(x, b1, c11);
     x = vf_load_splat(a + 2 * ars);
-    c20 = vf_add(c20, vf_mul(x, b0));
-    c21 = vf_add(c21, vf_mul(x, b1));
+    c20 = vf_madd(x, b0, c20);
+    c21 = vf_madd(x, b1, c21);
     x = vf_load_splat(a + 3 * ars);
-    c30 = vf_add(c30, vf_mul(x, b0));
-    c31 = vf_add(c31, vf_mul(x, b1));
+    c30 = vf_madd(x, b0, c30);
+    c31 = vf_madd(x, b1, c31);
     a += acs;
   }
   vf_store(r0, c00), vf_store(r0 + VL, c01);
@@ -324,14 +331,14 @@ static inline void block_few_rows(int R, int K, const float *A, int ars, int acs
   for (int k = 0; k < K; k++, a += acs, B += ldb) {
     vf b0 = vf_load(B), b1 = vf_load(B + VL);
     vf x = vf_load_splat(a);
-    c00 = vf_add(c00, vf_mul(x, b0));
-    c01 = vf_add(c01, vf_mul(x, b1));
+    c00 = vf_madd(x, b0, c00);
+    c01 = vf_madd(x, b1, c01);
     x = vf_load_splat(a + r1 * ars);
-    c10 = vf_add(c10, vf_mul(x, b0));
-    c11 = vf_add(c11, vf_mul(x, b1));
+    c10 = vf_madd(x, b0, c10);
+    c11 = vf_madd(x, b1, c11);
     x = vf_load_splat(a + r2 * ars);
-    c20 = vf_add(c20, vf_mul(x, b0));
-    c21 = vf_add(c21, vf_mul(x, b1));
+    c20 = vf_madd(x, b0, c20);
+    c21 = vf_madd(x, b1, c21);
   }
   if (R > 2) vf_store(C + 2 * ldc, c20), vf_store(C + 2 * ldc + VL, c21);
   if (R > 1) vf_store(C + ldc, c10), vf_store(C + ldc + VL, c11);
@@ -341,7 +348,7 @@ static inline void block_few_rows(int R, int K, const float *A, int ars, int acs
 /* One row, 4 columns: the columns right of the last multiple of 8. */
 static inline void block_1row(int K, const float *A, int acs, const float *B, int ldb, float *C, int mode, const float *bias) {
   vf c = init_vec(mode, C, bias);
-  for (int k = 0; k < K; k++, A += acs, B += ldb) c = vf_add(c, vf_mul(vf_load_splat(A), vf_load(B)));
+  for (int k = 0; k < K; k++, A += acs, B += ldb) c = vf_madd(vf_load_splat(A), vf_load(B), c);
   vf_store(C, c);
 }
 
@@ -351,8 +358,8 @@ static inline void block_1row(int K, const float *A, int acs, const float *B, in
  * each broadcast feeds 4 FMAs instead of 2. Measured here, interleaved: a training step 14% and
  * an evaluation pass 16% faster than with block_4rows alone. Same sums in the same order. */
 #define ACC4(r, x)                                                                                                     \
-  c##r##0 = vf_add(c##r##0, vf_mul(x, b0)), c##r##1 = vf_add(c##r##1, vf_mul(x, b1)),                                   \
-  c##r##2 = vf_add(c##r##2, vf_mul(x, b2)), c##r##3 = vf_add(c##r##3, vf_mul(x, b3))
+  c##r##0 = vf_madd(x, b0, c##r##0), c##r##1 = vf_madd(x, b1, c##r##1),                                   \
+  c##r##2 = vf_madd(x, b2, c##r##2), c##r##3 = vf_madd(x, b3, c##r##3)
 #define INIT4(r)                                                                                                       \
   vf c##r##0 = init_vec(mode, C + r * ldc, bias), c##r##1 = init_vec(mode, C + r * ldc + VL, bias + VL);                \
   vf c##r##2 = init_vec(mode, C + r * ldc + 2 * VL, bias + 2 * VL), c##r##3 = init_vec(mode, C + r * ldc + 3 * VL, bias + 3 * VL)

@@ -2,12 +2,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 
 // The project compiles without the DOM lib, where TypeScript declares WebAssembly; Node has it
 // as a global. Only the few members used here are typed.
 interface WasmGlobal {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: object };
+  validate(bytes: Uint8Array): boolean;
 }
 const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmGlobal }).WebAssembly;
 
@@ -162,15 +164,62 @@ export class Kernel {
   }
 }
 
-/** `wasm`: the committed gru.wasm, everywhere. `native`: the same gru.c built for this machine. */
-export type KernelKind = 'wasm' | 'native';
+/**
+ * Which build computes, recorded with every fused run (ml/trainer.ts's engine label), since each
+ * rounds differently and a resume must not mix them silently:
+ * - `wasm`: the committed gru.wasm (SIMD128, no fused multiply-add), everywhere;
+ * - `wasm-relaxed`: the committed gru-relaxed.wasm, the same gru.c with relaxed SIMD's
+ *   f32x4.relaxed_madd, where the runtime supports it and fuses it (relaxedSimd());
+ * - `native`: the same gru.c built for this machine.
+ */
+export type KernelKind = 'wasm' | 'wasm-relaxed' | 'native';
+export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'wasm-relaxed', 'native'];
 
 const instances = new Map<KernelKind, Kernel>();
 const failures = new Map<KernelKind, Error>();
 
-function loadWasm(): KernelExports {
-  const module = new WebAssemblyApi.Module(readFileSync(path.join(kernelDir(), 'gru.wasm')));
+const WASM_FILES: Record<'wasm' | 'wasm-relaxed', string> = { wasm: 'gru.wasm', 'wasm-relaxed': 'gru-relaxed.wasm' };
+
+function loadWasm(kind: 'wasm' | 'wasm-relaxed'): KernelExports {
+  if (kind === 'wasm-relaxed') relaxedSimd();
+  const module = new WebAssemblyApi.Module(readFileSync(path.join(kernelDir(), WASM_FILES[kind])));
   return new WebAssemblyApi.Instance(module, {}).exports as unknown as KernelExports;
+}
+
+/**
+ * A module of one function, (a, b, c) => f32x4.extract_lane 0 (f32x4.relaxed_madd (splat a)
+ * (splat b) (splat c)): the relaxed-SIMD probe. 0xfd 0x85 0x02 is relaxed_madd (opcode 0x105).
+ */
+// prettier-ignore
+const RELAXED_PROBE = Uint8Array.of(
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x08, 0x01, 0x60, 0x03, 0x7d, 0x7d, 0x7d, 0x01, 0x7d, // types: (f32, f32, f32) -> f32
+  0x03, 0x02, 0x01, 0x00, // functions: one, of type 0
+  0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // exports: "f" = function 0
+  0x0a, 0x16, 0x01, 0x14, 0x00, // code: one body of 20 bytes, no locals
+  0x20, 0x00, 0xfd, 0x13, 0x20, 0x01, 0xfd, 0x13, 0x20, 0x02, 0xfd, 0x13, // local.get i; f32x4.splat (×3)
+  0xfd, 0x85, 0x02, 0xfd, 0x1f, 0x00, 0x0b, // f32x4.relaxed_madd; f32x4.extract_lane 0; end
+);
+
+/**
+ * Checks that gru-relaxed.wasm can run here with the meaning its kind promises, else throws why:
+ * - the runtime validates relaxed SIMD: V8 ships it from 11.4 (Node 22); Node 20's V8 11.3 has
+ *   the same opcodes behind --experimental-wasm-relaxed-simd, which is switched on here, for
+ *   this process, when the probe does not validate without it;
+ * - f32x4.relaxed_madd is fused (one rounding, as FMA instructions do): the spec lets an engine
+ *   compute it as a multiply then an add, which would round differently — fused, the build gives
+ *   the same bits on every machine, as gru.wasm does. (1 + 2⁻¹²)² − (1 + 2⁻¹¹) is 2⁻²⁴ exactly,
+ *   but 0 when the product is rounded to float32 first.
+ */
+export function relaxedSimd(): void {
+  if (!WebAssemblyApi.validate(RELAXED_PROBE)) {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+    if (!WebAssemblyApi.validate(RELAXED_PROBE)) throw new Error(`this runtime (Node ${process.version}) does not support WebAssembly relaxed SIMD`);
+  }
+  const probe = new WebAssemblyApi.Instance(new WebAssemblyApi.Module(RELAXED_PROBE), {}).exports as { f(a: number, b: number, c: number): number };
+  const a = 1 + 2 ** -12;
+  const got = probe.f(a, a, -(1 + 2 ** -11));
+  if (got !== 2 ** -24) throw new Error(`f32x4.relaxed_madd is not fused on this runtime (Node ${process.version}, got ${got}): gru.wasm computes instead`);
 }
 
 /**
@@ -181,7 +230,8 @@ function loadWasm(): KernelExports {
 export function profileKernel(kind: KernelKind): Kernel {
   const dir = path.join(kernelDir(), 'build');
   if (kind === 'native') return new Kernel(require(path.join(dir, 'gru-profile-native.node')) as KernelExports, kind);
-  const module = new WebAssemblyApi.Module(readFileSync(path.join(dir, 'gru-profile.wasm')));
+  if (kind === 'wasm-relaxed') relaxedSimd();
+  const module = new WebAssemblyApi.Module(readFileSync(path.join(dir, kind === 'wasm' ? 'gru-profile.wasm' : 'gru-profile-relaxed.wasm')));
   return new Kernel(new WebAssemblyApi.Instance(module, { env: { now: () => performance.now() } }).exports as unknown as KernelExports, kind);
 }
 
@@ -210,17 +260,18 @@ function loadNative(): KernelExports {
 
 /**
  * The kernel instance of this process (or worker thread), loaded on first use. SWEEPS_KERNEL
- * chooses: `auto` (default) takes the native build when it is there and valid, else WebAssembly;
- * `wasm` or `native` insist (the latter fails when there is no valid native build).
+ * chooses: `auto` (default) takes the native build when it is there and valid, else the
+ * relaxed-SIMD WebAssembly build where the runtime runs it (fused), else gru.wasm; `wasm`,
+ * `wasm-relaxed` or `native` insist (the latter two fail where they cannot run).
  */
 export function kernel(kind: KernelKind | 'auto' = preferredKernel()): Kernel {
-  if (kind === 'auto') return kernelAvailable('native') ? kernel('native') : kernel('wasm');
+  if (kind === 'auto') return kernel((['native', 'wasm-relaxed'] as const).find((k) => kernelAvailable(k)) ?? 'wasm');
   const loaded = instances.get(kind);
   if (loaded !== undefined) return loaded;
   const failed = failures.get(kind);
   if (failed !== undefined) throw failed;
   try {
-    const k = new Kernel(kind === 'wasm' ? loadWasm() : loadNative(), kind);
+    const k = new Kernel(kind === 'native' ? loadNative() : loadWasm(kind), kind);
     instances.set(kind, k);
     return k;
   } catch (err) {
@@ -232,11 +283,13 @@ export function kernel(kind: KernelKind | 'auto' = preferredKernel()): Kernel {
 
 function preferredKernel(): KernelKind | 'auto' {
   const v = process.env.SWEEPS_KERNEL ?? 'auto';
-  if (v !== 'auto' && v !== 'wasm' && v !== 'native') throw new Error(`SWEEPS_KERNEL must be auto, wasm or native, got "${v}"`);
-  return v;
+  if (v !== 'auto' && !(KERNEL_KINDS as readonly string[]).includes(v)) {
+    throw new Error(`SWEEPS_KERNEL must be auto, ${KERNEL_KINDS.join(', ')}, got "${v}"`);
+  }
+  return v as KernelKind | 'auto';
 }
 
-/** Whether that kernel loads here (WebAssembly with SIMD is in every Node ≥ 16.4). */
+/** Whether that kernel loads here (WebAssembly with SIMD is in every Node ≥ 16.4; relaxed SIMD: see relaxedSimd()). */
 export function kernelAvailable(kind: KernelKind | 'auto' = 'auto'): boolean {
   try {
     kernel(kind);

@@ -37,6 +37,7 @@ static inline vf vi_splat(int32_t x) { return AS_F((vi_bits){0} + x); }
 static inline vf vf_add(vf a, vf b) { return a + b; }
 static inline vf vf_sub(vf a, vf b) { return a - b; }
 static inline vf vf_mul(vf a, vf b) { return a * b; }
+static inline vf vf_madd(vf a, vf b, vf c) { return c + a * b; }
 static inline vf vf_div(vf a, vf b) { return a / b; }
 static inline vf vf_sqrt(vf a) {
   vf r;

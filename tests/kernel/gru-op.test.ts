@@ -3,7 +3,7 @@ import { initBackend } from '../../ml/backend';
 import type { Batch } from '../../ml/batches';
 import { gruLayer, type GruLayerWeights } from '../../ml/gru';
 import { fusedGruPooled, fusedGruSequence } from '../../ml/kernel/gru-op';
-import { kernelAvailable, type KernelKind } from '../../ml/kernel/load';
+import { KERNEL_KINDS, kernelAvailable, type KernelKind } from '../../ml/kernel/load';
 import { crossEntropy, GruClassifier, type GruClassifierConfig } from '../../ml/model';
 import { POOLINGS, type Pooling } from '../../ml/pooling';
 import { rngFor, type Rng } from '../../ml/rng';
@@ -15,7 +15,7 @@ import { randomBatch, relativeError } from './helpers';
  * equations, differentiated by tfjs autodiff): outputs and every gradient within 1e-5 relative,
  * with the committed WebAssembly kernel and, where it was built, the native one.
  */
-const KINDS = (['wasm', 'native'] as const).filter((k) => kernelAvailable(k));
+const KINDS = KERNEL_KINDS.filter((k) => kernelAvailable(k));
 const TOLERANCE = 1e-5;
 
 beforeAll(async () => {

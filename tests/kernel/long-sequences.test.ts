@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../ml/backend';
 import { FusedTrainer } from '../../ml/kernel/engine';
-import { kernel, kernelAvailable, type KernelKind } from '../../ml/kernel/load';
+import { kernel, KERNEL_KINDS, kernelAvailable, type KernelKind } from '../../ml/kernel/load';
 import { crossEntropy, GruClassifier, type GruClassifierConfig } from '../../ml/model';
 import { rngFor } from '../../ml/rng';
 import { randomBatch, relativeError } from './helpers';
@@ -12,7 +12,7 @@ import { randomBatch, relativeError } from './helpers';
  * what the batch needs (the tape and the backward buffers, O(T·B·H)), given back afterwards.
  */
 const T = 5000;
-const KINDS = (['wasm', 'native'] as const).filter((k) => kernelAvailable(k));
+const KINDS = KERNEL_KINDS.filter((k) => kernelAvailable(k));
 const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 };
 const cfg: GruClassifierConfig = { inputSize: 3, hidden: 16, layers: 2, dropout: 0, classes: 4, pooling: 'mean-valid' };
 // The first sequence fills all 5,000 steps, the second is 1 step long, the rest in between.

@@ -1,4 +1,4 @@
-import { kernel, kernelAvailable, type KernelKind } from '../../ml/kernel/load';
+import { kernel, KERNEL_KINDS, kernelAvailable, type KernelKind } from '../../ml/kernel/load';
 
 /**
  * The kernel's own exp, sigmoid, tanh and log (a -nostdlib wasm build has no libm), against
@@ -17,7 +17,7 @@ function worstUlps(fn: (x: number) => number, exact: (x: number) => number, from
   return worst;
 }
 
-const KINDS = (['wasm', 'native'] as const).filter((k) => kernelAvailable(k));
+const KINDS = KERNEL_KINDS.filter((k) => kernelAvailable(k));
 
 describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
   const k = kernel(kind).fn;

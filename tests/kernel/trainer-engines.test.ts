@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { kernelAvailable } from '../../ml/kernel/load';
-import { resolveEngine, train, TrainingInterruptedError, type Engine, type TrainConfig } from '../../ml/trainer';
+import { kernelAvailable, type KernelKind } from '../../ml/kernel/load';
+import { EngineMismatchError, resolveEngine, train, TrainingInterruptedError, type Engine, type TrainConfig } from '../../ml/trainer';
 import { quickConfig } from '../ml/quick-config';
 import { data, fileBytes, numbers, scratchDirs, tfjsNodeLoads } from '../ml/trainer-fixture';
 
@@ -109,22 +109,35 @@ test('the fused engine gives bit-identical results under every TensorFlow.js bac
   await tf.setBackend('wasm');
 });
 
-const nativeBuilt = kernelAvailable('native');
-(nativeBuilt ? test : test.skip)('the native build of the kernel trains as the WebAssembly one, up to rounding', async () => {
-  const cfg = quickConfig({ epochs: 4, engine: 'fused', pooling: 'max', layers: 2, dropout: 0.2 });
+/** Runs f with SWEEPS_KERNEL set to kind, then puts the variable back as it was. */
+async function withKernel<T>(kind: KernelKind, f: () => Promise<T>): Promise<T> {
   const saved = process.env.SWEEPS_KERNEL;
   try {
-    process.env.SWEEPS_KERNEL = 'wasm';
-    const wasm = await train(data, cfg, { checkpointDir: freshDir() });
-    process.env.SWEEPS_KERNEL = 'native';
-    const native = await train(data, cfg, { checkpointDir: freshDir() });
-    expect([wasm.kernel, native.kernel]).toEqual(['wasm', 'native']);
-    native.epochs.forEach((m, i) => {
-      expect(Math.abs(m.train_loss - wasm.epochs[i]!.train_loss)).toBeLessThan(1e-4);
-      expect(Math.abs(m.valid_loss - wasm.epochs[i]!.valid_loss)).toBeLessThan(1e-4);
-    });
+    process.env.SWEEPS_KERNEL = kind;
+    return await f();
   } finally {
     if (saved === undefined) delete process.env.SWEEPS_KERNEL;
     else process.env.SWEEPS_KERNEL = saved;
   }
+}
+
+const otherBuilds = (['wasm-relaxed', 'native'] as const).filter((k) => kernelAvailable(k));
+describe.each<[KernelKind]>(otherBuilds.map((k) => [k]))('the %s build of the kernel', (kind) => {
+  test('trains as the WebAssembly one, up to rounding, and the outcome names it', async () => {
+    const cfg = quickConfig({ epochs: 4, engine: 'fused', pooling: 'max', layers: 2, dropout: 0.2 });
+    const wasm = await withKernel('wasm', () => train(data, cfg, { checkpointDir: freshDir() }));
+    const other = await withKernel(kind, () => train(data, cfg, { checkpointDir: freshDir() }));
+    expect([wasm.kernel, other.kernel]).toEqual(['wasm', kind]);
+    expect(other.computedBy).toBe(`fused (${kind} kernel)`);
+    other.epochs.forEach((m, i) => {
+      expect(Math.abs(m.train_loss - wasm.epochs[i]!.train_loss)).toBeLessThan(1e-4);
+      expect(Math.abs(m.valid_loss - wasm.epochs[i]!.valid_loss)).toBeLessThan(1e-4);
+    });
+  });
+
+  test('does not silently resume a checkpoint that gru.wasm computed (the rounding differs)', async () => {
+    const dir = freshDir();
+    await withKernel('wasm', () => train(data, quickConfig({ epochs: 2, engine: 'fused' }), { checkpointDir: dir }));
+    await expect(withKernel(kind, () => train(data, quickConfig({ epochs: 3, engine: 'fused' }), { checkpointDir: dir }))).rejects.toThrow(EngineMismatchError);
+  });
 });
