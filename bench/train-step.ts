@@ -9,9 +9,11 @@
  * Rows: stock `tf.layers.gru` per backend (what TensorFlow.js users get today; a different GRU:
  * reset gate before the product, hard sigmoid, output at the last step), the project's op-by-op
  * GRU (engine `tfjs`), its GRU as one custom op (engine `fused-gru`), the whole-step kernel
- * (engine `fused`) as committed WebAssembly and — when `npm run build:kernel-native` made it here — as
- * the native build of the same C, and PyTorch on one CPU thread when SWEEPS_BENCH_PYTHON names a
- * Python with torch (bench/setup-torch.sh makes one). Each row runs in its own process, rows run one after
+ * (engine `fused`) as committed WebAssembly (gru.wasm, and gru-relaxed.wasm where this Node runs
+ * relaxed SIMD) and — when `npm run build:kernel-native` made it here — as the native build of the
+ * same C, and PyTorch on one CPU thread when SWEEPS_BENCH_PYTHON names a Python with torch
+ * (bench/setup-torch.sh makes one). The kernel rows also time gru.c's peak_madd, the core's peak
+ * multiply-add rate in their vectors, and the table of achieved GMAC/s sets them side by side. Each row runs in its own process, rows run one after
  * another, and with --rounds N the whole table is measured N times, interleaved; the figures are
  * medians over rounds of each round's median over --steps timed steps.
  */
@@ -85,8 +87,10 @@ type RowId =
   | 'fused-gru@wasm'
   | 'fused-gru@tensorflow'
   | 'fused'
+  | 'fused-relaxed'
   | 'fused-native'
   | 'profile-wasm'
+  | 'profile-relaxed'
   | 'profile-native'
   | 'torch';
 
@@ -99,15 +103,17 @@ const ROWS: Array<{ id: RowId; label: string }> = [
   { id: 'fused-gru@wasm', label: 'fused GRU custom op (engine fused-gru), wasm' },
   { id: 'fused-gru@tensorflow', label: 'fused GRU custom op (engine fused-gru), tfjs-node' },
   { id: 'fused', label: 'whole-step kernel (engine fused), wasm build' },
+  { id: 'fused-relaxed', label: 'whole-step kernel (engine fused), wasm relaxed-SIMD build' },
   { id: 'fused-native', label: 'whole-step kernel (engine fused), native build' },
   { id: 'torch', label: 'PyTorch, 1 thread' },
   { id: 'profile-wasm', label: 'whole-step kernel, wasm, profile build' },
+  { id: 'profile-relaxed', label: 'whole-step kernel, wasm relaxed SIMD, profile build' },
   { id: 'profile-native', label: 'whole-step kernel, native, profile build' },
 ];
 
 /** The rows that also run the long-sequence scenarios (the others would take minutes a step). */
-const LONG_ROWS: RowId[] = ['fused', 'fused-native', 'torch'];
-const PROFILE_ROWS: RowId[] = ['profile-wasm', 'profile-native'];
+const LONG_ROWS: RowId[] = ['fused', 'fused-relaxed', 'fused-native', 'torch'];
+const PROFILE_ROWS: RowId[] = ['profile-wasm', 'profile-relaxed', 'profile-native'];
 
 // ---------------------------------------------------------------------------------------------
 // The batches.
@@ -202,12 +208,16 @@ interface RowRunner {
   /** Profile builds only: milliseconds per phase (PROFILE_PHASES) since the last reset. */
   readProfile?: () => number[];
   resetProfile?: () => void;
+  /** The core's peak multiply-add rate in this build's vectors (GMAC/s), where the build has gru.c's peak_madd. */
+  peak?: () => { gmacs: number; lanes: number };
 }
 
 const FUSED_KERNELS: Partial<Record<RowId, () => Kernel>> = {
   fused: () => kernel('wasm'),
+  'fused-relaxed': () => kernel('wasm-relaxed'),
   'fused-native': () => kernel('native'),
   'profile-wasm': () => profileKernel('wasm'),
+  'profile-relaxed': () => profileKernel('wasm-relaxed'),
   'profile-native': () => profileKernel('native'),
 };
 
@@ -229,12 +239,13 @@ async function makeRow(row: RowId, spec: Spec, scenarios: Scenario[]): Promise<R
     const zeros = init.params.map((p) => new Float32Array(p.variable.size));
     trainer.loadState(init.getWeights(), { step: 0, m: zeros, v: zeros });
     init.dispose();
-    const { prof_read: read, prof_reset: reset } = k.fn;
+    const { prof_read: read, prof_reset: reset, peak_madd: peakMadd, simd_lanes: lanes } = k.fn;
     return {
       train: (batch) => void trainer.step(batch, 1e-3),
       evaluate: (batch) => void trainer.evaluate(batch),
       readProfile: read && (() => PROFILE_PHASES.map((_, i) => read(i))),
       resetProfile: reset,
+      peak: peakMadd && lanes && (() => peakRate(peakMadd, lanes())),
     };
   }
 
@@ -261,6 +272,22 @@ async function makeRow(row: RowId, spec: Spec, scenarios: Scenario[]): Promise<R
   );
   const adam = new Adam(model.variables, { lr: 1e-3, weightDecay: 1e-5 });
   return { train: (batch) => void trainStep(model, adam, batch) };
+}
+
+/**
+ * gru.c's peak_madd (12 independent multiply-add chains on registers) timed on the wall clock:
+ * the best of 7 runs of ~20 ms each, in multiply-adds per second over lanes × 12 × rounds.
+ */
+function peakRate(peakMadd: (rounds: number, seed: number) => number, lanes: number): { gmacs: number; lanes: number } {
+  const rounds = 200_000;
+  peakMadd(rounds, 0.5);
+  let best = 0;
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    peakMadd(rounds, 0.5);
+    best = Math.max(best, (rounds * 12 * lanes) / ((performance.now() - t0) * 1e6));
+  }
+  return { gmacs: best, lanes };
 }
 
 /**
@@ -312,7 +339,8 @@ async function runRow(row: RowId, specPath: string, only: string | undefined): P
       }
     }
   }
-  process.stdout.write(JSON.stringify({ times, phases, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  const peak = only === undefined ? run.peak?.() : undefined;
+  process.stdout.write(JSON.stringify({ times, phases, peak, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,6 +353,7 @@ interface RowResult {
   /** Max RSS of the process that ran each long scenario alone. */
   rssByScenario?: Record<string, number>;
   torch?: string;
+  peak?: { gmacs: number; lanes: number };
 }
 
 function runProcess(cmd: string, args: string[]): Promise<RowResult> {
@@ -384,6 +413,7 @@ async function main(): Promise<void> {
   const hasNode = tfjsNodeLoads();
   const wanted = values.rows?.split(',');
   const hasNative = kernelAvailable('native');
+  const hasRelaxed = kernelAvailable('wasm-relaxed');
   if (values.profile) {
     const built = spawnSync('bash', [join(__dirname, '..', '..', 'ml', 'kernel', 'build.sh'), '--profile'], { stdio: 'inherit' });
     if (built.status !== 0) throw new Error('build.sh --profile failed');
@@ -394,7 +424,8 @@ async function main(): Promise<void> {
       (hasNode || !r.id.endsWith('@tensorflow')) &&
       (r.id !== 'torch' || python) &&
       (r.id !== 'fused-native' || hasNative) &&
-      (!PROFILE_ROWS.includes(r.id) || (values.profile && (r.id !== 'profile-native' || hasNative))),
+      (r.id !== 'fused-relaxed' || hasRelaxed) &&
+      (!PROFILE_ROWS.includes(r.id) || (values.profile && (r.id !== 'profile-native' || hasNative) && (r.id !== 'profile-relaxed' || hasRelaxed))),
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'bench-train-step-'));
@@ -420,6 +451,7 @@ async function main(): Promise<void> {
     );
     if (!hasNode) console.log('tfjs-node does not load here: its rows are left out');
     if (!hasNative) console.log('no native build of the kernel here (npm run build:kernel-native makes one where a C compiler is present)');
+    if (!hasRelaxed) console.log(`no relaxed-SIMD WebAssembly kernel on this runtime (${process.version}): only gru.wasm`);
     if (!python) console.log('SWEEPS_BENCH_PYTHON is not set: no PyTorch row (bench/setup-torch.sh makes a Python with torch)');
 
     const results = new Map<RowId, RowResult[]>();
@@ -493,9 +525,13 @@ async function main(): Promise<void> {
 
     const pairs: Array<[RowId, RowId, string, string]> = [
       ['fused', 'torch', 'fused (wasm) / PyTorch, training (target ≤ 0.40)', ''],
+      ['fused-relaxed', 'torch', 'fused (wasm relaxed SIMD) / PyTorch, training (≤ 0.40)', ''],
       ['fused-native', 'torch', 'fused (native) / PyTorch, training (target ≤ 0.22)', ''],
       ['fused', 'torch', 'fused (wasm) / PyTorch, evaluation (target ≤ 0.15)', ':eval'],
+      ['fused-relaxed', 'torch', 'fused (wasm relaxed) / PyTorch, evaluation (≤ 0.15)', ':eval'],
       ['fused-native', 'torch', 'fused (native) / PyTorch, evaluation (target ≤ 0.15)', ':eval'],
+      ['fused-relaxed', 'fused', 'fused wasm relaxed SIMD / fused wasm, training', ''],
+      ['fused-relaxed', 'fused', 'fused wasm relaxed SIMD / fused wasm, evaluation', ':eval'],
       ['stock@wasm', 'fused', 'stock tf.layers.gru on wasm / fused wasm (target ≥ 10)', ''],
       ['stock@tensorflow', 'fused', 'stock tf.layers.gru on tfjs-node / fused wasm', ''],
       ['stock@cpu', 'fused', 'stock tf.layers.gru on cpu / fused wasm', ''],
@@ -510,6 +546,8 @@ async function main(): Promise<void> {
       if (!have.has(a) || !have.has(b)) continue;
       console.log(`${pad(label, 58)}${scs.map((s) => pad(num(ratio(a, b, s.id + suffix), 3), 18)).join('')}`);
     }
+
+    printArithmetic(spec, short, mainRows, results, fig, pad, header);
 
     const perStep = scs.filter((s) => s.T !== undefined);
     const longScs = scs.filter((s) => s.long);
@@ -546,6 +584,85 @@ async function main(): Promise<void> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Multiply-adds of one step of the benchmark's model on a batch (1 layer, input I, hidden H,
+ * C classes), as the kernel counts them: the input projection over T steps, the recurrent
+ * product over T − 1 (h0 = 0), the head; training adds the recurrent product's two transposes
+ * (BPTT, dW_hh), dW_ih and the head's gradients.
+ */
+function stepMacs(b: BatchRef, train: boolean): number {
+  const { size: B, steps: T, features: I } = b;
+  const H3 = 3 * HIDDEN;
+  const input = T * B * I * H3;
+  const recurrent = (T - 1) * B * HIDDEN * H3;
+  const head = B * HIDDEN * CLASSES;
+  return train ? 2 * input + 3 * recurrent + 3 * head : input + recurrent + head;
+}
+
+/** The rates achieved against the core's peak, and what the evaluation target asks of it. */
+function printArithmetic(
+  spec: Spec,
+  short: Scenario[],
+  rows: Array<{ id: RowId; label: string }>,
+  results: Map<RowId, RowResult[]>,
+  fig: (row: RowId, sc: string) => number | undefined,
+  pad: (s: string, n: number) => string,
+  header: (first: string, cols: Scenario[], suffix?: string) => void,
+): void {
+  const macs = (sc: Scenario, train: boolean) => sc.timed.reduce((s, b) => s + stepMacs(b, train), 0) / sc.timed.length;
+  const peaks = [...results.entries()]
+    .map(([row, rs]) => ({ row, peak: median(rs.map((r) => r.peak?.gmacs ?? NaN)), lanes: rs[0]?.peak?.lanes }))
+    .filter((p) => !Number.isNaN(p.peak));
+  if (peaks.length === 0) return;
+  console.log(`\nthe core's peak fp32 multiply-add rate (gru.c's peak_madd: 12 independent chains on registers, best of 7; median over rounds)`);
+  const how: Partial<Record<RowId, string>> = {
+    'fused-native': 'native build, fused multiply-add',
+    'profile-native': 'native build, fused multiply-add',
+    'fused-relaxed': 'wasm relaxed SIMD, f32x4.relaxed_madd',
+    'profile-relaxed': 'wasm relaxed SIMD, f32x4.relaxed_madd',
+    'profile-wasm': 'wasm SIMD128, f32x4.mul + f32x4.add',
+  };
+  const seen = new Set<string>();
+  for (const p of peaks) {
+    const what = `${how[p.row] ?? p.row}, ${p.lanes} lanes`;
+    if (seen.has(what)) continue;
+    seen.add(what);
+    console.log(`  ${pad(what, 56)}${p.peak.toFixed(1)} GMAC/s`);
+  }
+  console.log(
+    `\nachieved GMAC/s (multiply-adds per step / ${spec.clock} time per step; training ${(macs(short[0]!, true) / 1e6).toFixed(1)} M, evaluation ${(macs(short[0]!, false) / 1e6).toFixed(1)} M MACs at T = 20)`,
+  );
+  header('implementation', short);
+  for (const row of rows) {
+    for (const [mode, train] of [
+      ['', true],
+      [':eval', false],
+    ] as const) {
+      const cells = short.map((s) => {
+        const ms = fig(row.id, s.id + mode);
+        return pad(ms === undefined ? '—' : (macs(s, train) / ms / 1e6).toFixed(1), 18);
+      });
+      if (cells.every((c) => c.trim() === '—')) continue;
+      const name = row.label.replace('whole-step kernel (engine fused), ', 'fused, ');
+      console.log(`${pad(`${name}, ${train ? 'training' : 'evaluation'}`, 58)}${cells.join('')}`);
+    }
+  }
+  // What a target ratio asks of the arithmetic: all multiply-adds in target × PyTorch's time,
+  // with nothing else (gate math, head, Adam) costing anything. Above the peak: out of reach.
+  const needs: Array<[string, string, boolean, number]> = [
+    ['training at 0.40 × PyTorch needs at least', '', true, 0.4],
+    ['training at 0.22 × PyTorch needs at least', '', true, 0.22],
+    ['evaluation at 0.15 × PyTorch needs at least', ':eval', false, 0.15],
+  ];
+  for (const [label, mode, train, target] of needs) {
+    const cells = short.map((s) => {
+      const t = fig('torch', s.id + mode);
+      return pad(t === undefined ? '—' : (macs(s, train) / (target * t) / 1e6).toFixed(1), 18);
+    });
+    if (cells.some((c) => c.trim() !== '—')) console.log(`${pad(label, 58)}${cells.join('')}`);
   }
 }
 

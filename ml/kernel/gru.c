@@ -54,12 +54,18 @@ typedef v128_t vf;
 #define vb_andnot wasm_v128_andnot
 #define vb_or wasm_v128_or
 #define vb_xor wasm_v128_xor
+/* c + a·b (vf_madd, vf_mul_add) and c − a·b (vf_nmadd): in gru-relaxed.wasm one fused
+ * multiply-add each (one rounding; the loader uses that build only where the engine fuses it,
+ * see load.ts), in gru.wasm a multiply then an add. vf_madd adds as c + a·b and vf_mul_add as
+ * a·b + c: the same sum, spelt as gru.c had it, so that gru.wasm's bytes stay what they were. */
 #ifdef __wasm_relaxed_simd__
-/* gru-relaxed.wasm: c + a·b in one fused multiply-add (one rounding; the loader uses this build
- * only where the engine fuses it, see load.ts). */
 #define vf_madd(a, b, c) wasm_f32x4_relaxed_madd(a, b, c)
+#define vf_mul_add(a, b, c) wasm_f32x4_relaxed_madd(a, b, c)
+#define vf_nmadd(a, b, c) wasm_f32x4_relaxed_nmadd(a, b, c)
 #else
 #define vf_madd(a, b, c) wasm_f32x4_add(c, wasm_f32x4_mul(a, b))
+#define vf_mul_add(a, b, c) wasm_f32x4_add(wasm_f32x4_mul(a, b), c)
+#define vf_nmadd(a, b, c) wasm_f32x4_sub(c, wasm_f32x4_mul(a, b))
 #endif
 #else
 #include "simd-native.h"
@@ -138,6 +144,28 @@ EXPORT("prof_reset") void prof_reset(void) {
 #define PROF(ph) ((void)0)
 #endif
 
+/* ------------------------------------------------------------------------------------------ */
+/* The core's peak multiply-add rate, for the benchmark (npm run bench:train prints it beside the
+ * kernel's achieved rate): n rounds of 12 independent vf_madd chains on registers only, so
+ * 12·VL·n multiply-adds with no memory traffic; 12 chains cover the FMA latency (4 cycles) of two
+ * pipes. Not in gru.wasm itself (its bytes stay as they were), only in its profile build. */
+#if !defined(__wasm__) || defined(__wasm_relaxed_simd__) || defined(KERNEL_PROFILE)
+EXPORT("simd_lanes") int simd_lanes(void) { return VL; }
+EXPORT("peak_madd") float peak_madd(int n, float s) {
+  const vf x = vf_splat(s), y = vf_splat(1.0f - s);
+  /* Twelve different starting values: equal chains would be merged by the compiler. */
+  vf a0 = vf_splat(0), a1 = vf_splat(1), a2 = vf_splat(2), a3 = vf_splat(3), a4 = vf_splat(4), a5 = vf_splat(5);
+  vf a6 = vf_splat(6), a7 = vf_splat(7), a8 = vf_splat(8), a9 = vf_splat(9), a10 = vf_splat(10), a11 = vf_splat(11);
+  for (int i = 0; i < n; i++) {
+    a0 = vf_madd(a0, x, y), a1 = vf_madd(a1, x, y), a2 = vf_madd(a2, x, y), a3 = vf_madd(a3, x, y);
+    a4 = vf_madd(a4, x, y), a5 = vf_madd(a5, x, y), a6 = vf_madd(a6, x, y), a7 = vf_madd(a7, x, y);
+    a8 = vf_madd(a8, x, y), a9 = vf_madd(a9, x, y), a10 = vf_madd(a10, x, y), a11 = vf_madd(a11, x, y);
+  }
+  vf t = vf_add(vf_add(vf_add(a0, a1), vf_add(a2, a3)), vf_add(vf_add(a4, a5), vf_add(a6, a7)));
+  return vf_lane(vf_add(t, vf_add(vf_add(a8, a9), vf_add(a10, a11))), 0);
+}
+#endif
+
 static void zero(float *p, int n) { __builtin_memset(p, 0, (size_t)n * sizeof(float)); }
 static void copy(float *dst, const float *src, int n) { __builtin_memcpy(dst, src, (size_t)n * sizeof(float)); }
 
@@ -197,17 +225,17 @@ typedef struct {
 
 /* For y in [-87, 88] (the caller clamps). */
 static inline ExpParts exp_parts(vf y, const Consts *c) {
-  vf kb = vf_add(vf_mul(y, c->log2e), c->magic);
+  vf kb = vf_mul_add(y, c->log2e, c->magic);
   vf k = vf_sub(kb, c->magic); /* round(y / ln 2), ties to even, as a float */
-  vf r = vf_sub(vf_sub(y, vf_mul(k, c->ln2_hi)), vf_mul(k, c->ln2_lo));
+  vf r = vf_nmadd(k, c->ln2_lo, vf_nmadd(k, c->ln2_hi, y));
   /* p = c2 + c3 r + … + c7 r⁵ by Estrin's scheme: half the dependency chain of Horner's. */
   vf r2 = vf_mul(r, r), r4 = vf_mul(r2, r2);
-  vf p01 = vf_add(c->c2, vf_mul(c->c3, r));
-  vf p23 = vf_add(c->c4, vf_mul(c->c5, r));
-  vf p45 = vf_add(c->c6, vf_mul(c->c7, r));
-  vf p = vf_add(vf_add(p01, vf_mul(r2, p23)), vf_mul(r4, p45));
+  vf p01 = vf_madd(c->c3, r, c->c2);
+  vf p23 = vf_madd(c->c5, r, c->c4);
+  vf p45 = vf_madd(c->c7, r, c->c6);
+  vf p = vf_madd(r4, p45, vf_madd(r2, p23, p01));
   ExpParts e;
-  e.q = vf_add(r, vf_mul(r2, p));
+  e.q = vf_madd(r2, p, r);
   /* kb's bits are 0x4B400000 + k, so the bits of 2^k are (that − 0x4B400000 + 127) << 23. */
   e.scale = vi_shl(vi_add(kb, c->exp_bias), 23);
   return e;
@@ -218,7 +246,7 @@ static inline vf clamp_exp_arg(vf y, const Consts *c) { return vf_pmin(vf_pmax(y
 
 static inline vf v_exp(vf y, const Consts *c) {
   ExpParts e = exp_parts(clamp_exp_arg(y, c), c);
-  return vf_add(e.scale, vf_mul(e.scale, e.q));
+  return vf_madd(e.scale, e.q, e.scale);
 }
 
 /* 1 / (1 + e^−x); −x by flipping the sign bit. */
@@ -232,7 +260,7 @@ static inline vf v_tanh(vf x, const Consts *c) {
   vf a = vb_andnot(x, c->sign);
   vf a2 = vf_pmin(vf_add(a, a), c->forty);
   ExpParts e = exp_parts(a2, c);
-  vf m = vf_add(vf_mul(e.scale, e.q), vf_sub(e.scale, c->one));
+  vf m = vf_mul_add(e.scale, e.q, vf_sub(e.scale, c->one));
   vf t = vf_div(m, vf_add(m, c->two));
   return vb_or(t, vb_and(x, c->sign));
 }
@@ -507,9 +535,9 @@ static void layer_forward(int T, int B, int I, int H, const float *x, LayerWeigh
     for (; i < BH; i++) z[i] = s_sigmoid(iz[i] + ghz[i], &c);
     for (i = 0; i < BH4; i += VL) {
       vf rv = vf_load(r + i), zv = vf_load(z + i), hpv = vf_load(hp + i);
-      vf nv = v_tanh(vf_add(vf_load(in + i), vf_mul(rv, vf_load(ghn + i))), &c);
+      vf nv = v_tanh(vf_madd(rv, vf_load(ghn + i), vf_load(in + i)), &c);
       vf_store(n + i, nv);
-      vf_store(h + i, vf_add(nv, vf_mul(zv, vf_sub(hpv, nv))));
+      vf_store(h + i, vf_madd(zv, vf_sub(hpv, nv), nv));
     }
     for (; i < BH; i++) {
       n[i] = s_tanh(in[i] + r[i] * ghn[i], &c);
@@ -558,8 +586,8 @@ static void layer_infer(int T, int B, int I, int H, const float *x, LayerWeights
       for (; i < BH; i++) z[i] = s_sigmoid(iz[i] + ghz[i], &c);
       for (i = 0; i < BH4; i += VL) {
         vf rv = vf_load(r + i), zv = vf_load(z + i), hpv = vf_load(hp + i);
-        vf nv = v_tanh(vf_add(vf_load(in + i), vf_mul(rv, vf_load(ghn + i))), &c);
-        vf_store(h + i, vf_add(nv, vf_mul(zv, vf_sub(hpv, nv))));
+        vf nv = v_tanh(vf_madd(rv, vf_load(ghn + i), vf_load(in + i)), &c);
+        vf_store(h + i, vf_madd(zv, vf_sub(hpv, nv), nv));
       }
       for (; i < BH; i++) {
         float n = s_tanh(in[i] + r[i] * ghn[i], &c);

@@ -54,6 +54,9 @@ export interface KernelExports {
   model_forward_backward(model: number, T: number, B: number, pooling: number, dropout: number): number;
   model_evaluate(model: number, T: number, B: number, pooling: number): number;
   model_adam(model: number, negStep: number, bias2Sqrt: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, eps: number, wd: number): void;
+  /** The core's peak multiply-add rate (gru.c): not in gru.wasm, only in its profile build. */
+  simd_lanes?(): number;
+  peak_madd?(rounds: number, seed: number): number;
   /** Only in the profile builds (build.sh --profile): milliseconds spent in phase `phase` so far. */
   prof_read?(phase: number): number;
   prof_reset?(): void;

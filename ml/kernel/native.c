@@ -85,6 +85,8 @@ WRAP(model_create, 6, number(env, offset_of(model_create(I(0), I(1), I(2), I(3),
 WRAP(model_buffer, 2, number(env, offset_of(model_buffer(P(0), I(1)))))
 WRAP(model_forward_backward, 5, number(env, model_forward_backward(P(0), I(1), I(2), I(3), I(4))))
 WRAP(model_evaluate, 4, number(env, model_evaluate(P(0), I(1), I(2), I(3))))
+WRAP(simd_lanes, 0, number(env, simd_lanes()))
+WRAP(peak_madd, 2, number(env, peak_madd(I(0), F(1))))
 WRAP(model_adam, 8, VOID(model_adam(P(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7))))
 #ifdef KERNEL_PROFILE
 WRAP(prof_read, 1, number(env, prof_read(I(0))))
@@ -139,6 +141,8 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT_FN(model_forward_backward);
   EXPORT_FN(model_evaluate);
   EXPORT_FN(model_adam);
+  EXPORT_FN(simd_lanes);
+  EXPORT_FN(peak_madd);
 #ifdef KERNEL_PROFILE
   EXPORT_FN(prof_read);
   EXPORT_FN(prof_reset);

@@ -38,6 +38,8 @@ static inline vf vf_add(vf a, vf b) { return a + b; }
 static inline vf vf_sub(vf a, vf b) { return a - b; }
 static inline vf vf_mul(vf a, vf b) { return a * b; }
 static inline vf vf_madd(vf a, vf b, vf c) { return c + a * b; }
+static inline vf vf_mul_add(vf a, vf b, vf c) { return a * b + c; }
+static inline vf vf_nmadd(vf a, vf b, vf c) { return c - a * b; }
 static inline vf vf_div(vf a, vf b) { return a / b; }
 static inline vf vf_sqrt(vf a) {
   vf r;
