@@ -18,7 +18,7 @@
  * medians over rounds of each round's median over --steps timed steps.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,7 +26,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../ml/backend';
 import { gatherBatch, planBatches, type Batch } from '../ml/batches';
 import { FusedTrainer } from '../ml/kernel/engine';
-import { kernel, kernelAvailable, profileKernel, PROFILE_PHASES, type Kernel } from '../ml/kernel/load';
+import { kernel, kernelAvailable, kernelDir, profileKernel, PROFILE_PHASES, type Kernel } from '../ml/kernel/load';
 import { GruClassifier } from '../ml/model';
 import { Adam } from '../ml/optim';
 import { readPadded } from '../ml/padded-data';
@@ -414,6 +414,8 @@ async function main(): Promise<void> {
   const wanted = values.rows?.split(',');
   const hasNative = kernelAvailable('native');
   const hasRelaxed = kernelAvailable('wasm-relaxed');
+  // build.sh --profile skips the relaxed profile build where clang-19 is missing (it says so).
+  const hasRelaxedProfile = () => hasRelaxed && existsSync(join(kernelDir(), 'build', 'gru-profile-relaxed.wasm'));
   if (values.profile) {
     const built = spawnSync('bash', [join(__dirname, '..', '..', 'ml', 'kernel', 'build.sh'), '--profile'], { stdio: 'inherit' });
     if (built.status !== 0) throw new Error('build.sh --profile failed');
@@ -425,7 +427,7 @@ async function main(): Promise<void> {
       (r.id !== 'torch' || python) &&
       (r.id !== 'fused-native' || hasNative) &&
       (r.id !== 'fused-relaxed' || hasRelaxed) &&
-      (!PROFILE_ROWS.includes(r.id) || (values.profile && (r.id !== 'profile-native' || hasNative) && (r.id !== 'profile-relaxed' || hasRelaxed))),
+      (!PROFILE_ROWS.includes(r.id) || (values.profile && (r.id !== 'profile-native' || hasNative) && (r.id !== 'profile-relaxed' || hasRelaxedProfile()))),
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'bench-train-step-'));
