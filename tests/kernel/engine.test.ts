@@ -232,3 +232,32 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
     expect(k.mark()).toBe(before);
   });
 });
+
+// The relaxed build is recorded as a kind of its own because it rounds differently: were it built
+// without -mrelaxed-simd (or loaded from the wrong file), it would equal gru.wasm bit for bit and
+// this test would say so.
+(KINDS.includes('wasm-relaxed') ? test : test.skip)(
+  'gru-relaxed.wasm fuses its multiply-adds: gradients within 1e-5 of gru.wasm’s, but not the same bits',
+  () => {
+    const cfg = { inputSize: 3, hidden: 32, layers: 1, classes: 5, dropout: 0, pooling: 'mean' as const, maxSteps: 12, maxBatch: 8 };
+    const init = new GruClassifier({ ...cfg }, rngFor(8, 'relaxed-vs-wasm'));
+    const zeros = init.params.map((p) => new Float32Array(p.variable.size));
+    const batch = randomBatch('relaxed-vs-wasm', 8, 12, 3, 5);
+    const grads = (kind: KernelKind) => {
+      const t = new FusedTrainer(cfg, ADAM, kernel(kind));
+      try {
+        t.loadState(init.getWeights(), { step: 0, m: zeros, v: zeros });
+        return t.gradients(batch).grads;
+      } finally {
+        t.dispose();
+      }
+    };
+    try {
+      const [plain, relaxed] = [grads('wasm'), grads('wasm-relaxed')];
+      expect(relativeError(relaxed, plain)).toBeLessThan(TOLERANCE);
+      expect(Buffer.from(relaxed.buffer).equals(Buffer.from(plain.buffer))).toBe(false);
+    } finally {
+      init.dispose();
+    }
+  },
+);
