@@ -4,7 +4,7 @@
  * batches, for every implementation at hand, measured in one command so the ratios hold even on
  * a busy machine:
  *
- *   npm run bench:train -- [--rounds 3] [--steps 30] [--warmup 10] [--pooling mean] [--rows a,b]
+ *   npm run bench:train -- [--rounds 3] [--steps 30] [--warmup 10] [--pooling mean] [--rows a,b] [--batch 32]
  *
  * Rows: stock `tf.layers.gru` per backend (what TensorFlow.js users get today; a different GRU:
  * reset gate before the product, hard sigmoid, output at the last step), the project's op-by-op
@@ -38,7 +38,8 @@ import { realPadded } from './real-data';
 const HIDDEN = 64;
 const CLASSES = 20;
 const FEATURES = 3;
-const BATCH = 32;
+/** The batch size (--batch; the seed study's is 32). */
+const DEFAULT_BATCH = 32;
 
 interface BatchRef {
   size: number;
@@ -68,6 +69,7 @@ interface Spec {
   hidden: number;
   classes: number;
   features: number;
+  batch: number;
   seed: number;
   /**
    * `cpu`: each step's CPU time (process.cpuUsage here, time.process_time in PyTorch), which a
@@ -118,13 +120,13 @@ const PROFILE_ROWS: RowId[] = ['profile-wasm', 'profile-relaxed', 'profile-nativ
 // ---------------------------------------------------------------------------------------------
 // The batches.
 
-function syntheticBatches(T: number, count: number, seed: string): Batch[] {
+function syntheticBatches(T: number, count: number, seed: string, batch: number): Batch[] {
   const rng = rngFor(7, 'bench', seed, T);
   return Array.from({ length: count }, () => ({
-    x: rng.fillUniform(new Float32Array(BATCH * T * FEATURES), -2, 2),
-    lengths: new Int32Array(BATCH).fill(T),
-    labels: Int32Array.from({ length: BATCH }, () => rng.int(CLASSES)),
-    size: BATCH,
+    x: rng.fillUniform(new Float32Array(batch * T * FEATURES), -2, 2),
+    lengths: new Int32Array(batch).fill(T),
+    labels: Int32Array.from({ length: batch }, () => rng.int(CLASSES)),
+    size: batch,
     steps: T,
     features: FEATURES,
   }));
@@ -139,12 +141,16 @@ function writeSpec(
   warmup: number,
   longTs: number[],
   longSteps: number,
+  batch: number,
 ): string {
   const data = readPadded(paddedPath);
-  // The reference recipe's epoch 1 for seed 1: batches of 32 padded to their own longest sequence.
-  const plan = planBatches(data.train, BATCH, 'batch-max', rngFor(1, 'train-order', 1));
+  // The reference recipe's epoch 1 for seed 1: batches of 32 (--batch) padded to their own longest
+  // sequence; the timed steps take the first, the warm-up the last. An epoch of larger batches
+  // may hold fewer than warm-up + timed: then every batch is timed, in turn.
+  const plan = planBatches(data.train, batch, 'batch-max', rngFor(1, 'train-order', 1));
   const real = plan.map((rows) => gatherBatch(data.train, data.maxLength, data.features, rows));
-  if (real.length < steps + warmup) throw new Error(`only ${real.length} real batches for ${warmup} + ${steps} steps`);
+  if (real.length === 0) throw new Error(`the training split holds no batch of ${batch}`);
+  const enough = real.length >= steps + warmup;
   const chunks: Buffer[] = [];
   let offset = 0;
   const put = (a: Float32Array | Int32Array): number => {
@@ -156,16 +162,28 @@ function writeSpec(
   const refs = (batches: Batch[]): BatchRef[] =>
     batches.map((b) => ({ size: b.size, steps: b.steps, features: b.features, x: put(b.x), lengths: put(b.lengths), labels: put(b.labels) }));
   const cycle = (batches: Batch[], n: number): Batch[] => Array.from({ length: n }, (_, i) => batches[i % batches.length]!);
-  const meanT = real.slice(0, steps).reduce((s, b) => s + b.steps, 0) / steps;
+  const realTimed = enough ? real.slice(0, steps) : cycle(real, steps);
+  const realWarm = enough ? real.slice(real.length - warmup) : cycle(real, warmup);
+  const meanT = realTimed.reduce((s, b) => s + b.steps, 0) / steps;
   const scenarios: Scenario[] = [
-    { id: 'T20', label: '20 steps', warmup: refs(cycle(syntheticBatches(20, 4, 'warm'), warmup)), timed: refs(cycle(syntheticBatches(20, 8, 'timed'), steps)) },
-    { id: 'T51', label: '51 steps', warmup: refs(cycle(syntheticBatches(51, 4, 'warm'), warmup)), timed: refs(cycle(syntheticBatches(51, 8, 'timed'), steps)) },
-    { id: 'real', label: `real (T̄=${meanT.toFixed(1)})`, warmup: refs(real.slice(real.length - warmup)), timed: refs(real.slice(0, steps)) },
+    {
+      id: 'T20',
+      label: '20 steps',
+      warmup: refs(cycle(syntheticBatches(20, 4, 'warm', batch), warmup)),
+      timed: refs(cycle(syntheticBatches(20, 8, 'timed', batch), steps)),
+    },
+    {
+      id: 'T51',
+      label: '51 steps',
+      warmup: refs(cycle(syntheticBatches(51, 4, 'warm', batch), warmup)),
+      timed: refs(cycle(syntheticBatches(51, 8, 'timed', batch), steps)),
+    },
+    { id: 'real', label: `real (T̄=${meanT.toFixed(1)})`, warmup: refs(realWarm), timed: refs(realTimed) },
     ...longTs.map((T) => ({
       id: `T${T}`,
       label: `${T} steps`,
-      warmup: refs(syntheticBatches(T, 1, 'warm')),
-      timed: refs(cycle(syntheticBatches(T, 2, 'timed'), longSteps)),
+      warmup: refs(syntheticBatches(T, 1, 'warm', batch)),
+      timed: refs(cycle(syntheticBatches(T, 2, 'timed', batch), longSteps)),
       long: true,
       T,
     })),
@@ -174,7 +192,7 @@ function writeSpec(
   scenarios[1]!.T = 51;
   const bin = join(dir, 'batches.bin');
   writeFileSync(bin, Buffer.concat(chunks));
-  const spec: Spec = { bin, pooling, hidden: HIDDEN, classes: CLASSES, features: FEATURES, seed: 1, clock, scenarios };
+  const spec: Spec = { bin, pooling, hidden: HIDDEN, classes: CLASSES, features: FEATURES, batch, seed: 1, clock, scenarios };
   const specPath = join(dir, 'spec.json');
   writeFileSync(specPath, JSON.stringify(spec));
   return specPath;
@@ -232,7 +250,7 @@ async function makeRow(row: RowId, spec: Spec, scenarios: Scenario[]): Promise<R
     const init = new GruClassifier({ inputSize: FEATURES, hidden: HIDDEN, layers: 1, dropout: 0, classes: CLASSES, pooling: spec.pooling }, rngFor(1, 'init'));
     const k = fusedKernel();
     const trainer = new FusedTrainer(
-      { inputSize: FEATURES, hidden: HIDDEN, layers: 1, classes: CLASSES, dropout: 0, pooling: spec.pooling, maxSteps, maxBatch: BATCH },
+      { inputSize: FEATURES, hidden: HIDDEN, layers: 1, classes: CLASSES, dropout: 0, pooling: spec.pooling, maxSteps, maxBatch: spec.batch },
       { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 },
       k,
     );
@@ -401,6 +419,7 @@ async function main(): Promise<void> {
       'long-steps': { type: 'string', default: '3' },
       clock: { type: 'string', default: 'cpu' },
       profile: { type: 'boolean', default: false },
+      batch: { type: 'string', default: String(DEFAULT_BATCH) },
     },
   });
   if (values.child !== undefined) return runRow(values.child as RowId, values.spec!, values.only);
@@ -435,10 +454,12 @@ async function main(): Promise<void> {
     const store = process.env.SWEEPS_BENCH_STORE ?? join(homedir(), '.cache', 'durable-sweeps', 'bench-store');
     const { path } = await realPadded(store);
     if (values.clock !== 'cpu' && values.clock !== 'wall') throw new Error(`--clock must be cpu or wall, got "${values.clock}"`);
-    const specPath = writeSpec(dir, values.pooling as Pooling, values.clock, path, steps, warmup, longTs, Number(values['long-steps']));
+    const batch = Number(values.batch);
+    if (!(Number.isInteger(batch) && batch >= 1)) throw new Error(`--batch must be a positive integer, got "${values.batch}"`);
+    const specPath = writeSpec(dir, values.pooling as Pooling, values.clock, path, steps, warmup, longTs, Number(values['long-steps']), batch);
     const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Spec;
     console.log(
-      `batch ${BATCH}, input ${FEATURES}, hidden ${HIDDEN}, ${CLASSES} classes, pooling ${spec.pooling}; ` +
+      `batch ${spec.batch}, input ${FEATURES}, hidden ${HIDDEN}, ${CLASSES} classes, pooling ${spec.pooling}; ` +
         `${warmup} warm-up + ${steps} timed steps per figure (long sequences: 1 + ${values['long-steps']}), ${rounds} round(s); cores: ${availableParallelism()}`,
     );
     const load = () =>
