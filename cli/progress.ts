@@ -144,7 +144,9 @@ export function trialLine(t: TrialProgress): string {
   // Without a worker to ask, a finished trial's epoch count is unknown (0): leave it out.
   const epoch = t.state === 'waiting' || (t.epoch === 0 && t.state !== 'running') ? '' : `epoch ${t.epoch}/${t.epochs}`;
   const state = t.state + (t.cached ? ' (cached)' : '') + (t.error ? ` — ${t.error}` : '');
-  return [t.trial.padEnd(22), variantOf(t).padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
+  // A run of a pruned search: the rung it trains to (or stopped at) and what the pruner decided.
+  const pruning = t.search ? [`rung ${t.search.from > 0 ? `${t.search.from}→` : ''}${t.search.rung}`.padEnd(11), t.search.decision.padEnd(9)] : [];
+  return [t.trial.padEnd(22), variantOf(t).padEnd(10), seed.padEnd(8), epoch.padEnd(12), ...pruning, acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
 }
 
 function bar(fraction: number, width = 30): string {

@@ -14,6 +14,21 @@ export interface TrialProgress {
   bestValidAcc?: number;
   cached?: boolean;
   error?: string;
+  /** A run of a pruned search: its trial, the rung it trains to (then the epoch it stopped at) and the pruner's decision. */
+  search?: SearchRunProgress;
+}
+
+/**
+ * A run of a pruned search (`<trial>-e<rung>`): `training` to its rung; then `paused` there (its
+ * checkpoint kept), `promoted` (a later run continues it from there) or `completed` (its full budget,
+ * or early stopping, ended the trial).
+ */
+export interface SearchRunProgress {
+  trial: string;
+  /** Epochs the trial had reached when this run started (0: a new trial). */
+  from: number;
+  rung: number;
+  decision: 'training' | 'paused' | 'promoted' | 'completed';
 }
 
 export interface SweepProgress {
