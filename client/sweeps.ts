@@ -211,12 +211,9 @@ export async function progressFromVisibility(
   // A search's runs are suggested as it goes (the plan has none): they are the sweep's other children.
   if (plan.steps.some((s) => s.search)) {
     const planned = new Set(trials.map((t) => t.workflowId));
-    trials.push(
-      ...searchRunsFromVisibility(
-        sweepId,
-        [...children.values()].filter((info) => !planned.has(info.workflowId)),
-      ),
-    );
+    // Its runs, not the search's own workflow (`<sweep>/search-<step>`).
+    const runs = [...children.values()].filter((info) => !planned.has(info.workflowId) && info.workflowId.startsWith(trialWorkflowId(sweepId, '')));
+    trials.push(...searchRunsFromVisibility(sweepId, runs));
   }
   // Visibility knows workflows, not the activities of plain steps: their states are known only
   // once the whole sweep has completed.

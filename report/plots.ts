@@ -155,7 +155,8 @@ function epochsLayer(cells: number): VegaLiteSpec {
     height: Math.max(120, 260 / cells),
     mark: { type: 'bar', binSpacing: 0 },
     encoding: {
-      x: { field: 'number', type: 'quantitative', title: 'trial (in the order suggested)', axis: { tickMinStep: 1 } },
+      // A band per trial; with hundreds of trials most labels give way to their neighbours.
+      x: { field: 'number', type: 'ordinal', title: 'trial (in the order suggested)', axis: { labelOverlap: true, labelAngle: 0 } },
       y: { field: 'epochs', type: 'quantitative', title: 'epochs trained', axis: { tickMinStep: 1 } },
       color: {
         field: 'decision',
@@ -178,7 +179,7 @@ export function searchParamsSpec(s: SearchReport): VegaLiteSpec {
     concat: s.params.map((p) => {
       const xs = s.trials.map((t) => t.params[p]);
       const numeric = xs.every((x) => typeof x === 'number');
-      const log = numeric && Math.min(...(xs as number[])) > 0 && Math.max(...(xs as number[])) / Math.min(...(xs as number[])) >= 100;
+      const log = numeric && looksLogarithmic(xs as number[]);
       return {
         width: 200,
         height: 180,
@@ -198,6 +199,18 @@ export function searchParamsSpec(s: SearchReport): VegaLiteSpec {
     }),
     config: { legend: { orient: 'bottom' } },
   };
+}
+
+/**
+ * Whether values were drawn on a log scale (the report is not told the space): positive, spread over
+ * two orders of magnitude or more, and bunched at the low end on a linear axis (loguniform over
+ * three decades puts about 85% below the linear midpoint; uniform puts half).
+ */
+export function looksLogarithmic(xs: number[]): boolean {
+  const low = Math.min(...xs);
+  const high = Math.max(...xs);
+  if (!(low > 0) || high / low < 100) return false;
+  return xs.filter((x) => x < (low + high) / 2).length / xs.length > 0.75;
 }
 
 // Field names of their own: a parameter may be called like a field of the row (`epochs`, `trial`).

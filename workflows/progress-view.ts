@@ -12,7 +12,7 @@ export class SweepProgressView {
   /** Runs of a pruned search about to start, by trial id: their entry gets this when it is added. */
   private readonly searchRuns = new Map<string, SearchRunProgress>();
 
-  constructor(sweepId: string, plan: Plan) {
+  constructor(sweepId: string, plan: Pick<Plan, 'pipeline' | 'steps'>) {
     this.progress = {
       sweepId,
       pipeline: plan.pipeline,
@@ -35,6 +35,11 @@ export class SweepProgressView {
     if (run) trial.search = run;
     this.progress.trials.push(trial);
     return trial;
+  }
+
+  /** A search running in a workflow of its own: its runs are in that workflow's progress. */
+  searchStarted(workflowId: string): void {
+    (this.progress.searches ??= []).push(workflowId);
   }
 
   /** A run of a pruned search about to be added (by fan-out), with its rung and decision. */

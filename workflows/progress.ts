@@ -36,6 +36,8 @@ export interface SweepProgress {
   pipeline: string;
   steps: Array<{ name: string; uses: string; state: StepState; cached?: boolean; error?: string; trials?: number }>;
   trials: TrialProgress[];
+  /** Searches running in workflows of their own (`<sweep>/search-<step>`): their runs are in those workflows' progress. */
+  searches?: string[];
   /** Seeds until sure: the latest decision of each step with `until:`. */
   until?: Array<{ step: string; rounds: number; seeds: number[]; stop: boolean; reason: string }>;
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { report } from '../../activities/report';
 import type { EpochMetrics, ReportResult, SearchSummary, TrainResult } from '../../activities/types';
 import type { ReportDocument } from '../../report/document';
+import { looksLogarithmic } from '../../report/plots';
 import { searchReport } from '../../report/search';
 import { removeDir, tempDir, testDeps } from '../data/helpers';
 import { htmlTables, markdownTables } from './parse';
@@ -195,4 +196,12 @@ test('a search beside a grid axis: best so far per cell, each cell counting its 
     ['a-t0', 'completed', { pooling: 'last' }],
     ['b-t0', 'paused', { pooling: 'mean' }],
   ]);
+});
+
+test('a log axis for a parameter drawn on a log scale, a linear one for one drawn uniformly', () => {
+  const loguniform = Array.from({ length: 40 }, (_, i) => 10 ** (-4 + (3 * i) / 39));
+  const uniform = Array.from({ length: 40 }, (_, i) => 0.001 + (0.5 * i) / 39);
+  expect(looksLogarithmic(loguniform)).toBe(true);
+  expect(looksLogarithmic(uniform)).toBe(false);
+  expect(looksLogarithmic([0, 1, 100])).toBe(false);
 });
