@@ -162,6 +162,15 @@ export async function liveProgress(client: Client, sweepId: string, timeoutMs = 
   } catch {
     return undefined;
   }
+  // A search runs in a workflow of its own: its runs are in that workflow's progress.
+  for (const id of progress.searches ?? []) {
+    try {
+      const search = await client.withDeadline(deadline(), () => client.workflow.getHandle(id).query(sweepProgressQuery));
+      progress.trials.push(...search.trials);
+    } catch {
+      // not started yet, or no worker answers for it
+    }
+  }
   await Promise.all(
     progress.trials
       .filter((t) => t.state === 'running')
