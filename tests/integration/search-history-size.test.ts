@@ -29,7 +29,7 @@ import { useTestServer, waitFor } from '../helpers/processes';
  * initiated when the machine is loaded.
  */
 
-jest.setTimeout(10 * 60_000);
+jest.setTimeout(15 * 60_000);
 
 const TRIALS = 1000;
 const MAX_EPOCHS = 9;
