@@ -110,7 +110,7 @@ export function searchProgressSpec(s: SearchReport): VegaLiteSpec {
     data: { values: s.progress },
     mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2, point: { size: 16 } },
     encoding: {
-      x: { field: 'epochsSpent', type: 'quantitative', title: 'epochs trained so far' },
+      x: { field: 'epochsSpent', type: 'quantitative', title: 'epochs trained so far', axis: { tickMinStep: 1 } },
       y: { field: 'bestSoFar', type: 'quantitative', scale: { zero: false }, axis: { format: '.0%' }, title: 'best validation accuracy so far' },
       ...(cells.length > 1
         ? {
