@@ -23,10 +23,10 @@ import { useTestServer, waitFor } from '../helpers/processes';
  * once. ASHA over 9 epochs (rungs at 1 and 3) runs each trial one to three times (about 2,000
  * runs), every run a child workflow of the search's workflow.
  *
- * Time (it prints its times): 4 minutes on 2 cores shared with other work (load about 5), 9.5
- * at load 6: 2,050 runs, each a child workflow started, run and completed one after another in
- * its parent's state by the dev server; this process and the server each used well under a
- * core, and children started seconds after they were initiated when the machine was loaded.
+ * Time (it prints its times): 2 minutes on 2 cores (load about 3), 4 at load 5, 9.5 at load 6
+ * (other work on the machine): 2,050 runs, each a child workflow started, run and completed one
+ * after another in its parent's state by the dev server; this process and the server each used
+ * well under a core, and children started seconds after they were initiated when it was loaded.
  */
 
 jest.setTimeout(15 * 60_000);
