@@ -9,6 +9,7 @@ import type { DataArtifact, ReportDocument, ReportEnvironment, ReportTracking } 
 import { renderHtml } from '../report/html';
 import { plotFile, renderMarkdown } from '../report/markdown';
 import { plotSpecs, renderSvgs } from '../report/plots';
+import { searchReport, searchVerdict, trialOfRun } from '../report/search';
 import { plotsOf } from '../report/tables';
 import { activityContext } from './context';
 import { isDescribeResult } from './describe';
@@ -25,7 +26,7 @@ export const reportParams = z.strictObject({
 export type ReportParams = z.infer<typeof reportParams>;
 
 /** Bump when the files a report writes for the same trials change. */
-export const REPORT_VERSION = 2;
+export const REPORT_VERSION = 3;
 
 interface TrialOfStep {
   step: string;
@@ -97,15 +98,27 @@ export async function report(input: StepInput<ReportParams>, deps: ActivityDeps)
   };
 }
 
-/** A pruned search runs a trial rung by rung (`<trial>-e<epoch>`): its last run is the trial. */
-function lastRuns(trials: TrialOfStep[]): TrialOfStep[] {
+/**
+ * What the comparison part of the report reads: a search's trials once each (a pruned search runs a
+ * trial rung by rung, `<trial>-e<rung>`: its last run is the trial), grouped by the grid beside the
+ * search only, never by the searched parameters (each trial has its own values of those).
+ */
+function comparedTrials(trials: TrialOfStep[], search: StepInput<ReportParams>['search']): TrialOfStep[] {
   const last = new Map<string, TrialOfStep>();
+  const out: TrialOfStep[] = [];
   for (const t of trials) {
-    const key = t.result.params.pause_at_epoch === undefined && !/-e\d+$/.test(t.result.trial) ? t.result.trial : t.result.trial.replace(/-e\d+$/, '');
+    const summary = search?.[t.step];
+    if (!summary) {
+      out.push(t);
+      continue;
+    }
+    const key = `${t.step}/${trialOfRun(t.result.trial)}`;
     const seen = last.get(key);
-    if (!seen || t.result.epochsRun > seen.result.epochsRun) last.set(key, t);
+    if (seen && seen.result.epochsRun > t.result.epochsRun) continue;
+    const params = Object.fromEntries(Object.entries(t.result.params).filter(([k]) => k !== 'pause_at_epoch' && !summary.params.includes(k)));
+    last.set(key, { step: t.step, result: { ...t.result, params } });
   }
-  return [...last.values()];
+  return [...out, ...last.values()];
 }
 
 const isTrainResult = (t: unknown): t is TrainResult => typeof t === 'object' && t !== null && 'best' in t && 'params' in t && 'ref' in t;
@@ -145,8 +158,9 @@ async function writeReportFiles(
   ];
   problems.push(...(await collectEventFiles(deps.store, trials, join(dir, 'tensorboard'))));
 
+  const compared = comparedTrials(trials, input.search);
   const inputs: TrialInput[] = await Promise.all(
-    trials.map(async ({ step, result }) => {
+    compared.map(async ({ step, result }) => {
       const workflowId = trialWorkflowId(input.sweepId, result.trial);
       const temporalUrl = temporalUiLink(deps.ui, workflowId);
       return {
@@ -172,6 +186,8 @@ async function writeReportFiles(
     compare: params.compare,
     baseline: params.baseline,
     trials: inputs,
+    // The trials of a search differ by their searched parameters, not by seed: no pairs to make.
+    pairBySeed: !input.search,
     environment: await environmentOf(
       deps.store,
       trials.map((t) => t.result),
@@ -195,19 +211,23 @@ async function writeReportFiles(
   if (input.pipelineParams) doc.params = input.pipelineParams;
   if (input.until) doc.until = Object.values(input.until);
   if (input.search) {
-    doc.search = Object.entries(input.search).map(([step, summary]) => ({
-      step,
-      ...summary,
-      best: lastRuns(trials.filter((t) => t.step === step))
-        .map(({ result }) => ({
-          trial: result.trial,
-          bestValidAcc: result.best.valid_acc,
-          epochs: result.epochsRun,
-          params: Object.fromEntries([...summary.axes, ...summary.params].map((p) => [p, result.params[p]])),
-        }))
-        .sort((a, b) => b.bestValidAcc - a.bestValidAcc)
-        .slice(0, 10),
-    }));
+    doc.search = Object.entries(input.search).map(([step, summary]) =>
+      searchReport(
+        step,
+        summary,
+        trials
+          .filter((t) => t.step === step)
+          .map(({ result }) => ({
+            trial: result.trial,
+            params: result.params,
+            epochsRun: result.epochsRun,
+            stoppedEarly: result.stoppedEarly,
+            bestValidAcc: result.best.valid_acc,
+          })),
+      ),
+    );
+    // Only searches upstream: the verdict is what they found.
+    if (compared.every((t) => input.search![t.step])) doc.verdict = doc.search.map(searchVerdict).join(' ');
   }
   const described = Object.entries(input.inputs).flatMap(([step, result]) => (isDescribeResult(result) ? [{ step, ...result.description }] : []));
   if (described.length) doc.datasets = described;
@@ -355,6 +375,8 @@ export const reportStep = defineStep({
   comparesAxis: (p) => p.compare,
   checkUpstream: (p, upstream) => {
     const withAxis = upstream.filter((u) => p.compare in u.axes);
+    // A search without that grid axis is reported as a search: its best trials and how it went.
+    if (withAxis.length === 0 && upstream.every((u) => u.search)) return [];
     if (withAxis.length === 0) {
       const axes = upstream.map((u) => `${u.step}: ${Object.keys(u.axes).join(', ')}`).join('; ');
       return [{ field: 'compare', message: `"${p.compare}" is not a matrix axis of the trials it reads (${axes}): compare one of those axes` }];

@@ -36,9 +36,13 @@ export interface StepModule<S extends z.ZodType = z.ZodType, R = unknown> {
   comparesAxis?(params: z.output<S>): string | undefined;
   /**
    * Checks the step's parameters against the matrices of the steps it reads, before anything runs
-   * (a report's `compare` must be one of their axes). Returns problems by parameter name.
+   * (a report's `compare` must be one of their axes). `search`: the step searches (its axes are
+   * those of the grid beside the search, if any). Returns problems by parameter name.
    */
-  checkUpstream?(params: z.output<S>, upstream: ReadonlyArray<{ step: string; axes: Record<string, unknown[]> }>): Array<{ field: string; message: string }>;
+  checkUpstream?(
+    params: z.output<S>,
+    upstream: ReadonlyArray<{ step: string; axes: Record<string, unknown[]>; search?: boolean }>,
+  ): Array<{ field: string; message: string }>;
   /**
    * Adds the copies of the data given with `sweeps sweep --data` to the step's raw `with:` (before
    * validation, so that they are checked like the file's own values). Absent: the step takes none.

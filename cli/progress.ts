@@ -1,4 +1,4 @@
-import type { StepState, SweepProgress, TrialProgress } from '../workflows/progress';
+import type { SearchRunProgress, StepState, SweepProgress, TrialProgress } from '../workflows/progress';
 
 const finishedStates: ReadonlySet<StepState> = new Set(['done', 'failed', 'cancelled', 'skipped']);
 
@@ -144,10 +144,35 @@ export function trialLine(t: TrialProgress): string {
   // Without a worker to ask, a finished trial's epoch count is unknown (0): leave it out.
   const epoch = t.state === 'waiting' || (t.epoch === 0 && t.state !== 'running') ? '' : `epoch ${t.epoch}/${t.epochs}`;
   const state = t.state + (t.cached ? ' (cached)' : '') + (t.error ? ` — ${t.error}` : '');
-  return [t.trial.padEnd(22), variantOf(t).padEnd(10), seed.padEnd(8), epoch.padEnd(12), acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
+  // A run of a pruned search: the rung it trains to (or stopped at) and what the pruner decided.
+  const pruning = t.search ? [`rung ${t.search.from > 0 ? `${t.search.from}→` : ''}${t.search.rung}`.padEnd(11), t.search.decision.padEnd(9)] : [];
+  return [t.trial.padEnd(22), variantOf(t).padEnd(10), seed.padEnd(8), epoch.padEnd(12), ...pruning, acc.padEnd(32), state].join(' ').replace(/\s+$/, '');
 }
 
 function bar(fraction: number, width = 30): string {
   const full = Math.round(fraction * width);
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
+}
+
+/**
+ * The rung and decision of each run of a pruned search (`<trial>-e<rung>`), from its results in the
+ * order they ran: a run that stopped at a rung was promoted when a later run of its trial went on.
+ */
+export function searchRunsOf(
+  results: Array<{ trial: string; epochsRun: number; stoppedEarly?: boolean; params: Record<string, unknown> }>,
+): Map<string, SearchRunProgress> {
+  const runs = new Map<string, SearchRunProgress>();
+  const last = new Map<string, SearchRunProgress>();
+  for (const r of results) {
+    const match = /^(.*)-e(\d+)$/.exec(r.trial);
+    if (!match) continue;
+    const trial = match[1]!;
+    const before = last.get(trial);
+    if (before) before.decision = 'promoted';
+    const done = r.stoppedEarly === true || r.epochsRun >= Number(r.params.epochs);
+    const run: SearchRunProgress = { trial, from: before?.rung ?? 0, rung: r.epochsRun, decision: done ? 'completed' : 'paused' };
+    runs.set(r.trial, run);
+    last.set(trial, run);
+  }
+  return runs;
 }

@@ -13,7 +13,7 @@ import type { SweepProgress } from '../workflows/progress';
 import type { SweepResult, sweepWorkflow } from '../workflows/sweep';
 import { startWorkers, type RunningWorkers } from '../worker/worker';
 import { parse, say, single, UsageError, writeJson } from './args';
-import { ProgressView } from './progress';
+import { ProgressView, searchRunsOf } from './progress';
 import { describeReuse, reuseOf } from './reuse';
 
 const SWEEP_HELP = `Usage: sweeps sweep <pipeline.yaml> [options]
@@ -258,9 +258,12 @@ function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
       : step.until
         ? (step.trials ?? []).filter((trial) => outputs.some((o) => o.trial === trial.id))
         : (step.trials ?? []);
+    const searchRuns = step.search ? searchRunsOf(outputs) : undefined;
     return ran.map((trial) => {
       const r = outputs.find((o) => o.trial === trial.id);
+      const search = searchRuns?.get(trial.id);
       return {
+        ...(search ? { search } : {}),
         trial: trial.id,
         workflowId: trialWorkflowId(result.sweepId, trial.id),
         cell: trial.cell,

@@ -162,6 +162,15 @@ export async function liveProgress(client: Client, sweepId: string, timeoutMs = 
   } catch {
     return undefined;
   }
+  // A search runs in a workflow of its own: its runs are in that workflow's progress.
+  for (const id of progress.searches ?? []) {
+    try {
+      const search = await client.withDeadline(deadline(), () => client.workflow.getHandle(id).query(sweepProgressQuery));
+      progress.trials.push(...search.trials);
+    } catch {
+      // not started yet, or no worker answers for it
+    }
+  }
   await Promise.all(
     progress.trials
       .filter((t) => t.state === 'running')
@@ -208,11 +217,54 @@ export async function progressFromVisibility(
         };
       }),
   );
+  // A search's runs are suggested as it goes (the plan has none): they are the sweep's other children.
+  if (plan.steps.some((s) => s.search)) {
+    const planned = new Set(trials.map((t) => t.workflowId));
+    // Its runs, not the search's own workflow (`<sweep>/search-<step>`).
+    const runs = [...children.values()].filter((info) => !planned.has(info.workflowId) && info.workflowId.startsWith(trialWorkflowId(sweepId, '')));
+    trials.push(...searchRunsFromVisibility(sweepId, runs));
+  }
   // Visibility knows workflows, not the activities of plain steps: their states are known only
   // once the whole sweep has completed.
   const steps =
     sweepStatusName === 'COMPLETED' ? plan.steps.map((s) => ({ name: s.name, uses: s.uses, state: 'done' as const, trials: s.trials?.length })) : [];
   return { sweepId, pipeline: plan.pipeline, steps, trials };
+}
+
+/**
+ * Runs of a search, from their search attributes: each run's rung (TrialRung) and how it ended
+ * (TrialState); a run paused at a rung where a later run of its trial went on was promoted.
+ */
+function searchRunsFromVisibility(sweepId: string, runs: WorkflowExecutionInfo[]): TrialProgress[] {
+  const prefix = `${sweepId}/trial-`;
+  const parsed = runs
+    .map((info) => {
+      const id = info.workflowId.slice(prefix.length);
+      const match = /^(.*)-e(\d+)$/.exec(id);
+      return { info, id, trial: match?.[1], target: Number(match?.[2] ?? 0) };
+    })
+    .sort((a, b) => a.info.startTime.getTime() - b.info.startTime.getTime());
+  return parsed.map(({ info, id, trial, target }) => {
+    const state = stateOf(info.status.name);
+    const attribute = info.typedSearchAttributes;
+    const rung = attribute.get(searchAttributes.rung) ?? target;
+    const progress: TrialProgress = {
+      trial: id,
+      workflowId: info.workflowId,
+      cell: {},
+      state,
+      epoch: state === 'done' ? rung : 0,
+      epochs: 0,
+      bestValidAcc: attribute.get(searchAttributes.bestValidAcc),
+    };
+    if (trial === undefined) return progress;
+    const runsOfTrial = parsed.filter((p) => p.trial === trial);
+    const earlier = runsOfTrial.filter((p) => p.target < target);
+    const paused = attribute.get(searchAttributes.state) === 'paused';
+    const decision = state === 'running' ? 'training' : !paused ? 'completed' : runsOfTrial.some((p) => p.target > target) ? 'promoted' : 'paused';
+    progress.search = { trial, from: Math.max(0, ...earlier.map((p) => p.target)), rung, decision };
+    return progress;
+  });
 }
 
 function stateOf(status: WorkflowExecutionStatusName): StepState {

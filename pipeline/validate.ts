@@ -423,7 +423,7 @@ function checkUpstream(steps: readonly PlanStep[], report: (f: Finding) => void)
     if (!module?.checkUpstream || !step.params) continue;
     const upstream = step.needs.flatMap((need) => {
       const found = steps.find((s) => s.name === need);
-      if (found?.search) return [{ step: need, axes: { ...found.search.grid } }];
+      if (found?.search) return [{ step: need, axes: { ...found.search.grid }, search: true }];
       const trials = found?.trials;
       if (!trials) return [];
       const axes: Record<string, unknown[]> = {};

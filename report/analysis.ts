@@ -43,6 +43,8 @@ export interface ReportInput {
   environment: ReportEnvironment;
   tracking: ReportTracking;
   sweepUrl?: string;
+  /** False: make no comparisons (trials that do not differ by seed alone, as a search's). Default true. */
+  pairBySeed?: boolean;
 }
 
 export function buildReport(input: ReportInput): ReportDocument {
@@ -82,7 +84,7 @@ export function buildReport(input: ReportInput): ReportDocument {
 
   const comparisons: ComparisonSummary[] = [];
   for (const group of groups) {
-    if (group.variant === baseline) continue;
+    if (group.variant === baseline || input.pairBySeed === false) continue;
     const key = JSON.stringify(group.cell);
     const base = grouped.get(`${baseline}|${key}`) ?? [];
     const mine = grouped.get(`${group.variant}|${key}`) ?? [];

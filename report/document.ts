@@ -148,6 +148,39 @@ export interface ReportDocument {
   datasets?: Array<{ step: string } & DatasetDescription>;
   /** Seeds until sure: the sequential decision of each upstream step with `until:`. */
   until?: UntilOutcome[];
-  /** Searches: each upstream step with `search:`, with its best trials and their searched parameters. */
-  search?: Array<SearchSummary & { step: string; best: Array<{ trial: string; bestValidAcc: number; epochs: number; params: Record<string, unknown> }> }>;
+  /** Searches: each upstream step with `search:`, with its trials, their searched parameters and the pruning decisions on them. */
+  search?: SearchReport[];
+}
+
+/** A trial of a search (all its runs, for a pruned search): where it ended and what the pruner decided on the way. */
+export interface SearchTrialSummary {
+  trial: string;
+  /** Its number in its cell's search (the order the sampler suggested it). */
+  number: number;
+  /** The grid axes' values (empty without a grid beside the search). */
+  cell: Cell;
+  /** The grid axes' and searched parameters' values. */
+  params: Record<string, unknown>;
+  bestValidAcc: number;
+  /** Epochs it reached, of `maxEpochs`. */
+  epochs: number;
+  maxEpochs: number;
+  /** The rungs (epochs) at which the pruner let it go on, in order. */
+  promotedAt: number[];
+  /** `paused`: stopped at a rung (`epochs`), its checkpoint kept; `completed`: its full budget, or early stopping, ended it. */
+  decision: 'paused' | 'completed';
+}
+
+export interface SearchReport extends SearchSummary {
+  step: string;
+  /** Whether a pruner ran the trials rung by rung. */
+  pruned: boolean;
+  /** Epochs the search trained, and those its trials would have taken without pruning. */
+  epochsSpent: number;
+  fullBudgetEpochs: number;
+  /** The best trials (by best validation accuracy), with their parameters and the decisions on them in words. */
+  best: Array<{ trial: string; bestValidAcc: number; epochs: number; params: Record<string, unknown>; decision?: string }>;
+  trials: SearchTrialSummary[];
+  /** After each run, in the order they ran: the epochs spent so far in its cell and the best value found there so far. */
+  progress: Array<{ cell: string; epochsSpent: number; bestSoFar: number; trial: string }>;
 }

@@ -3,8 +3,8 @@
  * opens offline, from an artifact store, a CI artifact or an MLflow run alike.
  */
 import type { ReportDocument } from './document';
-import { searchTables, untilParagraphs, verdictParagraphs } from './markdown';
-import { sectionsOf, type Figure, type PlotName, type Table } from './tables';
+import { untilParagraphs, verdictParagraphs } from './markdown';
+import { sectionsOf, subject, type Figure, type PlotName, type Table } from './tables';
 
 const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
@@ -102,7 +102,7 @@ export function renderHtml(doc: ReportDocument, svgs: Partial<Record<PlotName, s
 <body>
 <header>
 <h1>Sweep report: ${escapeHtml(doc.sweepId)}</h1>
-<p class="meta">Pipeline <code>${escapeHtml(doc.pipeline)}</code>, variants of <code>${escapeHtml(doc.compare)}</code> compared with <code>${escapeHtml(doc.baseline)}</code>; generated ${escapeHtml(doc.generatedAt)}${temporal}${mlflow}</p>
+<p class="meta">Pipeline <code>${escapeHtml(doc.pipeline)}</code>, ${escapeHtml(subject(doc))}; generated ${escapeHtml(doc.generatedAt)}${temporal}${mlflow}</p>
 </header>
 <section id="verdict">
 <h2>Verdict</h2>
@@ -114,9 +114,6 @@ ${verdictParagraphs(doc)
 </section>
 ${untilParagraphs(doc)
   .map((u) => `<section class="until">\n<h2>${escapeHtml(u.title)}</h2>\n${u.lines.map((l) => `<p>${escapeHtml(l)}</p>`).join('\n')}\n</section>`)
-  .join('\n')}
-${searchTables(doc)
-  .map((t) => table(t))
   .join('\n')}
 ${body}
 </body>

@@ -1,6 +1,6 @@
 /** report.md: the same sections as report.html, plots as SVG files next to it. */
 import type { ReportDocument } from './document';
-import { sectionsOf, type Table, type TableCell } from './tables';
+import { sectionsOf, subject, type Table, type TableCell } from './tables';
 
 /** Where report.md finds a plot, relative to itself. */
 export const plotFile = (plot: string) => `plots/${plot}.svg`;
@@ -46,31 +46,6 @@ export function untilParagraphs(doc: ReportDocument): Array<{ title: string; lin
   }));
 }
 
-/** A search's best trials with their parameters, as a table (empty for a sweep without `search:`). */
-export function searchTables(doc: ReportDocument): Table[] {
-  const value = (v: unknown) => (typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
-  return (doc.search ?? []).map((s) => {
-    const columns = ['trial', 'best valid accuracy', 'epochs', ...s.axes, ...s.params];
-    return {
-      id: `search-${s.step}`,
-      title: `Search (${s.step}): best trials`,
-      note:
-        `${s.sampler} search, seed ${s.seed}: ${s.trialsPerCell} trials${s.cells > 1 ? ` in each of ${s.cells} cells of ${s.axes.join(' × ')}` : ''} ` +
-        `over ${s.params.join(', ')}, suggested in rounds from the results so far; the ${s.best.length} best by best valid accuracy (a paused trial at the epochs it reached).`,
-      columns: columns.map((title, i) => ({
-        title,
-        numeric: i <= 2 ? i > 0 : i > 2 + s.axes.length && s.best.some((b) => typeof b.params[title] === 'number'),
-      })),
-      rows: s.best.map((b) => [
-        { text: b.trial },
-        { text: `${(b.bestValidAcc * 100).toFixed(2)}%` },
-        { text: String(b.epochs) },
-        ...[...s.axes, ...s.params].map((p) => ({ text: value(b.params[p]) })),
-      ]),
-    };
-  });
-}
-
 const decisionText = {
   different: 'decided, the interval excludes 0',
   'within-margin': 'decided, the interval is narrower than the margin (no difference that matters)',
@@ -81,14 +56,13 @@ const decisionText = {
 export function renderMarkdown(doc: ReportDocument): string {
   const lines: string[] = [`# Sweep report: ${doc.sweepId}`, ''];
   const temporal = doc.temporal?.sweepUrl ? ` · [Temporal UI](${doc.temporal.sweepUrl})` : '';
-  lines.push(`Pipeline \`${doc.pipeline}\`, variants of \`${doc.compare}\` compared with \`${doc.baseline}\`; generated ${doc.generatedAt}${temporal}`, '');
+  lines.push(`Pipeline \`${doc.pipeline}\`, ${subject(doc)}; generated ${doc.generatedAt}${temporal}`, '');
   lines.push('## Verdict', '');
   const [first, ...rest] = verdictParagraphs(doc);
   lines.push(first ?? '');
   for (const p of rest) lines.push(`- ${p}`);
   lines.push('');
   for (const u of untilParagraphs(doc)) lines.push(`## ${u.title}`, '', ...u.lines.flatMap((l) => [l, '']));
-  for (const t of searchTables(doc)) lines.push(...table(t));
   for (const section of sectionsOf(doc)) {
     if (section.kind === 'table') lines.push(...table(section.table));
     else lines.push(`## ${section.figure.title}`, '', `![${section.figure.title}](${plotFile(section.figure.plot)})`, '', `*${section.figure.caption}*`, '');

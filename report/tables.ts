@@ -236,7 +236,12 @@ export function datasetTables(doc: ReportDocument): Table[] {
   ]);
 }
 
-export type PlotName = 'differences' | 'valid_acc' | 'valid_loss';
+export type SearchPlotKind = 'progress' | 'epochs' | 'params';
+export const SEARCH_PLOTS: readonly SearchPlotKind[] = ['progress', 'epochs', 'params'];
+/** A search's plot, by step: `search-train-progress`. */
+export const searchPlot = (kind: SearchPlotKind, step: string): `search-${string}` => `search-${step}-${kind}`;
+
+export type PlotName = 'differences' | 'valid_acc' | 'valid_loss' | `search-${string}`;
 
 export interface Figure {
   plot: PlotName;
@@ -246,12 +251,92 @@ export interface Figure {
 
 export type Section = { kind: 'table'; table: Table } | { kind: 'figure'; figure: Figure };
 
+/** A search's best trials with their parameters and the pruning decisions on them. */
+export function searchTable(s: NonNullable<ReportDocument['search']>[number]): Table {
+  const value = (v: unknown) => (typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
+  const numeric = (p: string) => s.best.some((b) => typeof b.params[p] === 'number');
+  return {
+    id: `search-${s.step}`,
+    title: `Search (${s.step}): best trials`,
+    note:
+      `${s.sampler} search, seed ${s.seed}: ${s.trialsPerCell} trials${s.cells > 1 ? ` in each of ${s.cells} cells of ${s.axes.join(' × ')}` : ''} ` +
+      `over ${s.params.join(', ')}, suggested in rounds from the results so far; the ${s.best.length} best by best valid accuracy (a paused trial at the epochs it reached).` +
+      (s.pruned ? ` Pruning: ${s.epochsSpent} epochs trained of the ${s.fullBudgetEpochs} the trials would take in full.` : ''),
+    columns: [
+      { title: 'trial' },
+      { title: 'best valid accuracy', numeric: true },
+      { title: 'epochs', numeric: true },
+      ...(s.best.some((b) => b.decision) ? [{ title: 'decision' }] : []),
+      ...s.axes.map((a) => ({ title: a })),
+      ...s.params.map((p) => ({ title: p, numeric: numeric(p) })),
+    ],
+    rows: s.best.map((b) => [
+      c(b.trial),
+      c(f.pct(b.bestValidAcc)),
+      c(String(b.epochs)),
+      ...(s.best.some((x) => x.decision) ? [c(b.decision ?? '–')] : []),
+      ...[...s.axes, ...s.params].map((p) => c(value(b.params[p]))),
+    ]),
+  };
+}
+
+/** Per search step: its best trials, best-so-far against epochs, epochs and decisions per trial, accuracy per parameter. */
+function searchSections(doc: ReportDocument): Section[] {
+  return (doc.search ?? []).flatMap((s) => [
+    { kind: 'table' as const, table: searchTable(s) },
+    ...(s.progress?.length
+      ? [
+          figure(
+            searchPlot('progress', s.step),
+            `Search (${s.step}): best so far against epochs trained`,
+            `After each run, in the order the runs finished: the best validation accuracy found so far${s.cells > 1 ? ' in its cell' : ''}, against the epochs trained so far${s.pruned ? ' (a promoted trial counts only the epochs it trained after its rung)' : ''}.`,
+          ),
+          figure(
+            searchPlot('epochs', s.step),
+            `Search (${s.step}): epochs per trial and pruning decisions`,
+            s.pruned
+              ? 'Each trial in the order it was suggested: the epochs it trained, coloured by the last decision on it: paused at a rung (its checkpoint kept) or completed. Hover a bar for the rungs it was promoted at.'
+              : 'Each trial in the order it was suggested: the epochs it trained (early stopping ends some sooner).',
+          ),
+          figure(
+            searchPlot('params', s.step),
+            `Search (${s.step}): best validation accuracy by parameter`,
+            'One dot per trial, at its value of each searched parameter (a log axis where the values span two orders of magnitude or more); a paused trial at the accuracy it reached by its rung.',
+          ),
+        ]
+      : []),
+  ]);
+}
+
+/** Only searches upstream: their trials differ by their parameters, not by seed; there are no seed comparisons to show. */
+export function isSearchOnly(doc: ReportDocument): boolean {
+  return (doc.search?.length ?? 0) > 0 && doc.trials.every((t) => doc.search!.some((s) => s.step === t.step));
+}
+
+/** The report's subtitle: what it compares, or what it searched. */
+export function subject(doc: ReportDocument): string {
+  if (isSearchOnly(doc)) return `search of ${doc.search!.map((s) => `${s.params.join(', ')} (${s.step})`).join('; ')}`;
+  return `variants of ${doc.compare} compared with ${doc.baseline}`;
+}
+
+const figure = (plot: PlotName, title: string, caption: string): Section => ({ kind: 'figure', figure: { plot, title, caption } });
+
 /** What the report shows, in order; report.md and report.html both follow it. */
 export function sectionsOf(doc: ReportDocument): Section[] {
   const table = (t: Table): Section => ({ kind: 'table', table: t });
-  const figure = (plot: PlotName, title: string, caption: string): Section => ({ kind: 'figure', figure: { plot, title, caption } });
   const band = 'Line: mean over the seeds that trained that epoch (early stopping ends some trials sooner); band: lowest to highest seed.';
+  if (isSearchOnly(doc)) {
+    return [
+      ...searchSections(doc),
+      table(trialsTable(doc)),
+      ...(doc.params && Object.keys(doc.params).length ? [table(paramsTable(doc))] : []),
+      ...datasetTables(doc).map(table),
+      table(environmentTable(doc)),
+      table(trackingTable(doc)),
+    ];
+  }
   return [
+    ...searchSections(doc),
     table(summaryTable(doc)),
     ...(doc.comparisons.length
       ? [

@@ -1,7 +1,7 @@
 import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
-import { sweepProgressQuery, type StepState, type SweepProgress, type TrialProgress } from './progress';
+import { sweepProgressQuery, type SearchRunProgress, type StepState, type SweepProgress, type TrialProgress } from './progress';
 
 /**
  * What people see of a running sweep: the `sweepProgress` query (the CLI's live view) and the
@@ -9,8 +9,10 @@ import { sweepProgressQuery, type StepState, type SweepProgress, type TrialProgr
  */
 export class SweepProgressView {
   readonly progress: SweepProgress;
+  /** Runs of a pruned search about to start, by trial id: their entry gets this when it is added. */
+  private readonly searchRuns = new Map<string, SearchRunProgress>();
 
-  constructor(sweepId: string, plan: Plan) {
+  constructor(sweepId: string, plan: Pick<Plan, 'pipeline' | 'steps'>) {
     this.progress = {
       sweepId,
       pipeline: plan.pipeline,
@@ -29,8 +31,24 @@ export class SweepProgressView {
   }
 
   addTrial(trial: TrialProgress): TrialProgress {
+    const run = this.searchRuns.get(trial.trial);
+    if (run) trial.search = run;
     this.progress.trials.push(trial);
     return trial;
+  }
+
+  /** A search running in a workflow of its own: its runs are in that workflow's progress. */
+  searchStarted(workflowId: string): void {
+    (this.progress.searches ??= []).push(workflowId);
+  }
+
+  /** A run of a pruned search about to be added (by fan-out), with its rung and decision. */
+  expectSearchRun(trial: string, run: SearchRunProgress): void {
+    this.searchRuns.set(trial, run);
+  }
+
+  searchRunOf(trial: string): SearchRunProgress | undefined {
+    return this.searchRuns.get(trial);
   }
 
   /** Seeds until sure: a step's decision after a round. */
@@ -60,9 +78,15 @@ export class SweepProgressView {
     const count = (state: StepState) => p.trials.filter((t) => t.state === state).length;
     const cancelled = count('cancelled');
     const best = this.bestValidAcc();
+    const runs = [...this.searchRuns.values()];
+    const decided = (d: SearchRunProgress['decision']) => runs.filter((r) => r.decision === d).length;
+    const pruning = runs.length
+      ? `\n\npruned search: ${new Set(runs.map((r) => r.trial)).size} trials in ${runs.length} runs; runs ${decided('training')} training, ${decided('paused')} paused, ${decided('promoted')} promoted, ${decided('completed')} completed`
+      : '';
     return (
       `${steps}\n\ntrials: ${count('done')} done, ${count('running')} running, ${count('failed')} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length}` +
       (best !== undefined ? ` · best valid accuracy ${best.toFixed(4)}` : '') +
+      pruning +
       until
     );
   }

@@ -14,6 +14,21 @@ export interface TrialProgress {
   bestValidAcc?: number;
   cached?: boolean;
   error?: string;
+  /** A run of a pruned search: its trial, the rung it trains to (then the epoch it stopped at) and the pruner's decision. */
+  search?: SearchRunProgress;
+}
+
+/**
+ * A run of a pruned search (`<trial>-e<rung>`): `training` to its rung; then `paused` there (its
+ * checkpoint kept), `promoted` (a later run continues it from there) or `completed` (its full budget,
+ * or early stopping, ended the trial).
+ */
+export interface SearchRunProgress {
+  trial: string;
+  /** Epochs the trial had reached when this run started (0: a new trial). */
+  from: number;
+  rung: number;
+  decision: 'training' | 'paused' | 'promoted' | 'completed';
 }
 
 export interface SweepProgress {
@@ -21,6 +36,8 @@ export interface SweepProgress {
   pipeline: string;
   steps: Array<{ name: string; uses: string; state: StepState; cached?: boolean; error?: string; trials?: number }>;
   trials: TrialProgress[];
+  /** Searches running in workflows of their own (`<sweep>/search-<step>`): their runs are in those workflows' progress. */
+  searches?: string[];
   /** Seeds until sure: the latest decision of each step with `until:`. */
   until?: Array<{ step: string; rounds: number; seeds: number[]; stop: boolean; reason: string }>;
 }

@@ -12,6 +12,10 @@ export const searchAttributes = {
   seed: defineSearchAttributeKey('Seed', SearchAttributeType.INT),
   state: defineSearchAttributeKey('TrialState', SearchAttributeType.KEYWORD),
   bestValidAcc: defineSearchAttributeKey('BestValidAcc', SearchAttributeType.DOUBLE),
+  /** A run of a pruned search: the rung (epoch) it trains to, then the epoch it stopped at. */
+  rung: defineSearchAttributeKey('TrialRung', SearchAttributeType.INT),
+  /** A run of a pruned search: how the pruner started it (`sampled`: a new trial; `promoted`: continued from the rung where it paused). */
+  decision: defineSearchAttributeKey('TrialDecision', SearchAttributeType.KEYWORD),
 } as const;
 
 /** Name → server type, for registration (`temporal server start-dev --search-attribute`). */
@@ -22,4 +26,6 @@ export const searchAttributeRegistrations: Array<{ name: string; type: 'Keyword'
   { name: 'Seed', type: 'Int' },
   { name: 'TrialState', type: 'Keyword' },
   { name: 'BestValidAcc', type: 'Double' },
+  { name: 'TrialRung', type: 'Int' },
+  { name: 'TrialDecision', type: 'Keyword' },
 ];

@@ -1,4 +1,4 @@
-import { isCancellation, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { StepInput, TrialResult } from '../activities/types';
 import type { PlanStep, PlanTrial } from '../pipeline/plan';
 import { epochSignal, trialProgressQuery, type TrialProgress } from './progress';
@@ -9,10 +9,20 @@ export interface TrialInput {
   sweepId: string;
   /** The step's settings; sweeps started before this was slimmed also sent its `trials` (ignored). */
   step: Omit<PlanStep, 'trials'>;
-  trial: PlanTrial;
+  trial: PlanTrial & { searchRun?: SearchRun };
   inputs: Record<string, unknown>;
   trainQueue: string;
 }
+
+/** A run of a pruned search (`<trial>-e<rung>`): its trial, the epochs that trial had reached, the rung it trains to. */
+export interface SearchRun {
+  trial: string;
+  from: number;
+  rung: number;
+}
+
+/** Trials started before runs of a pruned search carried TrialRung and TrialDecision must replay without them. */
+export const RUNG_ATTRIBUTES = 'trial-rung-attributes';
 
 /**
  * One trial of a matrix step, as its own workflow: its history holds its epochs' progress, so the
@@ -38,6 +48,14 @@ export async function trialWorkflow(input: TrialInput): Promise<TrialResult> {
     setCurrentDetails(describeProgress(progress));
   });
   setCurrentDetails(describeProgress(progress));
+  // `TrialDecision = "promoted"` finds the runs that continue a trial from the rung where it paused.
+  const run = trial.searchRun && patched(RUNG_ATTRIBUTES) ? trial.searchRun : undefined;
+  if (run) {
+    upsertSearchAttributes([
+      { key: searchAttributes.rung, value: run.rung },
+      { key: searchAttributes.decision, value: run.from > 0 ? 'promoted' : 'sampled' },
+    ]);
+  }
 
   const stepInput: StepInput<Record<string, unknown>> = {
     sweepId: input.sweepId,
@@ -58,6 +76,8 @@ export async function trialWorkflow(input: TrialInput): Promise<TrialResult> {
     upsertSearchAttributes([
       { key: searchAttributes.state, value: paused ? 'paused' : 'done' },
       { key: searchAttributes.bestValidAcc, value: result.best.valid_acc },
+      // The epoch it stopped at: its rung, or earlier when early stopping ended the trial.
+      ...(run ? [{ key: searchAttributes.rung, value: result.epochsRun }] : []),
     ]);
     setCurrentDetails(describeProgress(progress));
     return result;

@@ -10,6 +10,7 @@ import { freePort } from '../helpers/fixtures';
 import { tinyPipeline } from '../helpers/pipelines';
 import { runCli, waitFor } from '../helpers/processes';
 import type { ReportDocument } from '../../report/document';
+import { searchAttributes } from '../../workflows/search-attributes';
 
 jest.setTimeout(15 * 60_000);
 
@@ -80,8 +81,27 @@ describe('a search with ASHA on a real Temporal server', () => {
         return ids.length === runs.filter((r) => r.epochsRun < 4).length ? ids : undefined;
       });
       expect(paused.every((id) => !id.endsWith('-e4'))).toBe(true);
+      // Runs that continue a trial from its rung carry TrialDecision = "promoted", and TrialRung the epoch they stopped at.
+      const promotions = [...byTrial.values()].reduce((n, segments) => n + segments.length - 1, 0);
+      const promoted = await waitFor('visibility to list the promoted runs', async () => {
+        const found: Array<[string, number | undefined]> = [];
+        for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH "${result.sweepId}/" AND TrialDecision = "promoted"` }))
+          found.push([wf.workflowId, wf.typedSearchAttributes.get(searchAttributes.rung)]);
+        return found.length === promotions ? found : undefined;
+      });
+      expect(promoted.every(([id, rung]) => id.endsWith(`-e${rung}`))).toBe(true);
     } finally {
       await connection.close();
+    }
+    // `sweeps status`: each run with its rung and the decision on it.
+    const status = await runCli(['status', result.sweepId], env);
+    expect(status.code).toBe(0);
+    for (const r of runs) {
+      const line = status.stdout.split('\n').find((l) => l.includes(r.trial));
+      const [, trial, to] = /^(.*)-e(\d+)$/.exec(r.trial)!;
+      const later = byTrial.get(trial!)!.some((x) => x.epochsRun > r.epochsRun);
+      const decision = r.epochsRun === 4 ? 'completed' : later ? 'promoted' : 'paused';
+      expect(line).toMatch(new RegExp(`rung (\\d+→)?${to} +${decision}`));
     }
     // The report's best trials: one row per trial, at the epochs it reached.
     const doc = JSON.parse(readFileSync(result.report!.files.json, 'utf8')) as ReportDocument;

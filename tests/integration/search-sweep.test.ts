@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../client/config';
 import { stopEmbeddedServer } from '../../client/server';
+import { searchWorkflowId } from '../../workflows/search-rounds';
 import type { SweepResult } from '../../workflows/sweep';
 import type { TrainResult } from '../../activities/types';
 import type { SuggestResult } from '../../activities/search';
@@ -92,10 +93,15 @@ describe('a search on a matrix step, end to end on a real Temporal server', () =
     expect(readFileSync(first.report!.files.html, 'utf8')).toContain('Search (train): best trials');
   });
 
-  it('records every round of suggestions in history as an activity result, the state as an artifact reference', async () => {
+  it("records every round of suggestions in the search workflow's history as an activity result, the state as an artifact reference", async () => {
     const connection = await Connection.connect({ address: `127.0.0.1:${env.SWEEPS_SERVER_PORT}` });
     try {
-      const history = await new Client({ connection }).workflow.getHandle(first.sweepId).fetchHistory();
+      // The search runs in a workflow of its own: the sweep's history holds it as one child.
+      const client = new Client({ connection });
+      const sweepHistory = await client.workflow.getHandle(first.sweepId).fetchHistory();
+      const children = sweepHistory.events!.flatMap((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId ?? []);
+      expect(children).toEqual([searchWorkflowId(first.sweepId, 'train')]);
+      const history = await client.workflow.getHandle(searchWorkflowId(first.sweepId, 'train')).fetchHistory();
       const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'suggestTrials');
       // Rounds of two trials (one per cell): three rounds, then one that finds the budget spent.
       expect(scheduled).toHaveLength(4);

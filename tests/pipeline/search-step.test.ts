@@ -64,6 +64,16 @@ describe('search: on a matrix step', () => {
     expect(train.search!.cells).toEqual([{}]);
   });
 
+  it('accepts a report downstream of a search with no grid axis: the report reports the search', () => {
+    const plan = planFromText(pipeline(`    search: { sampler: random, trials: 5, space: { dropout: { type: uniform, low: 0, high: 0.5 } } }`), 'search.yaml');
+    expect(plan.steps.map((s) => s.name)).toEqual(['download', 'dataset', 'padding', 'train', 'report']);
+  });
+
+  it('still refuses a report comparing an axis that a plain matrix upstream does not have', () => {
+    const text = pipeline(`    matrix: { hidden: [8, 16] }`).replace('needs: [train] }', 'needs: [train], with: { compare: pooling } }');
+    expect(problemsOf(text).join('\n')).toContain('"pooling" is not a matrix axis of the trials it reads (train: hidden)');
+  });
+
   it('names the line and path of each problem of the space', () => {
     expect(
       problemsOf(

@@ -28,7 +28,7 @@ describe('recorded workflow histories replay against the current workflow code',
 
   it('has a recorded sweep whose plan carries the step contracts, one whose plan predates them, one with seeds until sure, a search and a pruned search', () => {
     const plans = files
-      .filter((f) => !f.includes('_trial-'))
+      .filter((f) => !f.includes('_trial-') && !f.includes('_search-'))
       .map((f) => {
         const history = JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
           events: Array<{ workflowExecutionStartedEventAttributes?: { input?: { payloads?: Array<{ data: string }> } } }>;
@@ -45,6 +45,13 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(plans.some((p) => p.steps.some((s) => s.search))).toBe(true);
     // A pruned search: runs paused at rungs and promoted ones continued.
     expect(plans.some((p) => p.steps.some((s) => s.search?.prune))).toBe(true);
+  });
+
+  it('has a pruned search that ran in a workflow of its own (patched: its marker is in the sweep), its runs children of it', () => {
+    const sweep = read('sweep-asha-search-replay-329cddcf.json');
+    expect(sweep.events.some((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED')).toBe(true);
+    expect(lastEvent('sweep-asha-search-replay-329cddcf_search-train.json')).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
+    expect(files.filter((f) => f.startsWith('sweep-asha-search-replay-329cddcf_trial-'))).toHaveLength(2);
   });
 
   // Recorded with tests/replay/record.ts --as <name> on a real server (see its header).

@@ -7,6 +7,7 @@ import { removeDir, tempDir, testDeps } from '../data/helpers';
 import { CHROMIUM, CHROMIUM_ARGS, testWith } from '../tracking/tools';
 import { STUDY, SWEEP, buildSweep } from './fixture';
 import { markdownTables } from './parse';
+import { buildSearch, SUMMARY } from './search-fixture';
 
 const withChromium = testWith('chromium');
 
@@ -94,4 +95,55 @@ withChromium('report.html renders offline in headless Chromium with no console e
 
   expect(errors).toEqual([]);
   expect(fetched).toEqual([]);
+});
+
+withChromium("a search's report renders offline with its three plots at a real size: a step line, a bar per trial, a dot per trial and parameter", async () => {
+  const deps = testDeps(join(root, 'search-store'));
+  const searched = await report(
+    {
+      sweepId: 'sweep-tune-0123abcd',
+      step: 'report',
+      params: { baseline: 'last', compare: 'pooling' },
+      inputs: { train: await buildSearch(deps) },
+      search: { train: SUMMARY },
+    },
+    deps,
+  );
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 }, offline: true })).newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') errors.push(`console.${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  await page.goto(`file://${searched.files.html}`, { waitUntil: 'load' });
+  const plots = await page.$$eval('figure[data-plot]', (figures) =>
+    figures.map((f) => {
+      const box = f.querySelector('svg')!.getBoundingClientRect();
+      const sized = (selector: string) =>
+        [...f.querySelectorAll(selector)].map((e) => e.getBoundingClientRect()).filter((r) => r.width > 0 && r.height > 0).length;
+      return {
+        plot: f.getAttribute('data-plot'),
+        width: box.width,
+        height: box.height,
+        lines: sized('g.mark-line path'),
+        bars: sized('g.mark-rect path'),
+        dots: sized('g.mark-symbol path'),
+      };
+    }),
+  );
+  expect(plots.map((p) => p.plot)).toEqual(['search-train-progress', 'search-train-epochs', 'search-train-params']);
+  for (const p of plots) {
+    expect(p.width).toBeGreaterThan(400);
+    expect(p.height).toBeGreaterThan(150);
+  }
+  expect(plots[0]!.lines).toBe(1);
+  expect(plots[1]!.bars).toBe(5);
+  // One dot per trial and parameter, besides the legend's symbols.
+  expect(plots[2]!.dots).toBeGreaterThanOrEqual(10);
+  const shot = join(root, 'screenshots', 'search-report.png');
+  mkdirSync(join(root, 'screenshots'), { recursive: true });
+  await page.screenshot({ path: shot, fullPage: true });
+  process.stdout.write(`search report screenshot: ${shot}\n`);
+  expect(errors).toEqual([]);
 });
