@@ -32,11 +32,17 @@ export const trialRequestSchema = z
     resume_from: z.string().min(1).nullable(),
   })
   .superRefine((r, ctx) => {
-    if (r.to_epoch <= r.from_epoch) ctx.addIssue({ code: 'custom', path: ['to_epoch'], message: `must be greater than from_epoch (${r.from_epoch}), got ${r.to_epoch}` });
+    if (r.to_epoch <= r.from_epoch)
+      ctx.addIssue({ code: 'custom', path: ['to_epoch'], message: `must be greater than from_epoch (${r.from_epoch}), got ${r.to_epoch}` });
     if (r.from_epoch > 0 && r.resume_from === null) {
-      ctx.addIssue({ code: 'custom', path: ['resume_from'], message: `from_epoch is ${r.from_epoch}: name the checkpoint of that epoch (an epoch event's "checkpoint")` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['resume_from'],
+        message: `from_epoch is ${r.from_epoch}: name the checkpoint of that epoch (an epoch event's "checkpoint")`,
+      });
     }
-    if (r.from_epoch === 0 && r.resume_from !== null) ctx.addIssue({ code: 'custom', path: ['from_epoch'], message: 'resume_from is set: from_epoch must be its epoch, not 0' });
+    if (r.from_epoch === 0 && r.resume_from !== null)
+      ctx.addIssue({ code: 'custom', path: ['from_epoch'], message: 'resume_from is set: from_epoch must be its epoch, not 0' });
     for (const owned of ['seed', 'epochs', 'pause_at_epoch']) {
       if (owned in r.params) {
         const instead = owned === 'seed' ? 'the request\'s "seed"' : '"to_epoch"';
@@ -109,7 +115,8 @@ export function runSegment(command: readonly string[], request: TrialRequest, de
     child.on('error', (err) => fail(`cannot start ${command.join(' ')}: ${err.message}`));
     child.on('close', (code) => {
       if (failure) return reject(failure);
-      if (code !== 0 || !done) return reject(new Error(`trial ${request.trial}: the trainer exited with code ${code}${done ? '' : ' before "done"'}\n${stderr.trim()}`));
+      if (code !== 0 || !done)
+        return reject(new Error(`trial ${request.trial}: the trainer exited with code ${code}${done ? '' : ' before "done"'}\n${stderr.trim()}`));
       resolve({ epochs, done });
     });
   });

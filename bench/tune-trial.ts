@@ -58,9 +58,12 @@ function checkpointFolder(request: TrialRequest, work: string): string {
   }
   const from = resolve(request.resume_from);
   const epoch = epochOfDirName(basename(from));
-  if (epoch === undefined) throw new InputError(`request.resume_from: ${from} is not an epoch checkpoint folder (epoch-NNNN); pass an epoch event's "checkpoint"`);
-  if (epoch !== request.from_epoch) throw new InputError(`request.resume_from: ${from} is the checkpoint of epoch ${epoch}, but from_epoch is ${request.from_epoch}`);
-  if (!existsSync(from) || !checkpointIntact(from)) throw new InputError(`request.resume_from: ${from} is missing or damaged; start the trial over (from_epoch 0)`);
+  if (epoch === undefined)
+    throw new InputError(`request.resume_from: ${from} is not an epoch checkpoint folder (epoch-NNNN); pass an epoch event's "checkpoint"`);
+  if (epoch !== request.from_epoch)
+    throw new InputError(`request.resume_from: ${from} is the checkpoint of epoch ${epoch}, but from_epoch is ${request.from_epoch}`);
+  if (!existsSync(from) || !checkpointIntact(from))
+    throw new InputError(`request.resume_from: ${from} is missing or damaged; start the trial over (from_epoch 0)`);
   const dir = dirname(from);
   const later = readdirSync(dir)
     .map((n) => epochOfDirName(n))
@@ -102,7 +105,8 @@ async function serve(data: () => Promise<PaddedData>, fixed: Record<string, unkn
     send({ event: 'epoch', epoch, metrics, checkpoint });
     const reply = await readLine();
     const go = reply === null ? false : (parseJson(reply, `the answer to epoch ${epoch}`) as { continue?: unknown }).continue;
-    if (reply !== null && typeof go !== 'boolean') throw new InputError(`the answer to epoch ${epoch} must be {"continue": true|false}, got ${reply.slice(0, 200)}`);
+    if (reply !== null && typeof go !== 'boolean')
+      throw new InputError(`the answer to epoch ${epoch} must be {"continue": true|false}, got ${reply.slice(0, 200)}`);
     if (!go || stoppedEarly) break;
   }
   send({ event: 'done', epoch: last, checkpoint, stopped_early: stoppedEarly });

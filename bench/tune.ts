@@ -17,7 +17,8 @@
  *
  *   node dist/bench/tune.js [--seeds 1,2,3] [--budget 180] [--max-epochs 27] [--grace 3] [--eta 3]
  *                           [--pruner asha|hyperband] [--n-startup 10] [--grid full|small|skip]
- *                           [--methods random,tpe,optuna] [--quick] [--out <file.json>]
+ *                           [--methods random,tpe,optuna] [--quick] [--train-batches N] [--valid-batches N]
+ *                           [--store <dir>] [--out <file.json>]
  *   (the archive: SWEEPS_DATA, else ../shared/data/gestures-dataset.zip; Optuna: bench/setup-optuna.sh)
  */
 import { spawn } from 'node:child_process';
@@ -198,15 +199,21 @@ async function optunaSearch(seed: number, s: Settings, python: string, work: str
     child.on('close', done);
   });
   if (code !== 0) throw new Error(`bench/optuna_tune.py (seed ${seed}) exited with code ${code}; see its message above`);
-  const r = (JSON.parse(readFileSync(out, 'utf8')) as { seeds: Array<{ best: number; epochs_spent: number; curve: Array<[number, number]>; trials: unknown[] }> })
-    .seeds[0]!;
+  const r = (
+    JSON.parse(readFileSync(out, 'utf8')) as { seeds: Array<{ best: number; epochs_spent: number; curve: Array<[number, number]>; trials: unknown[] }> }
+  ).seeds[0]!;
   const curve: Array<[number, number]> = [];
   for (const [e, b] of r.curve) if (curve.length === 0 || b > curve.at(-1)![1]) curve.push([e, b]);
   return { method: 'optuna', seed, best: r.best, epochsToBest: curve.at(-1)?.[0] ?? 0, spent: r.epochs_spent, trials: r.trials.length, curve };
 }
 
 /** Every config of the grid trained to the end (or early stopping), each cached on disk by its config. */
-async function gridSearch(grid: Record<string, Array<string | number>>, s: Settings, cacheDir: string, paddedKey: string): Promise<Run & { configs: number; cached: number }> {
+async function gridSearch(
+  grid: Record<string, Array<string | number>>,
+  s: Settings,
+  cacheDir: string,
+  paddedKey: string,
+): Promise<Run & { configs: number; cached: number }> {
   let configs: Params[] = [{}];
   for (const [k, vs] of Object.entries(grid)) configs = configs.flatMap((c) => vs.map((v) => ({ ...c, [k]: v })));
   mkdirSync(cacheDir, { recursive: true });
@@ -221,7 +228,11 @@ async function gridSearch(grid: Record<string, Array<string | number>>, s: Setti
       accs = (JSON.parse(readFileSync(file, 'utf8')) as { valid_acc: number[] }).valid_acc;
       cached++;
     } else {
-      const got = await runSegment(s.trainer, { trial: `grid-${key}`, seed: s.trainSeed, params, from_epoch: 0, to_epoch: s.maxEpochs, resume_from: null }, () => true);
+      const got = await runSegment(
+        s.trainer,
+        { trial: `grid-${key}`, seed: s.trainSeed, params, from_epoch: 0, to_epoch: s.maxEpochs, resume_from: null },
+        () => true,
+      );
       accs = got.epochs.map((e) => e.metrics.valid_acc!);
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify({ identity, valid_acc: accs }));
@@ -230,7 +241,17 @@ async function gridSearch(grid: Record<string, Array<string | number>>, s: Setti
     for (const a of accs) track.epoch(a);
     if ((i + 1) % 8 === 0 || i + 1 === configs.length) console.log(`  grid: ${i + 1}/${configs.length} configs (${cached} cached), ${track.spent} epochs`);
   }
-  return { method: 'grid', seed: 0, best: track.best, epochsToBest: track.curve.at(-1)?.[0] ?? 0, spent: track.spent, trials: configs.length, curve: track.curve, configs: configs.length, cached };
+  return {
+    method: 'grid',
+    seed: 0,
+    best: track.best,
+    epochsToBest: track.curve.at(-1)?.[0] ?? 0,
+    spent: track.spent,
+    trials: configs.length,
+    curve: track.curve,
+    configs: configs.length,
+    cached,
+  };
 }
 
 function optunaPython(): string {
@@ -328,6 +349,7 @@ async function main(): Promise<void> {
       methods: { type: 'string', default: 'random,tpe,optuna' },
       quick: { type: 'boolean', default: false },
       'train-batches': { type: 'string' },
+      'valid-batches': { type: 'string' },
       store: { type: 'string', default: process.env.SWEEPS_BENCH_STORE ?? join(homedir(), '.cache', 'durable-sweeps', 'bench-store') },
       out: { type: 'string', default: join(tmpdir(), 'durable-sweeps-bench-tune.json') },
     },
@@ -341,7 +363,12 @@ async function main(): Promise<void> {
   const methods = values.methods!.split(',');
   for (const m of methods) if (!['random', 'tpe', 'optuna'].includes(m)) throw new Error(`--methods: random, tpe, optuna; got ${m}`);
   const trainBatches = values['train-batches'] ?? (quick ? '10' : undefined);
-  const fixed: Record<string, unknown> = { layers: 2, batch_size: 32, ...(trainBatches ? { train_batches: positive('train-batches', trainBatches) } : {}) };
+  const fixed: Record<string, unknown> = {
+    layers: 2,
+    batch_size: 32,
+    ...(trainBatches ? { train_batches: positive('train-batches', trainBatches) } : {}),
+    ...(values['valid-batches'] ? { valid_batches: positive('valid-batches', values['valid-batches']) } : {}),
+  };
 
   const python = methods.includes('optuna') ? optunaPython() : '';
   const { path: padded } = await realPadded(values.store!);
@@ -371,7 +398,9 @@ async function main(): Promise<void> {
         const t0 = Date.now();
         const r = m === 'optuna' ? await optunaSearch(seed, s, python, work) : await projectSearch(m as 'random' | 'tpe', seed, s);
         runs.push(r);
-        console.log(`  seed ${seed} ${m.padEnd(7)} best ${r.best.toFixed(4)} at ${r.epochsToBest} of ${r.spent} epochs, ${r.trials} trials (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+        console.log(
+          `  seed ${seed} ${m.padEnd(7)} best ${r.best.toFixed(4)} at ${r.epochsToBest} of ${r.spent} epochs, ${r.trials} trials (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+        );
       }
     }
     const grid =
