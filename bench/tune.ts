@@ -16,7 +16,8 @@
  * Grid results are cached on disk by config (<store>/tune-grid), so a re-run pays only for the searches.
  *
  *   node dist/bench/tune.js [--seeds 1,2,3] [--budget 180] [--max-epochs 27] [--grace 3] [--eta 3]
- *                           [--pruner asha|hyperband] [--n-startup 10] [--grid full|small|skip]
+ *                           [--pruner asha|hyperband] [--n-startup 10] [--optuna-n-startup 10]
+ *                           [--grid full|small|skip]
  *                           [--methods random,tpe,optuna] [--quick] [--train-batches N] [--valid-batches N]
  *                           [--store <dir>] [--out <file.json>]
  *   (the archive: SWEEPS_DATA, else ../shared/data/gestures-dataset.zip; Optuna: bench/setup-optuna.sh)
@@ -85,6 +86,13 @@ export function epochsToReach(curve: ReadonlyArray<readonly [number, number]>, t
   return hit ? hit[0] : null;
 }
 
+/** The best so far after `epochs` epochs (0 before the first). */
+export function bestAt(curve: ReadonlyArray<readonly [number, number]>, epochs: number): number {
+  let best = 0;
+  for (const [e, b] of curve) if (e <= epochs) best = b;
+  return best;
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -99,6 +107,7 @@ interface Settings {
   eta: number;
   pruner: 'asha' | 'hyperband';
   nStartup: number;
+  optunaNStartup: number;
   trainSeed: number;
   fixed: Record<string, unknown>;
   trainer: string[];
@@ -187,7 +196,7 @@ async function optunaSearch(seed: number, s: Settings, python: string, work: str
     '--reduction-factor',
     String(s.eta),
     '--n-startup',
-    String(s.nStartup),
+    String(s.optunaNStartup),
     '--train-seed',
     String(s.trainSeed),
     '--out',
@@ -271,7 +280,7 @@ function table(runs: Run[], grid: (Run & { configs: number }) | undefined, s: Se
     tpe: `(b) tpe+${s.pruner}`,
     optuna: '(c) optuna tpe+sha',
   };
-  const w = 18;
+  const w = 20;
   lines.push(`best valid accuracy @ epochs spent to reach it (budget ${s.budget} epochs per search, ≤ ${s.maxEpochs} per trial)`);
   lines.push(`${'method'.padEnd(20)}${s.seeds.map((x) => pad(`seed ${x}`, w)).join('')}${pad('median', w)}${pad('trials (median)', w)}`);
   for (const m of methods) {
@@ -280,6 +289,16 @@ function table(runs: Run[], grid: (Run & { configs: number }) | undefined, s: Se
     lines.push(`${(label[m] ?? m).padEnd(20)}${rs.map((r) => pad(acc(r), w)).join('')}${pad(med, w)}${pad(String(median(rs.map((r) => r.trials))), w)}`);
   }
   if (grid) lines.push(`${`grid (${grid.configs} configs)`.padEnd(20)}${pad(acc(grid), w)}   (cost: ${grid.spent} epochs)`);
+  // Best so far against epochs spent: the median over seeds at fractions of the budget.
+  const marks = [...new Set([1 / 9, 2 / 9, 1 / 3, 2 / 3, 1].map((f) => Math.max(1, Math.round(f * s.budget))))];
+  lines.push('');
+  lines.push(`best valid accuracy so far (median over seeds) after epochs spent`);
+  lines.push(`${'method'.padEnd(20)}${marks.map((e) => pad(String(e), 9)).join('')}`);
+  for (const m of methods) {
+    const rs = runs.filter((r) => r.method === m);
+    lines.push(`${(label[m] ?? m).padEnd(20)}${marks.map((e) => pad(median(rs.map((r) => bestAt(r.curve, e))).toFixed(4), 9)).join('')}`);
+  }
+  if (grid) lines.push(`${`grid (in its order)`.padEnd(20)}${marks.map((e) => pad(bestAt(grid.curve, e).toFixed(4), 9)).join('')}`);
   const targets: Record<string, unknown> = {};
   const tpe = s.seeds.map((x) => runs.find((r) => r.method === 'tpe' && r.seed === x));
   const compare = (name: string, target: (seed: number) => { value: number; epochs: number } | undefined, what: string) => {
@@ -345,6 +364,7 @@ async function main(): Promise<void> {
       eta: { type: 'string', default: '3' },
       pruner: { type: 'string', default: 'asha' },
       'n-startup': { type: 'string' },
+      'optuna-n-startup': { type: 'string' },
       grid: { type: 'string' },
       methods: { type: 'string', default: 'random,tpe,optuna' },
       quick: { type: 'boolean', default: false },
@@ -381,6 +401,7 @@ async function main(): Promise<void> {
     eta: positive('eta', values.eta),
     pruner: values.pruner,
     nStartup: positive('n-startup', values['n-startup'] ?? (quick ? '4' : '10')),
+    optunaNStartup: positive('optuna-n-startup', values['optuna-n-startup'] ?? (quick ? '4' : '10')),
     trainSeed: 1,
     fixed,
     trainer: [process.execPath, join(__dirname, 'tune-trial.js'), '--padded', padded, '--work', join(work, 'trials'), '--with', JSON.stringify(fixed)],
@@ -389,7 +410,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   console.log(
     `bench:tune: seeds ${seeds.join(',')}, budget ${s.budget} epochs per search, ≤ ${s.maxEpochs} per trial, ` +
-      `${s.pruner} grace ${s.grace} η ${s.eta}, TPE startup ${s.nStartup} (both), fixed ${JSON.stringify(fixed)}; load average ${load0.toFixed(2)}`,
+      `${s.pruner} grace ${s.grace} η ${s.eta}, TPE startup ${s.nStartup} (b), ${s.optunaNStartup} (c), fixed ${JSON.stringify(fixed)}; load average ${load0.toFixed(2)}`,
   );
   try {
     const runs: Run[] = [];

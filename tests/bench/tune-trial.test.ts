@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { realPadded } from '../../bench/real-data';
 import { runSegment, type EpochEvent, type TrialRequest } from '../../bench/tune-protocol';
-import { epochsToReach, median } from '../../bench/tune';
+import { bestAt, epochsToReach, median } from '../../bench/tune';
 import { gesturesArchive, repoRoot } from '../helpers/fixtures';
 
 /**
@@ -170,7 +170,7 @@ test('bench:tune runs random and TPE+ASHA through the sweep round function on on
   expect((JSON.parse(fs.readFileSync(out, 'utf8')) as typeof result).grid).toMatchObject({ configs: 6, cached: 6, spent: result.grid.spent });
 });
 
-test('epochs to reach a target, and the median', () => {
+test('epochs to reach a target, the best after some epochs, and the median', () => {
   const curve: Array<[number, number]> = [
     [1, 0.5],
     [4, 0.8],
@@ -179,6 +179,7 @@ test('epochs to reach a target, and the median', () => {
   expect(epochsToReach(curve, 0.8)).toBe(4);
   expect(epochsToReach(curve, 0.85)).toBe(9);
   expect(epochsToReach(curve, 0.95)).toBeNull();
+  expect([0, 1, 3, 4, 8, 9, 100].map((e) => bestAt(curve, e))).toEqual([0, 0.5, 0.5, 0.8, 0.8, 0.9, 0.9]);
   expect(median([3, 1, 2])).toBe(2);
   expect(median([4, 1, 2, 3])).toBe(2.5);
 });
