@@ -13,12 +13,13 @@ The trial protocol (one process per trial):
   stdout, per epoch   {"event": "epoch", "epoch": e, "metrics": {"valid_acc": ..., ...},
                        "checkpoint": ref-or-null}
   stdin, per epoch    {"continue": true|false}   (false: stop after that epoch's checkpoint)
-  stdout, at the end  {"event": "done", "epoch": e, "checkpoint": ref-or-null}
-Anything else the trainer prints goes to stderr. `serve-synthetic` is a stand-in trainer with
+  stdout, at the end  {"event": "done", "epoch": e, "checkpoint": ref-or-null, "stopped_early": bool}
+Anything else the trainer prints goes to stderr. The project's trainer is dist/bench/tune-trial.js
+(bench/tune-protocol.ts has the protocol's details); `npm run bench:tune` runs this driver with it. `serve-synthetic` is a stand-in trainer with
 learning curves shaped like the gestures model's, for trying the driver without training.
 
 Usage:
-  python bench/optuna_tune.py run --trainer "node dist/bench/tune-trial.js" --seeds 1,2,3 \
+  python bench/optuna_tune.py run --trainer "node dist/bench/tune-trial.js --padded <padded.arrow>" --seeds 1,2,3 \
       --epoch-budget 300 --max-epochs 30 --out results/optuna-tune.json
   python bench/optuna_tune.py run --synthetic --seeds 1,2,3 --epoch-budget 300
 """
