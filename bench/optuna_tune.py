@@ -13,12 +13,13 @@ The trial protocol (one process per trial):
   stdout, per epoch   {"event": "epoch", "epoch": e, "metrics": {"valid_acc": ..., ...},
                        "checkpoint": ref-or-null}
   stdin, per epoch    {"continue": true|false}   (false: stop after that epoch's checkpoint)
-  stdout, at the end  {"event": "done", "epoch": e, "checkpoint": ref-or-null}
-Anything else the trainer prints goes to stderr. `serve-synthetic` is a stand-in trainer with
+  stdout, at the end  {"event": "done", "epoch": e, "checkpoint": ref-or-null, "stopped_early": bool}
+Anything else the trainer prints goes to stderr. The project's trainer is dist/bench/tune-trial.js
+(bench/tune-protocol.ts has the protocol's details); `npm run bench:tune` runs this driver with it. `serve-synthetic` is a stand-in trainer with
 learning curves shaped like the gestures model's, for trying the driver without training.
 
 Usage:
-  python bench/optuna_tune.py run --trainer "node dist/bench/tune-trial.js" --seeds 1,2,3 \
+  python bench/optuna_tune.py run --trainer "node dist/bench/tune-trial.js --padded <padded.arrow>" --seeds 1,2,3 \
       --epoch-budget 300 --max-epochs 30 --out results/optuna-tune.json
   python bench/optuna_tune.py run --synthetic --seeds 1,2,3 --epoch-budget 300
 """
@@ -117,7 +118,7 @@ def tune(seed: int, args: argparse.Namespace, space: dict[str, dict[str, Any]], 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=args.n_startup),
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=args.min_resource, reduction_factor=args.reduction_factor),
     )
     spent = 0
@@ -186,7 +187,7 @@ def run(args: argparse.Namespace) -> None:
         raise BenchError(f"--seeds: expected integers separated by commas, got {args.seeds!r}") from err
 
     results = [tune(seed, args, space, command) for seed in seeds]
-    print(f"optuna {optuna.__version__}: TPESampler + SuccessiveHalvingPruner(min_resource={args.min_resource}, reduction_factor={args.reduction_factor}), budget {args.epoch_budget} epochs")
+    print(f"optuna {optuna.__version__}: TPESampler(n_startup_trials={args.n_startup}) + SuccessiveHalvingPruner(min_resource={args.min_resource}, reduction_factor={args.reduction_factor}), budget {args.epoch_budget} epochs")
     print(f"{'seed':>6} {'best ' + args.metric:>16} {'epochs to best':>15} {'trials':>7} {'pruned':>7}")
     for r in results:
         to_best = next((e for e, b in r["curve"] if b >= r["best"]), None)
@@ -249,6 +250,7 @@ def main() -> int:
     p.add_argument("--max-epochs", type=int, default=30, help="epochs of a trial trained to the end")
     p.add_argument("--min-resource", type=int, default=1)
     p.add_argument("--reduction-factor", type=int, default=3)
+    p.add_argument("--n-startup", type=int, default=10, help="TPESampler's n_startup_trials: random trials before the model (Optuna's default 10)")
     p.add_argument("--metric", default="valid_acc")
     p.add_argument("--train-seed", type=int, default=1, help="training seed of every trial (the search seed varies)")
     p.add_argument("--out", help="write the results here as JSON")
