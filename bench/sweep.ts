@@ -158,7 +158,39 @@ async function temporalHops(client: Client, sweepId: string): Promise<Record<str
     if (next !== undefined) hops.nextStart.push(next - (seen as number));
   }
   const mean = (xs: number[]) => (xs.length === 0 ? 0 : sum(xs) / xs.length);
-  return Object.fromEntries(Object.entries(hops).map(([k, xs]) => [k, mean(xs)]));
+  const wft = { trial: workflowTaskTimes([]), sweep: workflowTaskTimes(sweep.events ?? []) };
+  for (const id of initiated.keys()) {
+    const t = workflowTaskTimes((await client.workflow.getHandle(id).fetchHistory()).events ?? []);
+    wft.trial.dispatch.push(...t.dispatch);
+    wft.trial.worker.push(...t.worker);
+  }
+  return {
+    ...Object.fromEntries(Object.entries(hops).map(([k, xs]) => [k, mean(xs)])),
+    // Inside the hops: a workflow task waits for a poller (dispatch), then the worker runs it (worker).
+    trialTaskDispatch: mean(wft.trial.dispatch),
+    trialTaskWorker: mean(wft.trial.worker),
+    sweepTaskDispatch: mean(wft.sweep.dispatch),
+    sweepTaskWorker: mean(wft.sweep.worker),
+  };
+}
+
+/** Each workflow task's scheduled → started (a poller took it) and started → completed (the worker ran it), in seconds. */
+function workflowTaskTimes(events: Array<{ eventTime?: { seconds?: unknown; nanos?: number | null } | null; workflowTaskScheduledEventAttributes?: unknown; workflowTaskStartedEventAttributes?: unknown; workflowTaskCompletedEventAttributes?: unknown }>): { dispatch: number[]; worker: number[] } {
+  const out = { dispatch: [] as number[], worker: [] as number[] };
+  let scheduled: number | undefined;
+  let started: number | undefined;
+  for (const e of events) {
+    if (e.workflowTaskScheduledEventAttributes) scheduled = seconds(e.eventTime);
+    if (e.workflowTaskStartedEventAttributes && scheduled !== undefined) {
+      started = seconds(e.eventTime);
+      out.dispatch.push(started - scheduled);
+    }
+    if (e.workflowTaskCompletedEventAttributes && started !== undefined) {
+      out.worker.push(seconds(e.eventTime) - started);
+      scheduled = started = undefined;
+    }
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
