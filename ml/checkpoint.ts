@@ -69,13 +69,14 @@ function floatsOf(bytes: Buffer): Float32Array {
   return out;
 }
 
-function fsyncDir(dir: string): void {
+/** On libuv's threads, like the writes: the training loop goes on meanwhile. */
+async function fsyncDir(dir: string): Promise<void> {
   try {
-    const fd = fs.openSync(dir, 'r');
+    const handle = await fs.promises.open(dir, 'r');
     try {
-      fs.fsyncSync(fd);
+      await handle.sync();
     } finally {
-      fs.closeSync(fd);
+      await handle.close();
     }
   } catch {
     // Some filesystems refuse fsync on directories; the rename is still atomic there.
@@ -118,7 +119,7 @@ function checkpointFiles<T>(
 }
 
 /** Moves a complete temp folder into place as `finalPath` (see writeCheckpoint). */
-function publish<T>(dir: string, temp: string, finalPath: string, fingerprint: string): string {
+async function publish<T>(dir: string, temp: string, finalPath: string, fingerprint: string): Promise<string> {
   if (fs.existsSync(finalPath)) {
     // Left by an earlier attempt of the same run (same fingerprint, same epoch): runs are
     // deterministic, so a valid one holds the same numbers; a damaged one is replaced.
@@ -129,7 +130,7 @@ function publish<T>(dir: string, temp: string, finalPath: string, fingerprint: s
     fs.rmSync(finalPath, { recursive: true, force: true });
   }
   fs.renameSync(temp, finalPath);
-  fsyncDir(dir);
+  await fsyncDir(dir);
   return finalPath;
 }
 
@@ -171,8 +172,8 @@ export function writeCheckpoint<T>(
       ]);
       // state.json last: with it, the folder is complete.
       await writeDurablyAsync(path.join(temp, CHECKPOINT_STATE_FILE), files.state);
-      fsyncDir(temp);
-      return publish<T>(dir, temp, finalPath, fingerprint);
+      await fsyncDir(temp);
+      return await publish<T>(dir, temp, finalPath, fingerprint);
     } catch (err) {
       await fs.promises.rm(temp, { recursive: true, force: true });
       throw err;

@@ -8,7 +8,7 @@ import { latestCheckpoint, writeCheckpoint } from './checkpoint';
 import { FusedTrainer } from './kernel/engine';
 import { kernel, kernelAvailable, type KernelKind } from './kernel/load';
 import { crossEntropy, GruClassifier } from './model';
-import { Adam } from './optim';
+import { Adam, type AdamState } from './optim';
 import type { PaddedData } from './padded-data';
 import type { Pooling } from './pooling';
 import { rngFor, type Rng } from './rng';
@@ -269,12 +269,15 @@ export function evaluateBatch(model: GruClassifier, batch: Batch): { loss: numbe
  * Lets IPC messages out, a parent's disconnect in, and other work on this event loop run, at most
  * every `everyMs`: a fast engine's step takes a millisecond or two, and a turn of the event loop
  * after every one of them cost a third of a trial's time on a loaded machine (bench:sweep).
+ * `urgent`: yield now. While a checkpoint is being written, each of its dozen file operations
+ * needs a turn of the loop to start the next, so the writer would crawl at one every 25 ms and
+ * make the next epoch's end wait for it.
  */
-function eventLoopYielder(everyMs = 25): () => Promise<void> | undefined {
+function eventLoopYielder(everyMs = 25): (urgent?: boolean) => Promise<void> | undefined {
   let last = performance.now();
-  return () => {
+  return (urgent = false) => {
     const now = performance.now();
-    if (now - last < everyMs) return undefined;
+    if (!urgent && now - last < everyMs) return undefined;
     return new Promise((resolve) =>
       setImmediate(() => {
         last = performance.now();
@@ -308,8 +311,8 @@ async function mirrorBackend(pref: BackendPreference): Promise<string> {
 interface StepRunner {
   step(batch: Batch, lr: number, dropoutRng?: Rng): number;
   evaluate(batch: Batch): { loss: number; accuracy: number };
-  /** Makes the model's variables and the optimizer's state the runner's (before a checkpoint). */
-  sync(): void;
+  /** The weights (getWeights layout) and Adam's state a checkpoint holds, copied out of whatever computes them. */
+  snapshot(): { weights: Float32Array; adam: AdamState };
   dispose(): void;
 }
 
@@ -320,7 +323,7 @@ function tfjsRunner(model: GruClassifier, optimizer: Adam): StepRunner {
       return trainStep(model, optimizer, batch, dropoutRng);
     },
     evaluate: (batch) => evaluateBatch(model, batch),
-    sync: () => undefined,
+    snapshot: () => ({ weights: model.getWeights(), adam: optimizer.exportState() }),
     dispose: () => undefined,
   };
 }
@@ -337,10 +340,9 @@ function fusedRunner(model: GruClassifier, optimizer: Adam, data: PaddedData, cf
   return {
     step: (batch, lr, dropoutRng) => trainer.step(batch, lr, dropoutRng),
     evaluate: (batch) => trainer.evaluate(batch),
-    sync: () => {
-      model.setWeights(trainer.weights);
-      optimizer.importState(trainer.adamState(sizes));
-    },
+    // Straight from the kernel's memory: the same numbers a round trip through the tfjs mirror
+    // would give back, without its dozen tensor uploads and downloads every epoch.
+    snapshot: () => ({ weights: trainer.weights, adam: trainer.adamState(sizes) }),
     dispose: () => trainer.dispose(),
   };
 }
@@ -414,6 +416,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
 
     const timings: EpochTiming[] = [];
     const yieldToEventLoop = eventLoopYielder();
+    let writing = false;
     for (let epoch = metrics.length + 1; epoch <= cfg.epochs && !stoppedEarly; epoch++) {
       const started = performance.now();
       const lr = plateau.lr;
@@ -438,7 +441,7 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
         lap('steps');
         t.stepCount += 1;
         opts.onBatch?.(epoch, b + 1, trainPlan.length);
-        await yieldToEventLoop();
+        await yieldToEventLoop(writing);
       }
 
       mark = performance.now();
@@ -473,22 +476,25 @@ export async function train(data: PaddedData, cfg: TrainConfig, opts: TrainOptio
       // The previous epoch's checkpoint first: checkpoints appear (and are reported) in order.
       mark = performance.now();
       await pendingCheckpoint;
-      runner.sync();
-      const adam = optimizer.exportState();
+      const { weights, adam } = runner.snapshot();
       // Written while the next epoch trains; reported through onEpoch once it is on disk.
       const written = writeCheckpoint<TrainingProgress>(
         opts.checkpointDir,
         epoch,
         print,
         model.params.map((p) => ({ name: p.name, shape: p.shape })),
-        model.getWeights(),
+        weights,
         concat([...adam.m, ...adam.v]),
         { config: cfg, backend, computedBy, adamStep: adam.step, plateau: plateau.state(), earlyStopping: earlyStopping.state(), metrics, stoppedEarly },
       );
       lap('checkpoint');
       t.other = Math.max(0, (performance.now() - started) / 1000 - t.steps - t.batchAssembly - t.evaluation - t.checkpoint);
       timings.push(t);
-      pendingCheckpoint = written.then((checkpointPath) => opts.onEpoch?.(m, checkpointPath, t));
+      writing = true;
+      pendingCheckpoint = written.then((checkpointPath) => {
+        writing = false;
+        opts.onEpoch?.(m, checkpointPath, t);
+      });
       pendingCheckpoint.catch(() => undefined); // awaited below; a failed write must not crash the process meanwhile
       if (opts.shouldStop !== undefined) {
         // Whoever may stop the run sees every epoch reported before it is asked.
