@@ -175,7 +175,14 @@ async function temporalHops(client: Client, sweepId: string): Promise<Record<str
 }
 
 /** Each workflow task's scheduled → started (a poller took it) and started → completed (the worker ran it), in seconds. */
-function workflowTaskTimes(events: Array<{ eventTime?: { seconds?: unknown; nanos?: number | null } | null; workflowTaskScheduledEventAttributes?: unknown; workflowTaskStartedEventAttributes?: unknown; workflowTaskCompletedEventAttributes?: unknown }>): { dispatch: number[]; worker: number[] } {
+function workflowTaskTimes(
+  events: Array<{
+    eventTime?: { seconds?: unknown; nanos?: number | null } | null;
+    workflowTaskScheduledEventAttributes?: unknown;
+    workflowTaskStartedEventAttributes?: unknown;
+    workflowTaskCompletedEventAttributes?: unknown;
+  }>,
+): { dispatch: number[]; worker: number[] } {
   const out = { dispatch: [] as number[], worker: [] as number[] };
   let scheduled: number | undefined;
   let started: number | undefined;
