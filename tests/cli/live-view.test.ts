@@ -19,13 +19,13 @@ const tmuxMissing = spawnSync('tmux', ['-V']).status === 0 ? undefined : 'tmux i
 const stack = useTestServer('sweeps-live-view-');
 const home = stack.home;
 
-/** Six trials: last and mean pooling × three seeds, a few epochs each. */
+/** Six trials: last and mean pooling × three seeds, `epochs` each (no early stopping: the run's length is known). */
 const pipeline = (name: string, epochs = 3) => {
   const path = join(home, `${name}.yaml`);
   writeFileSync(
     path,
     tinyPipeline(name, '    matrix: { pooling: [last, mean], seed: [1, 2, 3] }\n    concurrency: 2', {
-      trainWith: `epochs: ${epochs}, hidden: 8, train_batches: 4, valid_batches: 1, backend: wasm`,
+      trainWith: `epochs: ${epochs}, early_stop_patience: ${epochs}, hidden: 8, train_batches: 4, valid_batches: 1, backend: wasm`,
     }),
   );
   return path;
@@ -121,7 +121,9 @@ describe('the live view in a pseudo-terminal (tmux)', () => {
         await waitFor('a redraw at 64 columns', async () => (redrawnBar() ? true : undefined), 60_000);
         redrawn = visible();
       },
-      12,
+      // Long enough that the resize lands while the trials run (a tiny trial's epoch takes
+      // milliseconds, and a sweep of 12-epoch trials could end before the test saw its bar).
+      150,
     );
     expectBlockOnce(
       redrawn.split('\n').map((l) => l.replace(/\s+$/, '')),
