@@ -63,7 +63,7 @@ export interface TrainConfig {
 /**
  * What computed a run's numbers, as one readable label: the engine, the kernel build for the
  * fused engines, and the TensorFlow.js backend where it computes (not for `fused`, whose
- * TensorFlow.js model only mirrors the kernel's state). Two runs with the same label compute the
+ * TensorFlow.js model only holds the state the kernel starts from). Two runs with the same label compute the
  * same floats.
  */
 export function engineLabel(engine: Engine, kernelKind: KernelKind | undefined, backend: string): string {
@@ -293,8 +293,8 @@ function split(flat: Float32Array, sizes: number[]): Float32Array[] {
 }
 
 /**
- * The fused engine computes nothing in TensorFlow.js (its variables only mirror the kernel's
- * state at checkpoints), so its `auto` backend is the one that loads fastest and smallest: native
+ * The fused engine computes nothing in TensorFlow.js (its variables only hold the starting or
+ * resumed state the kernel takes over), so its `auto` backend is the one that loads fastest and smallest: native
  * TensorFlow would add ~200 MB and a second to every training process for nothing. wasm rather
  * than cpu, whose first tensor prints an "install tfjs-node" banner into every trial's log.
  */
@@ -328,7 +328,7 @@ function tfjsRunner(model: GruClassifier, optimizer: Adam): StepRunner {
   };
 }
 
-/** The kernel owns weights and moments while training; the tfjs model and Adam mirror them at checkpoints. */
+/** The tfjs model and Adam hand the kernel its starting (or resumed) state; from then on the kernel owns weights and moments, and checkpoints read them from it. */
 function fusedRunner(model: GruClassifier, optimizer: Adam, data: PaddedData, cfg: TrainConfig): StepRunner {
   const { inputSize, hidden, layers, classes, dropout, pooling } = model.config;
   const trainer = new FusedTrainer(
