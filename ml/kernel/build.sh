@@ -132,7 +132,7 @@ native() {
   native_addon build/gru-native.node.tmp
   node -e '
     const fs = require("fs"), crypto = require("crypto"), os = require("os");
-    const sources = Object.fromEntries(["gru.c", "native.c", "simd-native.h"].map((f) =>
+    const sources = Object.fromEntries(["gru.c", "native.c", "simd-native.h", "amx-native.h"].map((f) =>
       [f, crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex")]));
     const cpu = (os.cpus()[0] || {}).model || "unknown";
     fs.writeFileSync("build/gru-native.json", JSON.stringify({ arch: process.arch, cpu, sources, compiler: process.argv[1] }, null, 2));

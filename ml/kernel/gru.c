@@ -541,7 +541,15 @@ static inline __attribute__((always_inline)) void gate_step(int BH, const float 
   }
 }
 
+#ifndef __wasm__
+/* The native build's matrix products on AMX tiles, where the CPU has them (amx-native.h). */
+#include "amx-native.h"
+#endif
+
 static void layer_forward(int T, int B, int I, int H, const float *x, LayerWeights w, LayerTape tape, float *scratch) {
+#ifndef __wasm__
+  if (amx_cur && amx_layer(T, B, I, H, x, w, 0, &tape)) return;
+#endif
   const int BH = B * H, H3 = 3 * H;
   const Consts c = consts();
   float *gi[3] = {scratch, scratch + T * BH, scratch + 2 * T * BH};
@@ -569,6 +577,9 @@ static void layer_forward(int T, int B, int I, int H, const float *x, LayerWeigh
 static int infer_scratch_floats(int B, int H) { return 3 * INFER_TC * B * H + 6 * B * H; }
 
 static void layer_infer(int T, int B, int I, int H, const float *x, LayerWeights w, float *hs, float *scratch) {
+#ifndef __wasm__
+  if (amx_cur && amx_layer(T, B, I, H, x, w, hs, 0)) return;
+#endif
   const int BH = B * H, H3 = 3 * H;
   const Consts c = consts();
   float *gi[3] = {scratch, scratch + INFER_TC * BH, scratch + 2 * INFER_TC * BH};
@@ -827,6 +838,9 @@ EXPORT("gru_forward")
 void gru_forward(int T, int B, int I, int H, const float *x, const float *wIh, const float *wHh, const float *bIh,
                  const float *bHh, float *tape, float *scratch) {
   LayerWeights w = {wIh, wHh, bIh, bHh};
+#ifndef __wasm__
+  amx_cur = amx_setting;
+#endif
   layer_forward(T, B, I, H, x, w, tape_at(tape, T * B * H), scratch);
 }
 
@@ -836,6 +850,9 @@ void gru_backward(int T, int B, int I, int H, const float *x, const float *wIh, 
                   float *dbHh, float *scratch) {
   LayerWeights w = {wIh, wHh, bIh, bHh};
   LayerGrads g = {dwIh, dwHh, dbIh, dbHh};
+#ifndef __wasm__
+  amx_cur = amx_setting;
+#endif
   layer_backward(T, B, I, H, x, w, tape_at(tape, T * B * H), dH, g, dx, scratch);
 }
 
@@ -868,6 +885,9 @@ typedef struct {
   float *dX;       /* [T, B, H] */
   float *scratch;
   float *pooled, *dpooled, *logits, *dlogits; /* [B,H], [B,H], [B,C], [B,C] */
+#ifndef __wasm__
+  int amx; /* the matrix products on AMX tiles (amx_use() when the model was made) */
+#endif
 } Model;
 
 static int layer_params(int I, int H) { return 3 * H * (I + H + 2); }
@@ -900,6 +920,9 @@ EXPORT("model_create") Model *model_create(int I, int H, int L, int C, int maxT,
   if (bs > scratch) scratch = bs;
   if (is > scratch) scratch = is;
   md->I = I, md->H = H, md->L = L, md->C = C, md->maxT = maxT, md->maxB = maxB, md->P = P;
+#ifndef __wasm__
+  md->amx = amx_setting;
+#endif
   float **bufs[] = {&md->params, &md->grads, &md->m, &md->v, &md->x, &md->masks, &md->xt, &md->tapes, &md->inputs,
                     &md->dH, &md->dX, &md->scratch, &md->pooled, &md->dpooled, &md->logits, &md->dlogits};
   int sizes[] = {P, P, P, P, maxT * maxB * I, (L - 1) * TBH, maxT * maxB * I, L * 5 * TBH, (L - 1) * TBH,
@@ -986,6 +1009,9 @@ static float cross_entropy(Model *md, int B, float *dlogits) {
 /* Loss of the batch in md->x (lengths, labels set); md->grads ← dLoss/dparams. */
 EXPORT("model_forward_backward") float model_forward_backward(Model *md, int T, int B, int pooling, int dropout) {
   const int H = md->H, C = md->C, TBH = T * B * H;
+#ifndef __wasm__
+  amx_cur = md->amx;
+#endif
   PROF_START();
   model_forward(md, T, B, pooling, dropout);
   const float loss = cross_entropy(md, B, md->dlogits);
@@ -1029,6 +1055,9 @@ EXPORT("model_forward_backward") float model_forward_backward(Model *md, int T, 
  * traffic. Layer outputs alternate between the dH and dX buffers, which no backward pass needs. */
 EXPORT("model_evaluate") float model_evaluate(Model *md, int T, int B, int pooling) {
   const int I = md->I, H = md->H, C = md->C;
+#ifndef __wasm__
+  amx_cur = md->amx;
+#endif
   PROF_START();
   for (int t = 0; t < T; t++)
     for (int b = 0; b < B; b++) copy(md->xt + (t * B + b) * I, md->x + (b * T + t) * I, I);

@@ -60,6 +60,14 @@ export interface KernelExports {
   /** Only in the profile builds (build.sh --profile): milliseconds spent in phase `phase` so far. */
   prof_read?(phase: number): number;
   prof_reset?(): void;
+  /** Native build only (amx-native.h): choose the AMX tile path (1) or AVX-512/AVX2 (0) for what follows; returns what is used. */
+  amx_use?(on: number): number;
+  /** Native build only: 1 when CPUID has AMX-TILE and AMX-BF16 and Linux grants the tile-data permission. */
+  amx_available?(): number;
+  /** Native build only: how many GRU layer calls ran on AMX tiles in this process. */
+  amx_layers?(): number;
+  /** Native build only: n rounds of 4 independent tile products (16·16·32 bf16 multiply-adds each); −1 without AMX. */
+  amx_peak?(rounds: number): number;
 }
 
 /** gru.c's profile phases, in its PH_* order. */
@@ -173,10 +181,13 @@ export class Kernel {
  * - `wasm`: the committed gru.wasm (SIMD128, no fused multiply-add), everywhere;
  * - `wasm-relaxed`: the committed gru-relaxed.wasm, the same gru.c with relaxed SIMD's
  *   f32x4.relaxed_madd, where the runtime supports it and fuses it (relaxedSimd());
- * - `native`: the same gru.c built for this machine.
+ * - `native`: the same gru.c built for this machine (AVX-512 or AVX2 vectors, FMA);
+ * - `native-amx`: that build with its matrix products on AMX tiles (amx-native.h), where the CPU
+ *   has AMX-BF16 and Linux grants the tile permission, unless SWEEPS_KERNEL_AMX=0: fp32-accurate
+ *   (three-way bf16 split) but rounded differently from `native`, hence a kind of its own.
  */
-export type KernelKind = 'wasm' | 'wasm-relaxed' | 'native';
-export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'wasm-relaxed', 'native'];
+export type KernelKind = 'wasm' | 'wasm-relaxed' | 'native' | 'native-amx';
+export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'wasm-relaxed', 'native', 'native-amx'];
 
 const instances = new Map<KernelKind, Kernel>();
 const failures = new Map<KernelKind, Error>();
@@ -232,7 +243,11 @@ export function relaxedSimd(): void {
  */
 export function profileKernel(kind: KernelKind): Kernel {
   const dir = path.join(kernelDir(), 'build');
-  if (kind === 'native') return new Kernel(require(path.join(dir, 'gru-profile-native.node')) as KernelExports, kind);
+  if (kind === 'native' || kind === 'native-amx') {
+    const addon = require(path.join(dir, 'gru-profile-native.node')) as KernelExports;
+    if (kind === 'native-amx' && addon.amx_available?.() !== 1) throw new Error('no AMX here (CPUID or the tile-data permission)');
+    return new Kernel(nativeExports(addon, kind === 'native-amx'), kind);
+  }
   if (kind === 'wasm-relaxed') relaxedSimd();
   const module = new WebAssemblyApi.Module(readFileSync(path.join(dir, kind === 'wasm' ? 'gru-profile.wasm' : 'gru-profile-relaxed.wasm')));
   return new Kernel(new WebAssemblyApi.Instance(module, { env: { now: () => performance.now() } }).exports as unknown as KernelExports, kind);
@@ -261,20 +276,66 @@ function loadNative(): KernelExports {
   return require(addon) as KernelExports;
 }
 
+/** Which path each native addon object was last switched to (amx_use is a global of the addon). */
+const amxSelected = new WeakMap<object, boolean>();
+
+/**
+ * The addon's exports for one native kind: the `native` and `native-amx` kernels share the addon
+ * (one per process) and its memory; the calls that start computing switch its matrix-product path
+ * first. A model remembers the path it was made with (model_create), so its step and evaluate
+ * calls need no switch.
+ */
+function nativeExports(addon: KernelExports, amx: boolean): KernelExports {
+  const use = addon.amx_use;
+  if (use === undefined) {
+    if (amx) throw new Error('this native build has no AMX path: rebuild it with npm run build:kernel-native');
+    return addon;
+  }
+  const select = (): void => {
+    if (amxSelected.get(addon) === amx) return;
+    if (use(amx ? 1 : 0) !== (amx ? 1 : 0)) throw new Error(`fused kernel (native): cannot ${amx ? 'enable' : 'disable'} its AMX path`);
+    amxSelected.set(addon, amx);
+  };
+  return {
+    ...addon,
+    model_create: (...a) => (select(), addon.model_create(...a)),
+    gru_forward: (...a) => (select(), addon.gru_forward(...a)),
+    gru_backward: (...a) => (select(), addon.gru_backward(...a)),
+  };
+}
+
+/** Whether AMX may be used: SWEEPS_KERNEL_AMX=0 turns it off (the native kernel is then `native`). */
+function amxAllowed(): boolean {
+  const v = process.env.SWEEPS_KERNEL_AMX ?? '1';
+  if (v !== '0' && v !== '1') throw new Error(`SWEEPS_KERNEL_AMX must be 0 or 1, got "${v}"`);
+  return v === '1';
+}
+
+function loadNativeKind(kind: 'native' | 'native-amx'): KernelExports {
+  const addon = loadNative();
+  if (kind === 'native-amx') {
+    if (addon.amx_available?.() !== 1) throw new Error('this CPU has no AMX-BF16 tiles, or Linux did not grant their use');
+  }
+  return nativeExports(addon, kind === 'native-amx');
+}
+
 /**
  * The kernel instance of this process (or worker thread), loaded on first use. SWEEPS_KERNEL
- * chooses: `auto` (default) takes the native build when it is there and valid, else the
- * relaxed-SIMD WebAssembly build where the runtime runs it (fused), else gru.wasm; `wasm`,
- * `wasm-relaxed` or `native` insist (the latter two fail where they cannot run).
+ * chooses: `auto` (default) takes the native build when it is there and valid (with AMX tiles,
+ * `native-amx`, where the CPU has them and SWEEPS_KERNEL_AMX is not 0), else the relaxed-SIMD
+ * WebAssembly build where the runtime runs it (fused), else gru.wasm; `wasm`, `wasm-relaxed`,
+ * `native` or `native-amx` insist (the latter three fail where they cannot run).
  */
 export function kernel(kind: KernelKind | 'auto' = preferredKernel()): Kernel {
-  if (kind === 'auto') return kernel((['native', 'wasm-relaxed'] as const).find((k) => kernelAvailable(k)) ?? 'wasm');
+  if (kind === 'auto') return kernel((['native-amx', 'native', 'wasm-relaxed'] as const).find((k) => kernelAvailable(k)) ?? 'wasm');
+  // Checked on every call, not cached: a test or the bench may turn AMX off for a while.
+  if (kind === 'native-amx' && !amxAllowed()) throw new Error('fused kernel (native-amx) unavailable: turned off by SWEEPS_KERNEL_AMX=0');
   const loaded = instances.get(kind);
   if (loaded !== undefined) return loaded;
   const failed = failures.get(kind);
   if (failed !== undefined) throw failed;
   try {
-    const k = new Kernel(kind === 'native' ? loadNative() : loadWasm(kind), kind);
+    const k = new Kernel(kind === 'native' || kind === 'native-amx' ? loadNativeKind(kind) : loadWasm(kind), kind);
     instances.set(kind, k);
     return k;
   } catch (err) {

@@ -87,6 +87,10 @@ WRAP(model_forward_backward, 5, number(env, model_forward_backward(P(0), I(1), I
 WRAP(model_evaluate, 4, number(env, model_evaluate(P(0), I(1), I(2), I(3))))
 WRAP(simd_lanes, 0, number(env, simd_lanes()))
 WRAP(peak_madd, 2, number(env, peak_madd(I(0), F(1))))
+WRAP(amx_use, 1, number(env, amx_use(I(0))))
+WRAP(amx_available, 0, number(env, amx_probe()))
+WRAP(amx_layers, 0, number(env, amx_layer_count))
+WRAP(amx_peak, 1, number(env, amx_peak(I(0))))
 WRAP(model_adam, 8, VOID(model_adam(P(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7))))
 #ifdef KERNEL_PROFILE
 WRAP(prof_read, 1, number(env, prof_read(I(0))))
@@ -143,6 +147,10 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT_FN(model_adam);
   EXPORT_FN(simd_lanes);
   EXPORT_FN(peak_madd);
+  EXPORT_FN(amx_use);
+  EXPORT_FN(amx_available);
+  EXPORT_FN(amx_layers);
+  EXPORT_FN(amx_peak);
 #ifdef KERNEL_PROFILE
   EXPORT_FN(prof_read);
   EXPORT_FN(prof_reset);

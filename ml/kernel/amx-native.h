@@ -1,0 +1,436 @@
+/*
+ * The GRU layer's matrix products on Intel AMX tiles (the native build only; included by gru.c
+ * when it is compiled for the host CPU, never by the WebAssembly builds).
+ *
+ * AMX multiplies bf16 matrices into fp32 accumulators (TDPBF16PS: 16×16 outputs += 16×32 · 32×16,
+ * each bf16 product exact in fp32, summed with fp32 rounding). To keep fp32 accuracy, each fp32
+ * operand is split into three bf16 parts, a = a0 + a1 + a2 (each the round-to-nearest-even bf16
+ * of the remainder; |a1| ≤ 2⁻⁸|a|, |a2| ≤ 2⁻¹⁶|a|), and the six largest cross products are summed:
+ * a0b0 + a0b1 + a0b2 + a1b0 + a1b1 + a2b0 (what is dropped is ≤ 3·2⁻²⁴ relative, fp32's own
+ * rounding). That is one bf16 product with K' = 6K:
+ *   A' row = [a0 a0 a0 a1 a1 a2],  B' = [b0; b1; b2; b0; b1; b0].
+ *
+ * One timestep of a layer is then one tile product: A' = [h_{t−1} split | x_t split] (B rows padded
+ * to a multiple of 16), B' = [W_hh split; W_ih split] in AMX's VNNI pair layout, with the biases as
+ * the accumulators' initial rows. For the r and z gates the input and recurrent parts go into one
+ * accumulator (W_i x + b_i + W_h h + b_h); for n they stay apart (W_in x + b_in and W_hn h + b_hn,
+ * which the reset gate multiplies). The input projection therefore needs no pass of its own.
+ * The weights are split and packed once per call (kept while they do not change: an evaluation
+ * over many batches packs them once); the moving operand h is split per timestep.
+ *
+ * Used only when CPUID says AMX-TILE and AMX-BF16 and Linux grants the tile-data permission
+ * (arch_prctl ARCH_REQ_XCOMP_PERM), and only for hidden sizes that are multiples of 16; else
+ * gru.c's AVX-512/AVX2 code runs unchanged. The tile configuration is loaded at every layer call
+ * and released at its end. Results are deterministic on one machine (fixed order, no threads),
+ * but differ in the last bits from the AVX-512 path: the kernel kind `native-amx` (load.ts).
+ *
+ * The gate math of this path divides by a reciprocal estimate refined by one Newton step
+ * (rcp14 + 2 FMA, ≤ 2 ulp) instead of vdivps, whose 16-lane form is slow.
+ */
+#ifndef AMX_NATIVE_H
+#define AMX_NATIVE_H
+
+#if VL == 16 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define AMX_BUILD 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static int amx_avail = -1;   /* −1: not probed yet */
+static int amx_setting;      /* what the caller asked for (amx_use), if available */
+static int amx_cur;          /* what the running call uses */
+static double amx_layer_count; /* layer calls that ran on tiles, for the tests */
+
+/* CPUID.(EAX=7,ECX=0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE; then the OS's permission. */
+static int amx_probe(void) {
+  if (amx_avail >= 0) return amx_avail;
+  unsigned a, b, c, d;
+  amx_avail = 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24)) && (b & (1u << 16)) /* AVX-512F */) {
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0) amx_avail = 1;
+  }
+  return amx_avail;
+}
+
+typedef struct {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} AmxConfig;
+
+/* Tiles 0–3 accumulators, 4–5 A, 6–7 B: all 16 rows × 64 bytes. */
+AMX_TARGET static void amx_begin(void) {
+  AmxConfig cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+  _tile_loadconfig(&cfg);
+}
+AMX_TARGET static void amx_end(void) { _tile_release(); }
+
+/* ---- bf16 splitting, on fp32 bit patterns: round to nearest even, kept as the fp32 it is ---- */
+
+static inline uint32_t bf16_round_bits(uint32_t u) { return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; }
+static inline float bits_f(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static inline uint32_t f_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+/* The three parts of v, each as fp32 bits with a zero low half. */
+static inline void split3(float v, uint32_t p[3]) {
+  p[0] = bf16_round_bits(f_bits(v));
+  float r = v - bits_f(p[0]);
+  p[1] = bf16_round_bits(f_bits(r));
+  p[2] = bf16_round_bits(f_bits(r - bits_f(p[1])));
+}
+
+AMX_TARGET static inline __m512i v_bf16_round(__m512i u) {
+  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  return _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), _mm512_set1_epi32((int)0xffff0000u));
+}
+AMX_TARGET static inline void v_split3(__m512 v, __m512i p[3]) {
+  p[0] = v_bf16_round(_mm512_castps_si512(v));
+  __m512 r = _mm512_sub_ps(v, _mm512_castsi512_ps(p[0]));
+  p[1] = v_bf16_round(_mm512_castps_si512(r));
+  p[2] = v_bf16_round(_mm512_castps_si512(_mm512_sub_ps(r, _mm512_castsi512_ps(p[1]))));
+}
+
+/* Segment s of A' holds part SEG_A[s], of B' part SEG_B[s]. */
+static const int SEG_A[6] = {0, 0, 0, 1, 1, 2};
+static const int SEG_B[6] = {0, 1, 2, 0, 1, 0};
+
+/* ---- buffers, grown on demand (single-threaded: native.c refuses a second thread) ---- */
+
+static void *amx_grow(void **buf, size_t *have, size_t bytes) {
+  if (*have >= bytes) return *buf;
+  free(*buf);
+  *have = 0;
+  *buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+  if (*buf) *have = bytes;
+  return *buf;
+}
+
+/* A packed layer: B' [KS k-steps][NT column tiles] tiles of 16 pair-rows × 32 bf16 (1 KiB each),
+ * the fused r/z bias, and the fp32 weights it was packed from (to see when they change). */
+typedef struct {
+  int I, H;
+  const float *key; /* wHh as passed */
+  float *saved;     /* wIh, wHh, bIh, bHh as packed */
+  size_t saved_have;
+  uint16_t *bp;
+  size_t bp_have;
+  float *bias_rz; /* b_ih + b_hh for r and z, [2H] */
+  size_t bias_have;
+} AmxPacked;
+
+#define AMX_SLOTS 4
+static AmxPacked amx_slots[AMX_SLOTS];
+static int amx_next_slot;
+
+static int amx_kx(int I) { return (6 * I + 31) & ~31; } /* x segment of K', padded */
+
+/* Writes element (row kk of B', column n) into the VNNI tile layout. */
+static inline void bp_put(uint16_t *bp, int NT, int kk, int n, uint32_t bits) {
+  const int ks = kk >> 5, r2 = (kk & 31) >> 1;
+  bp[((size_t)(ks * NT + (n >> 4)) * 16 + r2) * 32 + 2 * (n & 15) + (kk & 1)] = (uint16_t)(bits >> 16);
+}
+
+AMX_TARGET static AmxPacked *amx_pack(int I, int H, LayerWeights w) {
+  const int H3 = 3 * H, NT = H3 / 16, KH = 6 * H, KX = amx_kx(I), KS = (KH + KX) / 32;
+  const size_t nsave = (size_t)H3 * (I + H + 2);
+  for (int s = 0; s < AMX_SLOTS; s++) {
+    AmxPacked *p = &amx_slots[s];
+    if (p->key == w.wHh && p->I == I && p->H == H && p->bp && !memcmp(p->saved, w.wIh, (size_t)H3 * I * 4) &&
+        !memcmp(p->saved + H3 * I, w.wHh, (size_t)H3 * H * 4) && !memcmp(p->saved + H3 * (I + H), w.bIh, (size_t)H3 * 4) &&
+        !memcmp(p->saved + H3 * (I + H + 1), w.bHh, (size_t)H3 * 4))
+      return p;
+  }
+  AmxPacked *p = &amx_slots[amx_next_slot];
+  amx_next_slot = (amx_next_slot + 1) % AMX_SLOTS;
+  p->key = 0;
+  if (!amx_grow((void **)&p->saved, &p->saved_have, nsave * 4) || !amx_grow((void **)&p->bp, &p->bp_have, (size_t)KS * NT * 1024) ||
+      !amx_grow((void **)&p->bias_rz, &p->bias_have, (size_t)2 * H * 4))
+    return 0;
+  memcpy(p->saved, w.wIh, (size_t)H3 * I * 4);
+  memcpy(p->saved + H3 * I, w.wHh, (size_t)H3 * H * 4);
+  memcpy(p->saved + H3 * (I + H), w.bIh, (size_t)H3 * 4);
+  memcpy(p->saved + H3 * (I + H + 1), w.bHh, (size_t)H3 * 4);
+  uint16_t *bp = p->bp;
+  /* W_hh: rows k, k+1 (H is even, so a pair never straddles segments), 16 columns at a time:
+   * one 64-byte tile row per segment. */
+  for (int k = 0; k < H; k += 2)
+    for (int ct = 0; ct < NT; ct++) {
+      __m512i lo[3], hi[3], pair[3];
+      v_split3(_mm512_loadu_ps(w.wHh + (size_t)k * H3 + ct * 16), lo);
+      v_split3(_mm512_loadu_ps(w.wHh + (size_t)(k + 1) * H3 + ct * 16), hi);
+      for (int q = 0; q < 3; q++) pair[q] = _mm512_or_si512(hi[q], _mm512_srli_epi32(lo[q], 16));
+      for (int s = 0; s < 6; s++) {
+        const int kk = s * H + k, ks = kk >> 5, r2 = (kk & 31) >> 1;
+        _mm512_storeu_si512(bp + ((size_t)(ks * NT + ct) * 16 + r2) * 32, pair[SEG_B[s]]);
+      }
+    }
+  /* W_ih: 6·I rows (I may be odd), padded with zero rows to a whole k-step. */
+  memset(bp + (size_t)(KH / 32) * NT * 512, 0, (size_t)(KX / 32) * NT * 1024);
+  for (int i = 0; i < I; i++)
+    for (int n = 0; n < H3; n++) {
+      uint32_t parts[3];
+      split3(w.wIh[(size_t)i * H3 + n], parts);
+      for (int s = 0; s < 6; s++) bp_put(bp, NT, KH + s * I + i, n, parts[SEG_B[s]]);
+    }
+  for (int j = 0; j < 2 * H; j++) p->bias_rz[j] = w.bIh[j] + w.bHh[j];
+  p->I = I, p->H = H, p->key = w.wHh;
+  return p;
+}
+
+/* ---- the timestep's tile product ---- */
+
+/* Tiles 0–3 += A(rows rt, rt+16) · B(columns ct, ct+1) over k-steps [k0, k1). */
+#define AMX_2x2(A, lda, bp, NT, ct, k0, k1)                                                                             \
+  for (int ks = (k0); ks < (k1); ks++) {                                                                                \
+    _tile_loadd(4, (A) + ks * 32, (lda));                                                                               \
+    _tile_loadd(5, (A) + (size_t)16 * ((lda) / 2) + ks * 32, (lda));                                                    \
+    _tile_loadd(6, (bp) + ((size_t)ks * (NT) + (ct)) * 512, 64);                                                        \
+    _tile_loadd(7, (bp) + ((size_t)ks * (NT) + (ct) + 1) * 512, 64);                                                    \
+    _tile_dpbf16ps(0, 4, 6);                                                                                            \
+    _tile_dpbf16ps(1, 4, 7);                                                                                            \
+    _tile_dpbf16ps(2, 5, 6);                                                                                            \
+    _tile_dpbf16ps(3, 5, 7);                                                                                            \
+  }
+/* One row tile: tiles 0–1 += A(rows rt) · B(columns ct, ct+1). */
+#define AMX_1x2(A, lda, bp, NT, ct, k0, k1)                                                                             \
+  for (int ks = (k0); ks < (k1); ks++) {                                                                                \
+    _tile_loadd(4, (A) + ks * 32, (lda));                                                                               \
+    _tile_loadd(6, (bp) + ((size_t)ks * (NT) + (ct)) * 512, 64);                                                        \
+    _tile_loadd(7, (bp) + ((size_t)ks * (NT) + (ct) + 1) * 512, 64);                                                    \
+    _tile_dpbf16ps(0, 4, 6);                                                                                            \
+    _tile_dpbf16ps(1, 4, 7);                                                                                            \
+  }
+/* n gate, one column tile: tiles 0/1 (rows rt, rt+16) += h part, tiles 2/3 += x part. */
+#define AMX_N(A, lda, bp, NT, ct, kh0, kh1, kx1, two)                                                                   \
+  for (int ks = (kh0); ks < (kx1); ks++) {                                                                              \
+    _tile_loadd(4, (A) + ks * 32, (lda));                                                                               \
+    if (two) _tile_loadd(5, (A) + (size_t)16 * ((lda) / 2) + ks * 32, (lda));                                           \
+    _tile_loadd(6, (bp) + ((size_t)ks * (NT) + (ct)) * 512, 64);                                                        \
+    if (ks < (kh1)) {                                                                                                   \
+      _tile_dpbf16ps(0, 4, 6);                                                                                          \
+      if (two) _tile_dpbf16ps(1, 5, 6);                                                                                 \
+    } else {                                                                                                            \
+      _tile_dpbf16ps(2, 4, 6);                                                                                          \
+      if (two) _tile_dpbf16ps(3, 5, 6);                                                                                 \
+    }                                                                                                                   \
+  }
+
+/*
+ * pre_r, pre_z = the full pre-activations of r and z; ghn = W_hn h + b_hn; gin = W_in x + b_in;
+ * each [Mp, H] (rows ≥ B are padding). A: [Mp, K'] bf16, row stride lda bytes. with_h = 0 at
+ * t = 0 (h0 = 0: only the biases and the input part).
+ */
+AMX_TARGET static void amx_step_products(int Mp, int H, const uint16_t *A, int lda, const AmxPacked *p, int with_h, float *pre_r,
+                                         float *pre_z, float *ghn, float *gin, const float *bHn, const float *bIn) {
+  const int NT = 3 * H / 16, HT = H / 16, KSH = 6 * H / 32, KS = KSH + amx_kx(p->I) / 32;
+  const int k0 = with_h ? 0 : KSH, ldo = H * 4;
+  const uint16_t *bp = p->bp;
+  for (int rt = 0; rt < Mp; rt += 32) {
+    const int two = Mp - rt >= 32;
+    const uint16_t *Ar = A + (size_t)rt * (lda / 2);
+    /* r and z: column tiles [0, 2·HT), two at a time (with HT odd, a pair spans both gates). */
+    for (int ct = 0; ct < 2 * HT; ct += 2) {
+      float *o0 = (ct < HT ? pre_r : pre_z) + (ct % HT) * 16, *o1 = (ct + 1 < HT ? pre_r : pre_z) + ((ct + 1) % HT) * 16;
+      const float *bias = p->bias_rz + ct * 16;
+      _tile_loadd(0, bias, 0);
+      _tile_loadd(1, bias + 16, 0);
+      if (two) {
+        _tile_loadd(2, bias, 0);
+        _tile_loadd(3, bias + 16, 0);
+        AMX_2x2(Ar, lda, bp, NT, ct, k0, KS);
+        _tile_stored(2, o0 + (size_t)(rt + 16) * H, ldo);
+        _tile_stored(3, o1 + (size_t)(rt + 16) * H, ldo);
+      } else {
+        AMX_1x2(Ar, lda, bp, NT, ct, k0, KS);
+      }
+      _tile_stored(0, o0 + (size_t)rt * H, ldo);
+      _tile_stored(1, o1 + (size_t)rt * H, ldo);
+    }
+    /* n: column tiles [2·HT, 3·HT), the recurrent and the input part apart. */
+    for (int ct = 2 * HT; ct < NT; ct++) {
+      const int c0 = (ct - 2 * HT) * 16;
+      _tile_loadd(0, bHn + c0, 0);
+      _tile_loadd(2, bIn + c0, 0);
+      if (two) {
+        _tile_loadd(1, bHn + c0, 0);
+        _tile_loadd(3, bIn + c0, 0);
+        AMX_N(Ar, lda, bp, NT, ct, k0, KSH, KS, 1);
+        _tile_stored(1, ghn + (size_t)(rt + 16) * H + c0, ldo);
+        _tile_stored(3, gin + (size_t)(rt + 16) * H + c0, ldo);
+      } else {
+        AMX_N(Ar, lda, bp, NT, ct, k0, KSH, KS, 0);
+      }
+      _tile_stored(0, ghn + (size_t)rt * H + c0, ldo);
+      _tile_stored(2, gin + (size_t)rt * H + c0, ldo);
+    }
+  }
+}
+
+/* The h segment of A' for rows [0, B): h [B, H] → [h0 h0 h0 h1 h1 h2] bf16 per row. */
+AMX_TARGET static void amx_split_h(int B, int H, const float *h, uint16_t *A, int lda) {
+  for (int m = 0; m < B; m++) {
+    uint16_t *row = A + (size_t)m * (lda / 2);
+    for (int j = 0; j < H; j += 16) {
+      __m512i parts[3];
+      v_split3(_mm512_loadu_ps(h + (size_t)m * H + j), parts);
+      __m256i q[3];
+      for (int k = 0; k < 3; k++) q[k] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(parts[k], 16));
+      for (int s = 0; s < 6; s++) _mm256_storeu_si256((__m256i *)(row + s * H + j), q[SEG_A[s]]);
+    }
+  }
+}
+
+/* The x segment of A' for rows [0, B): x [B, I] → [x0 x0 x0 x1 x1 x2] (then the zero padding). */
+static void amx_split_x(int B, int I, int H, const float *x, uint16_t *A, int lda) {
+  for (int m = 0; m < B; m++) {
+    uint16_t *row = A + (size_t)m * (lda / 2) + 6 * H;
+    for (int i = 0; i < I; i++) {
+      uint32_t parts[3];
+      split3(x[(size_t)m * I + i], parts);
+      for (int s = 0; s < 6; s++) row[s * I + i] = (uint16_t)(parts[SEG_A[s]] >> 16);
+    }
+  }
+}
+
+/* ---- gate math with reciprocal estimates ---- */
+
+AMX_TARGET static inline vf amx_recip(vf d) {
+  __m512 dv = (__m512)d, y = _mm512_rcp14_ps(dv);
+  __m512 e = _mm512_fnmadd_ps(dv, y, _mm512_set1_ps(1.0f)); /* 1 − d·y */
+  return (vf)_mm512_fmadd_ps(y, e, y);
+}
+AMX_TARGET static inline vf amx_sigmoid(vf x, const Consts *c) { return amx_recip(vf_add(c->one, v_exp(vb_xor(x, c->sign), c))); }
+AMX_TARGET static inline vf amx_tanh(vf x, const Consts *c) {
+  vf a = vb_andnot(x, c->sign);
+  vf a2 = vf_pmin(vf_add(a, a), c->forty);
+  ExpParts e = exp_parts(a2, c);
+  vf m = vf_mul_add(e.scale, e.q, vf_sub(e.scale, c->one));
+  vf t = vf_mul(m, amx_recip(vf_add(m, c->two)));
+  return vb_or(t, vb_and(x, c->sign));
+}
+
+/* r = σ(pre_r), z = σ(pre_z), n = tanh(gin + r ⊙ ghn), h = n + z ⊙ (hp − n), over BH values (a
+ * multiple of 16: H is). Tape pointers null in inference; tape ghn gets the recurrent part. */
+AMX_TARGET static void amx_gates(int BH, const float *pre_r, const float *pre_z, const float *ghn, const float *gin, const float *hp,
+                                 float *r, float *z, float *n, float *tghn, float *h, const Consts *c) {
+  int i;
+  for (i = 0; i < BH; i += VL) vf_store(r + i, amx_sigmoid(vf_load(pre_r + i), c));
+  for (i = 0; i < BH; i += VL) vf_store(z + i, amx_sigmoid(vf_load(pre_z + i), c));
+  for (i = 0; i < BH; i += VL) {
+    vf rv = vf_load(r + i), zv = vf_load(z + i), hpv = vf_load(hp + i), g = vf_load(ghn + i);
+    vf nv = amx_tanh(vf_madd(rv, g, vf_load(gin + i)), c);
+    if (n != 0) vf_store(n + i, nv), vf_store(tghn + i, g);
+    vf_store(h + i, vf_madd(zv, vf_sub(hpv, nv), nv));
+  }
+}
+
+/* ---- one layer over the whole sequence ---- */
+
+static void *amx_a_buf, *amx_o_buf;
+static size_t amx_a_have, amx_o_have;
+
+/*
+ * layer_forward (tape not null: r, z, n, ghn and h kept) or layer_infer (tape null: h only, into
+ * hs) on tiles. Returns 0 without doing anything when this shape cannot use them (H not a
+ * multiple of 16, or out of memory); the caller then runs its own code.
+ */
+AMX_TARGET static int amx_layer(int T, int B, int I, int H, const float *x, LayerWeights w, float *hs, const LayerTape *tape) {
+  if (H % 16 != 0 || T < 1 || B < 1) return 0;
+  const int Mp = (B + 15) & ~15, BH = B * H, KP = 6 * H + amx_kx(I), lda = KP * 2;
+  AmxPacked *p = amx_pack(I, H, w);
+  if (!p) return 0;
+  uint16_t *A = amx_grow(&amx_a_buf, &amx_a_have, (size_t)Mp * lda);
+  float *o = amx_grow(&amx_o_buf, &amx_o_have, (size_t)(6 * Mp * H + BH) * 4);
+  if (!A || !o) return 0;
+  memset(A, 0, (size_t)Mp * lda); /* padding rows and columns stay zero */
+  float *pre_r = o, *pre_z = o + Mp * H, *ghn = o + 2 * Mp * H, *gin = o + 3 * Mp * H, *r = o + 4 * Mp * H, *z = o + 5 * Mp * H;
+  float *zeros = o + 6 * Mp * H;
+  memset(zeros, 0, (size_t)BH * 4);
+  const Consts c = consts();
+  amx_begin();
+  for (int t = 0; t < T; t++) {
+    const size_t off = (size_t)t * BH;
+    float *h = tape ? tape->h + off : hs + off;
+    const float *hp = t > 0 ? h - BH : zeros;
+    if (t > 0) amx_split_h(B, H, hp, A, lda);
+    amx_split_x(B, I, H, x + (size_t)t * B * I, A, lda);
+    amx_step_products(Mp, H, A, lda, p, t > 0, pre_r, pre_z, ghn, gin, w.bHh + 2 * H, w.bIh + 2 * H);
+    PROF(PH_RECURRENT);
+    if (tape)
+      amx_gates(BH, pre_r, pre_z, ghn, gin, hp, tape->r + off, tape->z + off, tape->n + off, tape->ghn + off, h, &c);
+    else
+      amx_gates(BH, pre_r, pre_z, ghn, gin, hp, r, z, 0, 0, h, &c);
+    PROF(PH_GATES);
+  }
+  amx_end();
+  amx_layer_count += 1;
+  return 1;
+}
+
+/* The tile unit's peak: n rounds of 4 independent TDPBF16PS (16·16·32 multiply-adds each) on
+ * tiles that stay loaded; −1 where AMX is not available. */
+AMX_TARGET static double amx_peak(int n) {
+  if (!amx_probe()) return -1;
+  static uint16_t a[16 * 32] __attribute__((aligned(64)));
+  static float out[16 * 16] __attribute__((aligned(64)));
+  for (int i = 0; i < 16 * 32; i++) a[i] = 0x3c00; /* 2⁻⁷ */
+  amx_begin();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, a, 64);
+  _tile_loadd(5, a, 64);
+  _tile_loadd(6, a, 64);
+  _tile_loadd(7, a, 64);
+  for (int i = 0; i < n; i++) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  amx_end();
+  return out[0];
+}
+
+#else
+#define AMX_BUILD 0
+static int amx_cur;
+static int amx_setting;
+static double amx_layer_count;
+static int amx_probe(void) { return 0; }
+static int amx_layer(int T, int B, int I, int H, const float *x, LayerWeights w, float *hs, const LayerTape *tape) {
+  (void)T, (void)B, (void)I, (void)H, (void)x, (void)w, (void)hs, (void)tape;
+  return 0;
+}
+static double amx_peak(int n) {
+  (void)n;
+  return -1;
+}
+#endif
+
+/* Asks for the tile path (on ≠ 0) or the AVX-512/AVX2 one for what follows; returns what is used. */
+static int amx_use(int on) {
+  amx_setting = on && amx_probe();
+  return amx_setting;
+}
+
+#endif
