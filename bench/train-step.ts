@@ -91,9 +91,11 @@ type RowId =
   | 'fused'
   | 'fused-relaxed'
   | 'fused-native'
+  | 'fused-amx'
   | 'profile-wasm'
   | 'profile-relaxed'
   | 'profile-native'
+  | 'profile-amx'
   | 'torch';
 
 const ROWS: Array<{ id: RowId; label: string }> = [
@@ -106,16 +108,18 @@ const ROWS: Array<{ id: RowId; label: string }> = [
   { id: 'fused-gru@tensorflow', label: 'fused GRU custom op (engine fused-gru), tfjs-node' },
   { id: 'fused', label: 'whole-step kernel (engine fused), wasm build' },
   { id: 'fused-relaxed', label: 'whole-step kernel (engine fused), wasm relaxed-SIMD build' },
-  { id: 'fused-native', label: 'whole-step kernel (engine fused), native build' },
+  { id: 'fused-native', label: 'whole-step kernel (engine fused), native, AVX-512' },
+  { id: 'fused-amx', label: 'whole-step kernel (engine fused), native, AMX tiles' },
   { id: 'torch', label: 'PyTorch, 1 thread' },
   { id: 'profile-wasm', label: 'whole-step kernel, wasm, profile build' },
   { id: 'profile-relaxed', label: 'whole-step kernel, wasm relaxed SIMD, profile build' },
-  { id: 'profile-native', label: 'whole-step kernel, native, profile build' },
+  { id: 'profile-native', label: 'whole-step kernel, native AVX-512, profile build' },
+  { id: 'profile-amx', label: 'whole-step kernel, native AMX, profile build' },
 ];
 
 /** The rows that also run the long-sequence scenarios (the others would take minutes a step). */
-const LONG_ROWS: RowId[] = ['fused', 'fused-relaxed', 'fused-native', 'torch'];
-const PROFILE_ROWS: RowId[] = ['profile-wasm', 'profile-relaxed', 'profile-native'];
+const LONG_ROWS: RowId[] = ['fused', 'fused-relaxed', 'fused-native', 'fused-amx', 'torch'];
+const PROFILE_ROWS: RowId[] = ['profile-wasm', 'profile-relaxed', 'profile-native', 'profile-amx'];
 
 // ---------------------------------------------------------------------------------------------
 // The batches.
@@ -228,15 +232,19 @@ interface RowRunner {
   resetProfile?: () => void;
   /** The core's peak multiply-add rate in this build's vectors (GMAC/s), where the build has gru.c's peak_madd. */
   peak?: () => { gmacs: number; lanes: number };
+  /** The AMX tile unit's peak bf16 multiply-add rate (GMAC/s), where the native build has AMX. */
+  amxPeak?: () => number;
 }
 
 const FUSED_KERNELS: Partial<Record<RowId, () => Kernel>> = {
   fused: () => kernel('wasm'),
   'fused-relaxed': () => kernel('wasm-relaxed'),
   'fused-native': () => kernel('native'),
+  'fused-amx': () => kernel('native-amx'),
   'profile-wasm': () => profileKernel('wasm'),
   'profile-relaxed': () => profileKernel('wasm-relaxed'),
   'profile-native': () => profileKernel('native'),
+  'profile-amx': () => profileKernel('native-amx'),
 };
 
 async function makeRow(row: RowId, spec: Spec, scenarios: Scenario[]): Promise<RowRunner> {
@@ -257,13 +265,14 @@ async function makeRow(row: RowId, spec: Spec, scenarios: Scenario[]): Promise<R
     const zeros = init.params.map((p) => new Float32Array(p.variable.size));
     trainer.loadState(init.getWeights(), { step: 0, m: zeros, v: zeros });
     init.dispose();
-    const { prof_read: read, prof_reset: reset, peak_madd: peakMadd, simd_lanes: lanes } = k.fn;
+    const { prof_read: read, prof_reset: reset, peak_madd: peakMadd, simd_lanes: lanes, amx_peak: amxPeak } = k.fn;
     return {
       train: (batch) => void trainer.step(batch, 1e-3),
       evaluate: (batch) => void trainer.evaluate(batch),
       readProfile: read && (() => PROFILE_PHASES.map((_, i) => read(i))),
       resetProfile: reset,
       peak: peakMadd && lanes && (() => peakRate(peakMadd, lanes())),
+      amxPeak: k.kind === 'native-amx' && amxPeak ? () => amxPeakRate(amxPeak) : undefined,
     };
   }
 
@@ -306,6 +315,22 @@ function peakRate(peakMadd: (rounds: number, seed: number) => number, lanes: num
     best = Math.max(best, (rounds * 12 * lanes) / ((performance.now() - t0) * 1e6));
   }
   return { gmacs: best, lanes };
+}
+
+/**
+ * amx-native.h's amx_peak (4 independent TDPBF16PS on loaded tiles, 16·16·32 bf16 multiply-adds
+ * each) timed on the wall clock: the best of 7 runs of ~10 ms each.
+ */
+function amxPeakRate(amxPeak: (rounds: number) => number): number {
+  const rounds = 400_000;
+  amxPeak(rounds);
+  let best = 0;
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    amxPeak(rounds);
+    best = Math.max(best, (rounds * 4 * 16 * 16 * 32) / ((performance.now() - t0) * 1e6));
+  }
+  return best;
 }
 
 /**
@@ -358,7 +383,8 @@ async function runRow(row: RowId, specPath: string, only: string | undefined): P
     }
   }
   const peak = only === undefined ? run.peak?.() : undefined;
-  process.stdout.write(JSON.stringify({ times, phases, peak, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  const amxPeak = only === undefined ? run.amxPeak?.() : undefined;
+  process.stdout.write(JSON.stringify({ times, phases, peak, amxPeak, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,6 +398,7 @@ interface RowResult {
   rssByScenario?: Record<string, number>;
   torch?: string;
   peak?: { gmacs: number; lanes: number };
+  amxPeak?: number;
 }
 
 function runProcess(cmd: string, args: string[]): Promise<RowResult> {
@@ -432,6 +459,7 @@ async function main(): Promise<void> {
   const hasNode = tfjsNodeLoads();
   const wanted = values.rows?.split(',');
   const hasNative = kernelAvailable('native');
+  const hasAmx = kernelAvailable('native-amx');
   const hasRelaxed = kernelAvailable('wasm-relaxed');
   // build.sh --profile skips the relaxed profile build where clang-19 is missing (it says so).
   const hasRelaxedProfile = () => hasRelaxed && existsSync(join(kernelDir(), 'build', 'gru-profile-relaxed.wasm'));
@@ -445,8 +473,13 @@ async function main(): Promise<void> {
       (hasNode || !r.id.endsWith('@tensorflow')) &&
       (r.id !== 'torch' || python) &&
       (r.id !== 'fused-native' || hasNative) &&
+      (r.id !== 'fused-amx' || hasAmx) &&
       (r.id !== 'fused-relaxed' || hasRelaxed) &&
-      (!PROFILE_ROWS.includes(r.id) || (values.profile && (r.id !== 'profile-native' || hasNative) && (r.id !== 'profile-relaxed' || hasRelaxedProfile()))),
+      (!PROFILE_ROWS.includes(r.id) ||
+        (values.profile &&
+          (r.id !== 'profile-native' || hasNative) &&
+          (r.id !== 'profile-amx' || hasAmx) &&
+          (r.id !== 'profile-relaxed' || hasRelaxedProfile()))),
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'bench-train-step-'));
@@ -474,6 +507,7 @@ async function main(): Promise<void> {
     );
     if (!hasNode) console.log('tfjs-node does not load here: its rows are left out');
     if (!hasNative) console.log('no native build of the kernel here (npm run build:kernel-native makes one where a C compiler is present)');
+    else if (!hasAmx) console.log('no AMX tiles here (CPU, Linux permission, or SWEEPS_KERNEL_AMX=0): the native kernel runs on AVX-512/AVX2 only');
     if (!hasRelaxed) console.log(`no relaxed-SIMD WebAssembly kernel on this runtime (${process.version}): only gru.wasm`);
     if (!python) console.log('SWEEPS_BENCH_PYTHON is not set: no PyTorch row (bench/setup-torch.sh makes a Python with torch)');
 
@@ -549,10 +583,14 @@ async function main(): Promise<void> {
     const pairs: Array<[RowId, RowId, string, string]> = [
       ['fused', 'torch', 'fused (wasm) / PyTorch, training (target ≤ 0.40)', ''],
       ['fused-relaxed', 'torch', 'fused (wasm relaxed SIMD) / PyTorch, training (≤ 0.40)', ''],
-      ['fused-native', 'torch', 'fused (native) / PyTorch, training (target ≤ 0.22)', ''],
+      ['fused-native', 'torch', 'fused (native AVX-512) / PyTorch, training (≤ 0.22)', ''],
+      ['fused-amx', 'torch', 'fused (native AMX) / PyTorch, training (target ≤ 0.22)', ''],
       ['fused', 'torch', 'fused (wasm) / PyTorch, evaluation (target ≤ 0.15)', ':eval'],
       ['fused-relaxed', 'torch', 'fused (wasm relaxed) / PyTorch, evaluation (≤ 0.15)', ':eval'],
-      ['fused-native', 'torch', 'fused (native) / PyTorch, evaluation (target ≤ 0.15)', ':eval'],
+      ['fused-native', 'torch', 'fused (native AVX-512) / PyTorch, evaluation (≤ 0.15)', ':eval'],
+      ['fused-amx', 'torch', 'fused (native AMX) / PyTorch, evaluation (target ≤ 0.15)', ':eval'],
+      ['fused-amx', 'fused-native', 'fused native AMX / native AVX-512, training', ''],
+      ['fused-amx', 'fused-native', 'fused native AMX / native AVX-512, evaluation', ':eval'],
       ['fused-relaxed', 'fused', 'fused wasm relaxed SIMD / fused wasm, training', ''],
       ['fused-relaxed', 'fused', 'fused wasm relaxed SIMD / fused wasm, evaluation', ':eval'],
       ['stock@wasm', 'fused', 'stock tf.layers.gru on wasm / fused wasm (target ≥ 10)', ''],
@@ -644,6 +682,8 @@ function printArithmetic(
   const how: Partial<Record<RowId, string>> = {
     'fused-native': 'native build, fused multiply-add',
     'profile-native': 'native build, fused multiply-add',
+    'fused-amx': 'native build, fused multiply-add',
+    'profile-amx': 'native build, fused multiply-add',
     'fused-relaxed': 'wasm relaxed SIMD, f32x4.relaxed_madd',
     'profile-relaxed': 'wasm relaxed SIMD, f32x4.relaxed_madd',
     'profile-wasm': 'wasm SIMD128, f32x4.mul + f32x4.add',
@@ -654,6 +694,13 @@ function printArithmetic(
     if (seen.has(what)) continue;
     seen.add(what);
     console.log(`  ${pad(what, 56)}${p.peak.toFixed(1)} GMAC/s`);
+  }
+  const amxPeaks = [...results.values()].flatMap((rs) => rs.map((r) => r.amxPeak ?? NaN)).filter((v) => !Number.isNaN(v));
+  if (amxPeaks.length) {
+    console.log(
+      `  ${pad('AMX tiles, TDPBF16PS (bf16 products, fp32 sums; amx_peak)', 56)}${median(amxPeaks).toFixed(1)} GMAC/s ` +
+        '(the fp32-accurate path does 6 bf16 products per fp32 one: a sixth of this)',
+    );
   }
   console.log(
     `\nachieved GMAC/s (multiply-adds per step / ${spec.clock} time per step; training ${(macs(short[0]!, true) / 1e6).toFixed(1)} M, evaluation ${(macs(short[0]!, false) / 1e6).toFixed(1)} M MACs at T = 20)`,

@@ -121,10 +121,11 @@ async function withKernel<T>(kind: KernelKind, f: () => Promise<T>): Promise<T> 
   }
 }
 
-const otherBuilds = (['wasm-relaxed', 'native'] as const).filter((k) => kernelAvailable(k));
+const otherBuilds = (['wasm-relaxed', 'native', 'native-amx'] as const).filter((k) => kernelAvailable(k));
 describe.each<[KernelKind]>(otherBuilds.map((k) => [k]))('the %s build of the kernel', (kind) => {
   test('trains as the WebAssembly one, up to rounding, and the outcome names it', async () => {
-    const cfg = quickConfig({ epochs: 4, engine: 'fused', pooling: 'max', layers: 2, dropout: 0.2 });
+    // Hidden 32: a size the AMX path takes (multiples of 32; others run the AVX-512 code).
+    const cfg = quickConfig({ epochs: 4, engine: 'fused', pooling: 'max', layers: 2, dropout: 0.2, hidden: 32 });
     const wasm = await withKernel('wasm', () => train(data, cfg, { checkpointDir: freshDir() }));
     const other = await withKernel(kind, () => train(data, cfg, { checkpointDir: freshDir() }));
     expect([wasm.kernel, other.kernel]).toEqual(['wasm', kind]);
@@ -141,3 +142,21 @@ describe.each<[KernelKind]>(otherBuilds.map((k) => [k]))('the %s build of the ke
     await expect(withKernel(kind, () => train(data, quickConfig({ epochs: 3, engine: 'fused' }), { checkpointDir: dir }))).rejects.toThrow(EngineMismatchError);
   });
 });
+
+// AMX rounds differently from AVX-512 (bf16 split products): a checkpoint of one must not be resumed by
+// the other silently, although both are the same addon.
+(kernelAvailable('native') && kernelAvailable('native-amx') ? test : test.skip)(
+  'a checkpoint the native AVX-512 kernel computed is not silently resumed on AMX tiles, nor the reverse',
+  async () => {
+    for (const [first, then] of [
+      ['native', 'native-amx'],
+      ['native-amx', 'native'],
+    ] as const) {
+      const dir = freshDir();
+      await withKernel(first, () => train(data, quickConfig({ epochs: 2, engine: 'fused', hidden: 32 }), { checkpointDir: dir }));
+      await expect(withKernel(then, () => train(data, quickConfig({ epochs: 3, engine: 'fused', hidden: 32 }), { checkpointDir: dir }))).rejects.toThrow(
+        EngineMismatchError,
+      );
+    }
+  },
+);

@@ -1,0 +1,215 @@
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../ml/backend';
+import type { Batch } from '../../ml/batches';
+import { FusedTrainer } from '../../ml/kernel/engine';
+import { kernel, kernelAvailable, type Kernel } from '../../ml/kernel/load';
+import { crossEntropy, GruClassifier, type GruClassifierConfig } from '../../ml/model';
+import { POOLINGS, type Pooling } from '../../ml/pooling';
+import { rngFor, type Rng } from '../../ml/rng';
+import { randomBatch, relativeError } from './helpers';
+
+/**
+ * The native kernel's AMX path (ml/kernel/amx-native.h, kind `native-amx`): where the CPU has
+ * AMX it must be the path that runs, and it must match the op-by-op reference as the AVX-512
+ * path (kind `native`, the same addon with AMX off) does. Shapes: hidden sizes that are multiples
+ * of 32 (the tile path's condition), batches of 5 (one 16-row tile, mostly padding), 20 and 37
+ * (two row tiles, then two plus one).
+ */
+const cpuFlags = (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/);
+const cpuHasAmx = cpuFlags.includes('amx_bf16') && cpuFlags.includes('amx_tile');
+const hasNative = kernelAvailable('native');
+const hasAmx = kernelAvailable('native-amx');
+const TOLERANCE = 1e-5;
+const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 };
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+// No silent skip: where the native kernel is built, the AMX kind is there exactly when
+// /proc/cpuinfo lists the AMX flags (and SWEEPS_KERNEL_AMX does not turn it off).
+test('the AMX kernel is available exactly where the CPU has AMX-BF16 tiles', () => {
+  if (!hasNative) {
+    console.warn('SKIPPING the AMX checks: no native kernel built on this machine (npm run build:kernel-native)');
+    return;
+  }
+  const off = process.env.SWEEPS_KERNEL_AMX === '0';
+  expect(hasAmx).toBe(cpuHasAmx && !off);
+  expect(kernel('native').fn.amx_available?.()).toBe(cpuHasAmx ? 1 : 0);
+  console.log(`AMX: CPU ${cpuHasAmx ? 'has' : 'lacks'} amx_bf16/amx_tile; native-amx kernel ${hasAmx ? 'used' : 'not available'}`);
+});
+
+test('SWEEPS_KERNEL_AMX=0 turns the AMX kernel off, and auto then takes the AVX-512 one', () => {
+  if (!hasNative) return;
+  const saved = process.env.SWEEPS_KERNEL_AMX;
+  try {
+    process.env.SWEEPS_KERNEL_AMX = '0';
+    expect(kernelAvailable('native-amx')).toBe(false);
+    expect(() => kernel('native-amx')).toThrow('turned off by SWEEPS_KERNEL_AMX=0');
+    expect(kernel('auto').kind).toBe('native');
+    process.env.SWEEPS_KERNEL_AMX = 'yes';
+    expect(() => kernel('native-amx')).toThrow('SWEEPS_KERNEL_AMX must be 0 or 1, got "yes"');
+  } finally {
+    if (saved === undefined) delete process.env.SWEEPS_KERNEL_AMX;
+    else process.env.SWEEPS_KERNEL_AMX = saved;
+  }
+  expect(kernel('auto').kind).toBe(hasAmx ? 'native-amx' : 'native');
+});
+
+const amx = hasAmx ? describe : describe.skip;
+
+amx('native-amx kernel', () => {
+  const layersOnTiles = (): number => kernel('native-amx').fn.amx_layers!();
+
+  function modelAndTrainer(cfg: GruClassifierConfig, maxSteps: number, maxBatch: number, k: Kernel): { model: GruClassifier; trainer: FusedTrainer } {
+    const model = new GruClassifier(cfg, rngFor(8, 'amx-init', cfg.pooling, cfg.layers));
+    model.setWeights(model.getWeights().map((v) => v * 2));
+    const trainer = new FusedTrainer({ ...cfg, maxSteps, maxBatch }, ADAM, k);
+    const zeros = model.params.map((p) => new Float32Array(p.variable.size));
+    trainer.loadState(model.getWeights(), { step: 0, m: zeros, v: zeros });
+    return { model, trainer };
+  }
+
+  function tfjsGradients(model: GruClassifier, batch: Batch, dropoutRng?: Rng): { loss: number; grads: Float32Array } {
+    return tf.tidy(() => {
+      const x = tf.tensor3d(batch.x, [batch.size, batch.steps, batch.features]);
+      const { value, grads } = tf.variableGrads(() => crossEntropy(model.logits(x, batch.lengths, dropoutRng), batch.labels), model.variables);
+      const flat = new Float32Array(model.parameterCount);
+      let at = 0;
+      for (const v of model.variables) {
+        flat.set(grads[v.name]!.dataSync() as Float32Array, at);
+        at += v.size;
+      }
+      return { loss: value.dataSync()[0] as number, grads: flat };
+    });
+  }
+
+  function maxGradientError(model: GruClassifier, got: Float32Array, want: Float32Array): number {
+    let at = 0;
+    let worst = 0;
+    for (const p of model.params) {
+      const n = p.variable.size;
+      worst = Math.max(worst, relativeError(got.subarray(at, at + n), want.subarray(at, at + n)));
+      at += n;
+    }
+    return worst;
+  }
+
+  test('its layers run on AMX tiles, and the native kernel’s (AMX off) do not', () => {
+    const cfg: GruClassifierConfig = { inputSize: 3, hidden: 32, layers: 2, dropout: 0, classes: 5, pooling: 'mean' };
+    const batch = randomBatch('amx-path', 8, 6, 3, 5);
+    const a = modelAndTrainer(cfg, 6, 8, kernel('native-amx'));
+    const n = modelAndTrainer(cfg, 6, 8, kernel('native'));
+    try {
+      const before = layersOnTiles();
+      n.trainer.gradients(batch);
+      n.trainer.evaluate(batch);
+      expect(layersOnTiles()).toBe(before);
+      a.trainer.gradients(batch);
+      expect(layersOnTiles()).toBe(before + 2);
+      a.trainer.evaluate(batch);
+      expect(layersOnTiles()).toBe(before + 4);
+    } finally {
+      for (const t of [a, n]) {
+        t.trainer.dispose();
+        t.model.dispose();
+      }
+    }
+  });
+
+  describe.each<[string, number, number, number, number, number]>([
+    ['B 5, T 7, hidden 32', 5, 7, 32, 1, 0],
+    ['B 20, T 9, hidden 32, 2 layers', 20, 9, 32, 2, 0],
+    ['B 37, T 5, hidden 64, 2 layers, dropout', 37, 5, 64, 2, 0.3],
+  ])('vs the op-by-op reference (%s)', (_label, B, T, hidden, layers, dropout) => {
+    test.each(POOLINGS.map((p) => [p]))('%s pooling: loss and every gradient within 1e-5, and AVX-512 within 1e-5 of it', (pooling) => {
+      const cfg: GruClassifierConfig = { inputSize: 3, hidden, layers, dropout, classes: 7, pooling: pooling as Pooling };
+      const a = modelAndTrainer(cfg, T, B, kernel('native-amx'));
+      const n = modelAndTrainer(cfg, T, B, kernel('native'));
+      try {
+        const batch = randomBatch(`amx-${pooling}-${B}`, B, T, 3, 7);
+        const stream = (): Rng | undefined => (dropout > 0 ? rngFor(3, 'amx-dropout', B) : undefined);
+        const want = tfjsGradients(a.model, batch, stream());
+        const before = layersOnTiles();
+        const got = a.trainer.gradients(batch, stream());
+        expect(layersOnTiles()).toBe(before + layers);
+        expect(Math.abs(got.loss - want.loss) / want.loss).toBeLessThan(TOLERANCE);
+        expect(maxGradientError(a.model, got.grads, want.grads)).toBeLessThan(TOLERANCE);
+        const avx = n.trainer.gradients(batch, stream());
+        expect(maxGradientError(a.model, got.grads, avx.grads)).toBeLessThan(TOLERANCE);
+      } finally {
+        for (const t of [a, n]) {
+          t.trainer.dispose();
+          t.model.dispose();
+        }
+      }
+    });
+  });
+
+  test('evaluation without a tape gives the taped forward pass’s loss bit for bit', () => {
+    const cfg: GruClassifierConfig = { inputSize: 3, hidden: 32, layers: 2, dropout: 0, classes: 5, pooling: 'max' };
+    const { model, trainer } = modelAndTrainer(cfg, 37, 9, kernel('native-amx'));
+    try {
+      const batch = randomBatch('amx-infer', 9, 37, 3, 5);
+      expect(Object.is(trainer.evaluate(batch).loss, trainer.gradients(batch).loss)).toBe(true);
+    } finally {
+      trainer.dispose();
+      model.dispose();
+    }
+  });
+
+  test('the same state and batches give bit-identical weights, loadState resumes exactly, and the bits differ from AVX-512’s', () => {
+    const cfg: GruClassifierConfig = { inputSize: 3, hidden: 32, layers: 2, dropout: 0.2, classes: 4, pooling: 'mean-valid' };
+    const batches = [0, 1, 2, 3, 4, 5].map((i) => randomBatch(`amx-repeat-${i}`, 12, 9, 3, 4));
+    const stream = (i: number): Rng => rngFor(5, 'amx-dropout', 1, i);
+    const sizes = (m: GruClassifier) => m.params.map((p) => p.variable.size);
+    const run = (k: Kernel) => {
+      const r = modelAndTrainer(cfg, 9, 12, k);
+      batches.forEach((b, i) => r.trainer.step(b, 1e-2, stream(i)));
+      const w = r.trainer.weights;
+      r.trainer.dispose();
+      r.model.dispose();
+      return w;
+    };
+    const straight = run(kernel('native-amx'));
+    expect(Buffer.from(run(kernel('native-amx')).buffer).equals(Buffer.from(straight.buffer))).toBe(true);
+
+    const b = modelAndTrainer(cfg, 9, 12, kernel('native-amx'));
+    batches.slice(0, 3).forEach((batch, i) => b.trainer.step(batch, 1e-2, stream(i)));
+    const saved = { weights: b.trainer.weights, adam: b.trainer.adamState(sizes(b.model)) };
+    b.trainer.dispose();
+    b.model.dispose();
+    const c = new FusedTrainer({ ...cfg, maxSteps: 9, maxBatch: 12 }, ADAM, kernel('native-amx'));
+    c.loadState(saved.weights, saved.adam);
+    batches.slice(3).forEach((batch, i) => c.step(batch, 1e-2, stream(i + 3)));
+    expect(Buffer.from(c.weights.buffer).equals(Buffer.from(straight.buffer))).toBe(true);
+    c.dispose();
+
+    const avx = run(kernel('native'));
+    expect(relativeError(avx, straight)).toBeLessThan(1e-4);
+    expect(Buffer.from(avx.buffer).equals(Buffer.from(straight.buffer))).toBe(false);
+  });
+
+  test('hidden sizes that are not multiples of 32 run the AVX-512 code, bit for bit', () => {
+    const cfg: GruClassifierConfig = { inputSize: 3, hidden: 24, layers: 1, dropout: 0, classes: 5, pooling: 'last' };
+    const batch = randomBatch('amx-fallback', 6, 8, 3, 5);
+    const a = modelAndTrainer(cfg, 8, 6, kernel('native-amx'));
+    const n = modelAndTrainer(cfg, 8, 6, kernel('native'));
+    try {
+      const before = layersOnTiles();
+      const ga = a.trainer.gradients(batch).grads;
+      expect(layersOnTiles()).toBe(before);
+      expect(Buffer.from(ga.buffer).equals(Buffer.from(n.trainer.gradients(batch).grads.buffer))).toBe(true);
+    } finally {
+      for (const t of [a, n]) {
+        t.trainer.dispose();
+        t.model.dispose();
+      }
+    }
+  });
+
+  test('the tile unit’s peak microbenchmark runs (amx_peak)', () => {
+    expect(kernel('native-amx').fn.amx_peak!(10)).toBeGreaterThan(0);
+  });
+});
