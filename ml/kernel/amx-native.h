@@ -36,7 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
@@ -45,12 +45,15 @@ static int amx_setting;      /* what the caller asked for (amx_use), if availabl
 static int amx_cur;          /* what the running call uses */
 static double amx_layer_count; /* layer calls that ran on tiles, for the tests */
 
-/* CPUID.(EAX=7,ECX=0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE; then the OS's permission. */
+/* CPUID.(EAX=7,ECX=0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE, EBX bit 16 AVX-512F; then the OS's permission. */
 static int amx_probe(void) {
   if (amx_avail >= 0) return amx_avail;
   unsigned a, b, c, d;
   amx_avail = 0;
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24)) && (b & (1u << 16)) /* AVX-512F */) {
+  unsigned a1 = 0, b1, c1, d1;
+  /* CPUID.(7,1):EAX bit 5: AVX512_BF16 (the exact bf16 packing of h's parts). */
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24)) && (b & (1u << 16)) /* AVX-512F */ &&
+      __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 & (1u << 5))) {
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0) amx_avail = 1;
   }
   return amx_avail;
@@ -216,93 +219,29 @@ AMX_TARGET static AmxPacked *amx_pack(int I, int H, LayerWeights w) {
     _tile_dpbf16ps(1, 4, 7);                                                                                            \
   }
 /*
- * pre_r, pre_z = the full pre-activations of r and z; ghn = W_hn h + b_hn; gin = W_in x + b_in;
- * each [Mp, H] (rows ≥ B are padding); H a multiple of 32. A: [Mp, K'] bf16, row stride lda bytes. with_h = 0 at
- * t = 0 (h0 = 0: only the biases and the input part).
+ * A' is kept without its copies: the three bf16 parts of h ([Mp, H] each) and the x segment
+ * ([Mp, KX]: [x0 x0 x0 x1 x1 x2] per row, then zeros). K-step ks of A' (32 wide; H is a multiple
+ * of 32, so none straddles two segments) is then read from part SEG_A[segment] at its column, or
+ * from the x segment: half the stores of writing A' out in full.
  */
-AMX_TARGET static void amx_step_products(int Mp, int H, const uint16_t *A, int lda, const AmxPacked *p, int with_h, float *pre_r,
-                                         float *pre_z, float *ghn, float *gin, const float *bHn, const float *bIn) {
-  const int NT = 3 * H / 16, HT = H / 16, KSH = 6 * H / 32, KS = KSH + amx_kx(p->I) / 32;
-  const int k0 = with_h ? 0 : KSH, ldo = H * 4;
-  const uint16_t *bp = p->bp;
-  for (int rt = 0; rt < Mp; rt += 32) {
-    const int two = Mp - rt >= 32;
-    const uint16_t *Ar = A + (size_t)rt * (lda / 2);
-    /* r and z: column tiles [0, 2·HT), two at a time (HT is even: a pair is in one gate). */
-    for (int ct = 0; ct < 2 * HT; ct += 2) {
-      float *o0 = (ct < HT ? pre_r : pre_z) + (ct % HT) * 16, *o1 = o0 + 16;
-      const float *bias = p->bias_rz + ct * 16;
-      _tile_loadd(0, bias, 0);
-      _tile_loadd(1, bias + 16, 0);
-      if (two) {
-        _tile_loadd(2, bias, 0);
-        _tile_loadd(3, bias + 16, 0);
-        AMX_2x2(Ar, lda, bp, NT, ct, k0, KS);
-        _tile_stored(2, o0 + (size_t)(rt + 16) * H, ldo);
-        _tile_stored(3, o1 + (size_t)(rt + 16) * H, ldo);
-      } else {
-        AMX_1x2(Ar, lda, bp, NT, ct, k0, KS);
-      }
-      _tile_stored(0, o0 + (size_t)rt * H, ldo);
-      _tile_stored(1, o1 + (size_t)rt * H, ldo);
-    }
-    /* n: column tiles [2·HT, 3·HT), two at a time, the recurrent part, then the input part into
-     * the same accumulators once those are stored. */
-    for (int c = 2 * HT; c < NT; c += 2) {
-      float *h0 = ghn + (c - 2 * HT) * 16, *i0 = gin + (c - 2 * HT) * 16;
-      const float *bh = bHn + (c - 2 * HT) * 16, *bi = bIn + (c - 2 * HT) * 16;
-      if (with_h) {
-        _tile_loadd(0, bh, 0);
-        _tile_loadd(1, bh + 16, 0);
-        if (two) {
-          _tile_loadd(2, bh, 0);
-          _tile_loadd(3, bh + 16, 0);
-          AMX_2x2(Ar, lda, bp, NT, c, 0, KSH);
-          _tile_stored(2, h0 + (size_t)(rt + 16) * H, ldo);
-          _tile_stored(3, h0 + (size_t)(rt + 16) * H + 16, ldo);
-        } else {
-          AMX_1x2(Ar, lda, bp, NT, c, 0, KSH);
-        }
-        _tile_stored(0, h0 + (size_t)rt * H, ldo);
-        _tile_stored(1, h0 + (size_t)rt * H + 16, ldo);
-      } else {
-        for (int m = rt; m < rt + (two ? 32 : 16); m++) memcpy(h0 + (size_t)m * H, bh, 32 * 4);
-      }
-      _tile_loadd(0, bi, 0);
-      _tile_loadd(1, bi + 16, 0);
-      if (two) {
-        _tile_loadd(2, bi, 0);
-        _tile_loadd(3, bi + 16, 0);
-        AMX_2x2(Ar, lda, bp, NT, c, KSH, KS);
-        _tile_stored(2, i0 + (size_t)(rt + 16) * H, ldo);
-        _tile_stored(3, i0 + (size_t)(rt + 16) * H + 16, ldo);
-      } else {
-        AMX_1x2(Ar, lda, bp, NT, c, KSH, KS);
-      }
-      _tile_stored(0, i0 + (size_t)rt * H, ldo);
-      _tile_stored(1, i0 + (size_t)rt * H + 16, ldo);
-    }
+typedef struct {
+  uint16_t *part[3], *xs;
+} AmxA;
+
+static inline const uint16_t *amx_a_at(const AmxA *a, int H, int KSH, int ks, int *stride) {
+  if (ks < KSH) {
+    const int per = H / 32;
+    *stride = H * 2;
+    return a->part[SEG_A[ks / per]] + (ks % per) * 32;
   }
+  *stride = 0; /* the caller knows the x segment's stride */
+  return a->xs + (ks - KSH) * 32;
 }
 
-/* The h segment of A' for rows [0, B): h [B, H] → [h0 h0 h0 h1 h1 h2] bf16 per row. */
-AMX_TARGET static void amx_split_h(int B, int H, const float *h, uint16_t *A, int lda) {
+/* The x segment for rows [0, B): x [B, I] → [x0 x0 x0 x1 x1 x2] (then the zero padding). */
+static void amx_split_x(int B, int I, int KX, const float *x, uint16_t *xs) {
   for (int m = 0; m < B; m++) {
-    uint16_t *row = A + (size_t)m * (lda / 2);
-    for (int j = 0; j < H; j += 16) {
-      __m512i parts[3];
-      v_split3(_mm512_loadu_ps(h + (size_t)m * H + j), parts);
-      __m256i q[3];
-      for (int k = 0; k < 3; k++) q[k] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(parts[k], 16));
-      for (int s = 0; s < 6; s++) _mm256_storeu_si256((__m256i *)(row + s * H + j), q[SEG_A[s]]);
-    }
-  }
-}
-
-/* The x segment of A' for rows [0, B): x [B, I] → [x0 x0 x0 x1 x1 x2] (then the zero padding). */
-static void amx_split_x(int B, int I, int H, const float *x, uint16_t *A, int lda) {
-  for (int m = 0; m < B; m++) {
-    uint16_t *row = A + (size_t)m * (lda / 2) + 6 * H;
+    uint16_t *row = xs + (size_t)m * KX;
     for (int i = 0; i < I; i++) {
       uint32_t parts[3];
       split3(x[(size_t)m * I + i], parts);
@@ -311,21 +250,110 @@ static void amx_split_x(int B, int I, int H, const float *x, uint16_t *A, int ld
   }
 }
 
-/* ---- gate math (gru.c's σ and tanh: a reciprocal estimate + Newton step instead of vdivps was
- * measured slower here, 1.81 vs 1.65 µs per timestep: the FMA ports, not the divider, bound it) ---- */
+/* ---- the gate math, run in slices between the tile instructions ----
+ *
+ * The tile products and the vector gate math use different units, but one after the other they
+ * add up (measured: 2.1 µs of products + 1.7 of gate math + 0.5 of splitting took 5.6 µs per
+ * timestep together). So the gate math of one column group runs in slices after each k-step of
+ * the next group's tile products: σ of the r and z groups while the following groups multiply,
+ * then n and h' of one column pair of n while the next pair multiplies, the last pair's while the
+ * next timestep's W_in x products run. h' is split into the next timestep's A' on the spot (A' is
+ * double-buffered: this timestep's is still being read). A unit of work is one row of the group's
+ * 32 columns (gru.c's σ and tanh; a reciprocal estimate + Newton step instead of vdivps was
+ * measured slower here, 1.81 vs 1.65 µs per timestep: the FMA ports, not the divider, bound it).
+ */
+typedef struct {
+  int kind; /* 0 nothing, 1 σ, 2 n and h' */
+  int v, nv, H;
+  const Consts *c;
+  const float *pre; /* σ: out = σ(pre) */
+  float *out;
+  const float *ghn, *gin, *r, *z, *hp; /* n and h': all at the group's first column */
+  float *h, *tn, *tghn;                /* tn, tghn: the tape's n and ghn, or null */
+  uint16_t *anext[3];                  /* next timestep's h parts at this group's column, or null */
+} AmxWork;
 
-/* r = σ(pre_r), z = σ(pre_z), n = tanh(gin + r ⊙ ghn), h = n + z ⊙ (hp − n), over BH values (a
- * multiple of 16: H is). Tape pointers null in inference; tape ghn gets the recurrent part. */
-AMX_TARGET static void amx_gates(int BH, const float *pre_r, const float *pre_z, const float *ghn, const float *gin, const float *hp,
-                                 float *r, float *z, float *n, float *tghn, float *h, const Consts *c) {
-  int i;
-  for (i = 0; i < BH; i += VL) vf_store(r + i, v_sigmoid(vf_load(pre_r + i), c));
-  for (i = 0; i < BH; i += VL) vf_store(z + i, v_sigmoid(vf_load(pre_z + i), c));
-  for (i = 0; i < BH; i += VL) {
-    vf rv = vf_load(r + i), zv = vf_load(z + i), hpv = vf_load(hp + i), g = vf_load(ghn + i);
-    vf nv = v_tanh(vf_madd(rv, g, vf_load(gin + i)), c);
-    if (n != 0) vf_store(n + i, nv), vf_store(tghn + i, g);
-    vf_store(h + i, vf_madd(zv, vf_sub(hpv, nv), nv));
+AMX_TARGET static inline __attribute__((always_inline)) void amx_work(AmxWork *w, int upto) {
+  if (upto > w->nv) upto = w->nv;
+  const int H = w->H;
+  for (; w->v < upto; w->v++) {
+    const size_t i = (size_t)w->v * H;
+    if (w->kind == 1) {
+      vf_store(w->out + i, v_sigmoid(vf_load(w->pre + i), w->c));
+      vf_store(w->out + i + 16, v_sigmoid(vf_load(w->pre + i + 16), w->c));
+    } else {
+      vf hv[2];
+      for (int u = 0; u < 2; u++) {
+        const size_t k = i + 16 * u;
+        vf rv = vf_load(w->r + k), zv = vf_load(w->z + k), g = vf_load(w->ghn + k);
+        vf nv = v_tanh(vf_madd(rv, g, vf_load(w->gin + k)), w->c);
+        hv[u] = vf_madd(zv, vf_sub(vf_load(w->hp + k), nv), nv);
+        vf_store(w->h + k, hv[u]);
+        if (w->tn) vf_store(w->tn + k, nv), vf_store(w->tghn + k, g);
+      }
+      if (w->anext[0]) {
+        __m512i lo[3], hi[3];
+        v_split3((__m512)hv[0], lo);
+        v_split3((__m512)hv[1], hi);
+        /* The parts are bf16 values already: the conversion is exact. */
+        for (int q = 0; q < 3; q++)
+          _mm512_storeu_si512(w->anext[q] + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[q]), _mm512_castsi512_ps(lo[q])));
+      }
+    }
+  }
+}
+
+/*
+ * One column pair [ct, ct+1] over all row tiles and k-steps [k0, k1): accumulators start from the
+ * bias row (bias for ct, bias + 16 for ct+1, loaded with stride 0), results go to out (row stride
+ * H) and out + 16. The pending gate math w advances a slice after every k-step.
+ */
+AMX_TARGET static inline __attribute__((always_inline)) void amx_group(int Mp, int H, const AmxA *A, int KX, const uint16_t *bp, int NT, int ct,
+                                                                        const int *order, int k0, int k1, const float *bias, float *out,
+                                                                        AmxWork *w) {
+  const int ldo = H * 4, KSH = 6 * H / 32, blocks = (Mp + 31) / 32, steps = blocks * (k1 - k0);
+  const int per = steps > 0 ? (w->nv - w->v + steps - 1) / steps : 0;
+  for (int rt = 0; rt < Mp; rt += 32) {
+    float *o = out + (size_t)rt * H;
+    _tile_loadd(0, bias, 0);
+    _tile_loadd(1, bias + 16, 0);
+    if (Mp - rt >= 32) {
+      _tile_loadd(2, bias, 0);
+      _tile_loadd(3, bias + 16, 0);
+      for (int i = k0; i < k1; i++) {
+        const int ks = order[i];
+        int lda;
+        const uint16_t *a = amx_a_at(A, H, KSH, ks, &lda);
+        if (lda == 0) lda = KX * 2;
+        a += (size_t)rt * (lda / 2);
+        _tile_loadd(4, a, lda);
+        _tile_loadd(5, a + (size_t)16 * (lda / 2), lda);
+        _tile_loadd(6, bp + ((size_t)ks * NT + ct) * 512, 64);
+        _tile_loadd(7, bp + ((size_t)ks * NT + ct + 1) * 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        amx_work(w, w->v + per);
+      }
+      _tile_stored(2, o + (size_t)16 * H, ldo);
+      _tile_stored(3, o + (size_t)16 * H + 16, ldo);
+    } else {
+      for (int i = k0; i < k1; i++) {
+        const int ks = order[i];
+        int lda;
+        const uint16_t *a = amx_a_at(A, H, KSH, ks, &lda);
+        if (lda == 0) lda = KX * 2;
+        _tile_loadd(4, a + (size_t)rt * (lda / 2), lda);
+        _tile_loadd(6, bp + ((size_t)ks * NT + ct) * 512, 64);
+        _tile_loadd(7, bp + ((size_t)ks * NT + ct + 1) * 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        amx_work(w, w->v + per);
+      }
+    }
+    _tile_stored(0, o, ldo);
+    _tile_stored(1, o + 16, ldo);
   }
 }
 
@@ -338,34 +366,81 @@ static size_t amx_a_have, amx_o_have;
  * layer_forward (tape not null: r, z, n, ghn and h kept) or layer_infer (tape null: h only, into
  * hs) on tiles. Returns 0 without doing anything when this shape cannot use them (H not a
  * multiple of 32, or out of memory); the caller then runs its own code.
+ *
+ * Timestep t, with HT = H/16 column tiles per gate: the r and z column pairs (pre-activations
+ * W_i x + b_i + W_h h + b_h in one accumulator; σ of each pair during the next pair's products);
+ * the n pairs' W_hn h + b_hn (n and h' of a pair during the next pair's products); then the next
+ * timestep's W_in x + b_in (it needs no h), during which the last pair's n and h' run.
  */
 AMX_TARGET static int amx_layer(int T, int B, int I, int H, const float *x, LayerWeights w, float *hs, const LayerTape *tape) {
   if (H % 32 != 0 || T < 1 || B < 1) return 0;
-  const int Mp = (B + 15) & ~15, BH = B * H, KP = 6 * H + amx_kx(I), lda = KP * 2;
+  const int Mp = (B + 15) & ~15, BH = B * H, KX = amx_kx(I);
+  const int NT = 3 * H / 16, HT = H / 16, KSH = 6 * H / 32, KS = KSH + KX / 32;
   AmxPacked *p = amx_pack(I, H, w);
   if (!p) return 0;
-  uint16_t *A = amx_grow(&amx_a_buf, &amx_a_have, (size_t)Mp * lda);
-  float *o = amx_grow(&amx_o_buf, &amx_o_have, (size_t)(6 * Mp * H + BH) * 4);
-  if (!A || !o) return 0;
-  memset(A, 0, (size_t)Mp * lda); /* padding rows and columns stay zero */
-  float *pre_r = o, *pre_z = o + Mp * H, *ghn = o + 2 * Mp * H, *gin = o + 3 * Mp * H, *r = o + 4 * Mp * H, *z = o + 5 * Mp * H;
-  float *zeros = o + 6 * Mp * H;
+  const size_t abytes = ((size_t)3 * Mp * H + (size_t)Mp * KX) * 2;
+  uint16_t *abuf = amx_grow(&amx_a_buf, &amx_a_have, 2 * abytes);
+  float *o = amx_grow(&amx_o_buf, &amx_o_have, (size_t)(7 * Mp * H + BH + 2 * (6 * H / 32 + KX / 32)) * 4);
+  if (!abuf || !o) return 0;
+  memset(abuf, 0, 2 * abytes); /* padding rows and columns stay zero */
+  AmxA As[2];
+  for (int b = 0; b < 2; b++) {
+    uint16_t *base = abuf + b * (abytes / 2);
+    for (int q = 0; q < 3; q++) As[b].part[q] = base + (size_t)q * Mp * H;
+    As[b].xs = base + (size_t)3 * Mp * H;
+  }
+  float *pre_r = o, *pre_z = o + Mp * H, *ghn = o + 2 * Mp * H, *gins[2] = {o + 3 * Mp * H, o + 4 * Mp * H};
+  float *rs = o + 5 * Mp * H, *zs = o + 6 * Mp * H, *zeros = o + 7 * Mp * H;
   memset(zeros, 0, (size_t)BH * 4);
   const Consts c = consts();
+  const float *bHn = w.bHh + 2 * H, *bIn = w.bIh + 2 * H;
+  AmxWork wk = {.H = H, .c = &c};
+  /* K-step orders: ident; order = the x k-steps, then the h k-steps column by column (those of
+   * h's first columns first: their parts were written earliest in the previous timestep). */
+  int *ident = (int *)(zeros + BH), *order = ident + KS;
+  for (int i = 0; i < KS; i++) ident[i] = i;
+  {
+    int n = 0;
+    for (int k = KSH; k < KS; k++) order[n++] = k;
+    for (int col = 0; col < H / 32; col++)
+      for (int sg = 0; sg < 6; sg++) order[n++] = sg * (H / 32) + col;
+  }
   amx_begin();
+  amx_split_x(B, I, KX, x, As[0].xs);
+  for (int q = 0; q < HT / 2; q++) amx_group(Mp, H, &As[0], KX, p->bp, NT, 2 * HT + 2 * q, ident, KSH, KS, bIn + 32 * q, gins[0] + 32 * q, &wk);
   for (int t = 0; t < T; t++) {
     const size_t off = (size_t)t * BH;
+    const AmxA *A = &As[t & 1], *An = &As[(t + 1) & 1];
+    float *gin = gins[t & 1], *gin_next = gins[(t + 1) & 1];
     float *h = tape ? tape->h + off : hs + off;
     const float *hp = t > 0 ? h - BH : zeros;
-    if (t > 0) amx_split_h(B, H, hp, A, lda);
-    amx_split_x(B, I, H, x + (size_t)t * B * I, A, lda);
-    amx_step_products(Mp, H, A, lda, p, t > 0, pre_r, pre_z, ghn, gin, w.bHh + 2 * H, w.bIh + 2 * H);
+    float *r = tape ? tape->r + off : rs, *z = tape ? tape->z + off : zs;
+    const int k0 = t > 0 ? 0 : KSH;
+    for (int g = 0; g < HT; g++) { /* r and z column pairs */
+      const int ct = 2 * g, gate_col = (ct % HT) * 16;
+      float *pre = (ct < HT ? pre_r : pre_z) + gate_col;
+      amx_group(Mp, H, A, KX, p->bp, NT, ct, t > 0 ? order : ident, k0, KS, p->bias_rz + ct * 16, pre, &wk);
+      amx_work(&wk, wk.nv);
+      if (g == 0 && t + 1 < T) amx_split_x(B, I, KX, x + (size_t)(t + 1) * B * I, An->xs);
+      wk.kind = 1, wk.v = 0, wk.nv = B, wk.pre = pre, wk.out = (ct < HT ? r : z) + gate_col;
+    }
+    for (int q = 0; q < HT / 2; q++) { /* n column pairs: W_hn h + b_hn */
+      const int ct = 2 * HT + 2 * q, col = 32 * q;
+      if (t > 0)
+        amx_group(Mp, H, A, KX, p->bp, NT, ct, order + (KS - KSH), 0, KSH, bHn + col, ghn + col, &wk);
+      else
+        for (int m = 0; m < Mp; m++) memcpy(ghn + (size_t)m * H + col, bHn + col, 32 * 4);
+      amx_work(&wk, wk.nv);
+      wk.kind = 2, wk.v = 0, wk.nv = B;
+      wk.ghn = ghn + col, wk.gin = gin + col, wk.r = r + col, wk.z = z + col, wk.hp = hp + col, wk.h = h + col;
+      wk.tn = tape ? tape->n + off + col : 0, wk.tghn = tape ? tape->ghn + off + col : 0;
+      for (int k = 0; k < 3; k++) wk.anext[k] = t + 1 < T ? An->part[k] + col : 0;
+    }
+    if (t + 1 < T) /* the next timestep's W_in x + b_in */
+      for (int q = 0; q < HT / 2; q++) amx_group(Mp, H, An, KX, p->bp, NT, 2 * HT + 2 * q, ident, KSH, KS, bIn + 32 * q, gin_next + 32 * q, &wk);
+    amx_work(&wk, wk.nv);
+    wk.kind = 0, wk.v = 0, wk.nv = 0;
     PROF(PH_RECURRENT);
-    if (tape)
-      amx_gates(BH, pre_r, pre_z, ghn, gin, hp, tape->r + off, tape->z + off, tape->n + off, tape->ghn + off, h, &c);
-    else
-      amx_gates(BH, pre_r, pre_z, ghn, gin, hp, r, z, 0, 0, h, &c);
-    PROF(PH_GATES);
   }
   amx_end();
   amx_layer_count += 1;
