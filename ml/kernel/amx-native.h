@@ -149,7 +149,7 @@ static inline void bp_put(uint16_t *bp, int NT, int kk, int n, uint32_t bits) {
 }
 
 AMX_TARGET static AmxPacked *amx_pack(int I, int H, LayerWeights w) {
-  const int H3 = 3 * H, NT = H3 / 16, KH = 6 * H, KX = amx_kx(I), KS = (KH + KX) / 32;
+  const int H3 = 3 * H, NT = H3 / 16, KX = amx_kx(I), KB = 3 * (H / 32) + KX / 32;
   const size_t nsave = (size_t)H3 * (I + H + 2);
   for (int s = 0; s < AMX_SLOTS; s++) {
     AmxPacked *p = &amx_slots[s];
@@ -161,7 +161,7 @@ AMX_TARGET static AmxPacked *amx_pack(int I, int H, LayerWeights w) {
   AmxPacked *p = &amx_slots[amx_next_slot];
   amx_next_slot = (amx_next_slot + 1) % AMX_SLOTS;
   p->key = 0;
-  if (!amx_grow((void **)&p->saved, &p->saved_have, nsave * 4) || !amx_grow((void **)&p->bp, &p->bp_have, (size_t)KS * NT * 1024) ||
+  if (!amx_grow((void **)&p->saved, &p->saved_have, nsave * 4) || !amx_grow((void **)&p->bp, &p->bp_have, (size_t)KB * NT * 1024) ||
       !amx_grow((void **)&p->bias_rz, &p->bias_have, (size_t)2 * H * 4))
     return 0;
   memcpy(p->saved, w.wIh, (size_t)H3 * I * 4);
@@ -169,26 +169,25 @@ AMX_TARGET static AmxPacked *amx_pack(int I, int H, LayerWeights w) {
   memcpy(p->saved + H3 * (I + H), w.bIh, (size_t)H3 * 4);
   memcpy(p->saved + H3 * (I + H + 1), w.bHh, (size_t)H3 * 4);
   uint16_t *bp = p->bp;
-  /* W_hh: rows k, k+1 (H is even, so a pair never straddles segments), 16 columns at a time:
-   * one 64-byte tile row per segment. */
+  /* W_hh: rows k, k+1, 16 columns at a time: one 64-byte tile row in each part's k-steps. */
   for (int k = 0; k < H; k += 2)
     for (int ct = 0; ct < NT; ct++) {
       __m512i lo[3], hi[3], pair[3];
       v_split3(_mm512_loadu_ps(w.wHh + (size_t)k * H3 + ct * 16), lo);
       v_split3(_mm512_loadu_ps(w.wHh + (size_t)(k + 1) * H3 + ct * 16), hi);
       for (int q = 0; q < 3; q++) pair[q] = _mm512_or_si512(hi[q], _mm512_srli_epi32(lo[q], 16));
-      for (int s = 0; s < 6; s++) {
-        const int kk = s * H + k, ks = kk >> 5, r2 = (kk & 31) >> 1;
-        _mm512_storeu_si512(bp + ((size_t)(ks * NT + ct) * 16 + r2) * 32, pair[SEG_B[s]]);
+      for (int q = 0; q < 3; q++) {
+        const int kk = q * H + k, ks = kk >> 5, r2 = (kk & 31) >> 1;
+        _mm512_storeu_si512(bp + ((size_t)(ks * NT + ct) * 16 + r2) * 32, pair[q]);
       }
     }
   /* W_ih: 6·I rows (I may be odd), padded with zero rows to a whole k-step. */
-  memset(bp + (size_t)(KH / 32) * NT * 512, 0, (size_t)(KX / 32) * NT * 1024);
+  memset(bp + (size_t)(3 * H / 32) * NT * 512, 0, (size_t)(KX / 32) * NT * 1024);
   for (int i = 0; i < I; i++)
     for (int n = 0; n < H3; n++) {
       uint32_t parts[3];
       split3(w.wIh[(size_t)i * H3 + n], parts);
-      for (int s = 0; s < 6; s++) bp_put(bp, NT, KH + s * I + i, n, parts[SEG_B[s]]);
+      for (int s = 0; s < 6; s++) bp_put(bp, NT, 3 * H + s * I + i, n, parts[SEG_B[s]]);
     }
   for (int j = 0; j < 2 * H; j++) p->bias_rz[j] = w.bIh[j] + w.bHh[j];
   p->I = I, p->H = H, p->key = w.wHh;
@@ -303,6 +302,15 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_work(AmxWork *w
   }
 }
 
+/* B' is kept without its copies too: W_hh's three parts, H/32 k-steps each, then the x segment's
+ * k-steps. K-step ks of B' (segment ks / (H/32)) is read from part SEG_B[segment]. Each part of a
+ * column pair's tiles (4 KiB at H = 64) is then read up to three times per timestep from L1, where
+ * the copies (147 KiB at H = 64, over L1's 48) came from L2 every time. */
+static inline int amx_b_step(int ks, int H, int KSH) {
+  const int per = H / 32;
+  return ks < KSH ? SEG_B[ks / per] * per + ks % per : 3 * per + (ks - KSH);
+}
+
 /*
  * One column pair [ct, ct+1] over all row tiles and k-steps [k0, k1): accumulators start from the
  * bias row (bias for ct, bias + 16 for ct+1, loaded with stride 0), results go to out (row stride
@@ -328,8 +336,9 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_group(int Mp, i
         a += (size_t)rt * (lda / 2);
         _tile_loadd(4, a, lda);
         _tile_loadd(5, a + (size_t)16 * (lda / 2), lda);
-        _tile_loadd(6, bp + ((size_t)ks * NT + ct) * 512, 64);
-        _tile_loadd(7, bp + ((size_t)ks * NT + ct + 1) * 512, 64);
+        const uint16_t *b = bp + ((size_t)amx_b_step(ks, H, KSH) * NT + ct) * 512;
+        _tile_loadd(6, b, 64);
+        _tile_loadd(7, b + 512, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
@@ -345,8 +354,9 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_group(int Mp, i
         const uint16_t *a = amx_a_at(A, H, KSH, ks, &lda);
         if (lda == 0) lda = KX * 2;
         _tile_loadd(4, a + (size_t)rt * (lda / 2), lda);
-        _tile_loadd(6, bp + ((size_t)ks * NT + ct) * 512, 64);
-        _tile_loadd(7, bp + ((size_t)ks * NT + ct + 1) * 512, 64);
+        const uint16_t *b = bp + ((size_t)amx_b_step(ks, H, KSH) * NT + ct) * 512;
+        _tile_loadd(6, b, 64);
+        _tile_loadd(7, b + 512, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         amx_work(w, w->v + per);
