@@ -196,27 +196,6 @@ AMX_TARGET static AmxPacked *amx_pack(int I, int H, LayerWeights w) {
 
 /* ---- the timestep's tile product ---- */
 
-/* Tiles 0–3 += A(rows rt, rt+16) · B(columns ct, ct+1) over k-steps [k0, k1). */
-#define AMX_2x2(A, lda, bp, NT, ct, k0, k1)                                                                             \
-  for (int ks = (k0); ks < (k1); ks++) {                                                                                \
-    _tile_loadd(4, (A) + ks * 32, (lda));                                                                               \
-    _tile_loadd(5, (A) + (size_t)16 * ((lda) / 2) + ks * 32, (lda));                                                    \
-    _tile_loadd(6, (bp) + ((size_t)ks * (NT) + (ct)) * 512, 64);                                                        \
-    _tile_loadd(7, (bp) + ((size_t)ks * (NT) + (ct) + 1) * 512, 64);                                                    \
-    _tile_dpbf16ps(0, 4, 6);                                                                                            \
-    _tile_dpbf16ps(1, 4, 7);                                                                                            \
-    _tile_dpbf16ps(2, 5, 6);                                                                                            \
-    _tile_dpbf16ps(3, 5, 7);                                                                                            \
-  }
-/* One row tile: tiles 0–1 += A(rows rt) · B(columns ct, ct+1). */
-#define AMX_1x2(A, lda, bp, NT, ct, k0, k1)                                                                             \
-  for (int ks = (k0); ks < (k1); ks++) {                                                                                \
-    _tile_loadd(4, (A) + ks * 32, (lda));                                                                               \
-    _tile_loadd(6, (bp) + ((size_t)ks * (NT) + (ct)) * 512, 64);                                                        \
-    _tile_loadd(7, (bp) + ((size_t)ks * (NT) + (ct) + 1) * 512, 64);                                                    \
-    _tile_dpbf16ps(0, 4, 6);                                                                                            \
-    _tile_dpbf16ps(1, 4, 7);                                                                                            \
-  }
 /*
  * A' is kept without its copies: the three bf16 parts of h ([Mp, H] each) and the x segment
  * ([Mp, KX]: [x0 x0 x0 x1 x1 x2] per row, then zeros). K-step ks of A' (32 wide; H is a multiple
@@ -320,7 +299,8 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_group(int Mp, i
                                                                         const int *order, int k0, int k1, const float *bias, float *out,
                                                                         AmxWork *w) {
   const int ldo = H * 4, KSH = 6 * H / 32, blocks = (Mp + 31) / 32, steps = blocks * (k1 - k0);
-  const int per = steps > 0 ? (w->nv - w->v + steps - 1) / steps : 0;
+  const int v0 = w->v, left = w->nv - w->v;
+  int done = 0; /* k-steps issued so far: the work is spread evenly over them */
   for (int rt = 0; rt < Mp; rt += 32) {
     float *o = out + (size_t)rt * H;
     _tile_loadd(0, bias, 0);
@@ -343,7 +323,7 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_group(int Mp, i
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
-        amx_work(w, w->v + per);
+        amx_work(w, v0 + left * ++done / steps);
       }
       _tile_stored(2, o + (size_t)16 * H, ldo);
       _tile_stored(3, o + (size_t)16 * H + 16, ldo);
@@ -359,7 +339,7 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_group(int Mp, i
         _tile_loadd(7, b + 512, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
-        amx_work(w, w->v + per);
+        amx_work(w, v0 + left * ++done / steps);
       }
     }
     _tile_stored(0, o, ldo);
