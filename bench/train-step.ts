@@ -11,9 +11,11 @@
  * GRU (engine `tfjs`), its GRU as one custom op (engine `fused-gru`), the whole-step kernel
  * (engine `fused`) as committed WebAssembly (gru.wasm, and gru-relaxed.wasm where this Node runs
  * relaxed SIMD) and — when `npm run build:kernel-native` made it here — as the native build of the
- * same C, and PyTorch on one CPU thread when SWEEPS_BENCH_PYTHON names a Python with torch
- * (bench/setup-torch.sh makes one). The kernel rows also time gru.c's peak_madd, the core's peak
- * multiply-add rate in their vectors, and the table of achieved GMAC/s sets them side by side. Each row runs in its own process, rows run one after
+ * same C, with AVX-512/AVX2 only (fused-native) and with its products on AMX tiles where the CPU
+ * has them (fused-amx), and PyTorch on one CPU thread when SWEEPS_BENCH_PYTHON names a Python with
+ * torch (bench/setup-torch.sh makes one). The kernel rows also time gru.c's peak_madd, the core's
+ * peak multiply-add rate in their vectors (and the AMX row amx_peak, the tile unit's bf16 rate),
+ * and the table of achieved GMAC/s sets them side by side. Each row runs in its own process, rows run one after
  * another, and with --rounds N the whole table is measured N times, interleaved; the figures are
  * medians over rounds of each round's median over --steps timed steps.
  */
@@ -641,6 +643,10 @@ async function main(): Promise<void> {
           console.log(`${pad(name, 58)}${short.map((s) => cell(phase(s.id, i), s.id)).join('')}`),
         );
         console.log(`${pad('whole step (median; includes the timers)', 58)}${short.map((s) => pad(total(s.id).toFixed(3), 18)).join('')}`);
+        if (row.id === 'profile-amx')
+          console.log(
+            "(AMX: the forward's input projection and gate math run interleaved with the tile products, so all three are in 'recurrent products (forward)')",
+          );
       }
     }
   } finally {
@@ -698,8 +704,8 @@ function printArithmetic(
   const amxPeaks = [...results.values()].flatMap((rs) => rs.map((r) => r.amxPeak ?? NaN)).filter((v) => !Number.isNaN(v));
   if (amxPeaks.length) {
     console.log(
-      `  ${pad('AMX tiles, TDPBF16PS (bf16 products, fp32 sums; amx_peak)', 56)}${median(amxPeaks).toFixed(1)} GMAC/s ` +
-        '(the fp32-accurate path does 6 bf16 products per fp32 one: a sixth of this)',
+      `  ${pad('AMX tiles, bf16 TDPBF16PS (amx_peak)', 56)}${median(amxPeaks).toFixed(1)} GMAC/s ` +
+        '(bf16 products, fp32 sums; the fp32-accurate split does 6 of them per fp32 multiply-add: a sixth of this)',
     );
   }
   console.log(
