@@ -437,6 +437,137 @@ AMX_TARGET static int amx_layer(int T, int B, int I, int H, const float *x, Laye
   return 1;
 }
 
+/* ---- backward through time: dh_{t−1} += [dG_r dG_z dG_hn] · W_hhᵀ on tiles ---- */
+
+static void *amx_bb_buf, *amx_ba_buf, *amx_bc_buf;
+static size_t amx_bb_have, amx_ba_have, amx_bc_have;
+
+/* W [K, N] (row stride ldw; K and N multiples of 32 and 16) into its three bf16 parts, each
+ * K/32 k-steps × N/16 column tiles in the VNNI pair layout: part q's k-step c, column tile ct at
+ * tile index (q·K/32 + c)·N/16 + ct. */
+AMX_TARGET static void amx_pack_parts(int K, int N, const float *W, int ldw, uint16_t *bp) {
+  const int NT = N / 16;
+  for (int k = 0; k < K; k += 2)
+    for (int ct = 0; ct < NT; ct++) {
+      __m512i lo[3], hi[3];
+      v_split3(_mm512_loadu_ps(W + (size_t)k * ldw + ct * 16), lo);
+      v_split3(_mm512_loadu_ps(W + (size_t)(k + 1) * ldw + ct * 16), hi);
+      for (int q = 0; q < 3; q++) {
+        const int kk = q * K + k, ks = kk >> 5, r2 = (kk & 31) >> 1;
+        _mm512_storeu_si512(bp + ((size_t)(ks * NT + ct) * 16 + r2) * 32, _mm512_or_si512(hi[q], _mm512_srli_epi32(lo[q], 16)));
+      }
+    }
+}
+
+/* Rows [0, B) of the three gates' dG (each [B, H] at the given pointers) into A's three parts,
+ * each [Mp, 3H] bf16: row m = [dG_r dG_z dG_hn] of sequence m. */
+AMX_TARGET static void amx_split_rows3(int B, int H, const float *g0, const float *g1, const float *g2, uint16_t *parts[3]) {
+  const float *g[3] = {g0, g1, g2};
+  for (int m = 0; m < B; m++)
+    for (int gate = 0; gate < 3; gate++)
+      for (int j = 0; j < H; j += 32) {
+        __m512i lo[3], hi[3];
+        v_split3(_mm512_loadu_ps(g[gate] + (size_t)m * H + j), lo);
+        v_split3(_mm512_loadu_ps(g[gate] + (size_t)m * H + j + 16), hi);
+        for (int q = 0; q < 3; q++)
+          _mm512_storeu_si512(parts[q] + (size_t)m * 3 * H + gate * H + j,
+                              (__m512i)_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[q]), _mm512_castsi512_ps(lo[q])));
+      }
+}
+
+/*
+ * C [Mp, N] (row stride N) += A' · B' with A' = [a0 a0 a0 a1 a1 a2] over K (A's parts [Mp, K],
+ * row stride K) and B' = [b0; b1; b2; b0; b1; b0] (amx_pack_parts of a [K, N] matrix): the
+ * fp32-accurate product of the two fp32 matrices the parts came from, added onto C.
+ */
+AMX_TARGET static void amx_gemm_acc(int Mp, int N, int K, uint16_t *const parts[3], const uint16_t *bp, float *C) {
+  const int NT = N / 16, KC = K / 32, lda = K * 2, ldc = N * 4;
+  for (int ct = 0; ct < NT; ct += 2)
+    for (int rt = 0; rt < Mp; rt += 32) {
+      float *o = C + (size_t)rt * N + ct * 16;
+      const int two = Mp - rt >= 32;
+      _tile_loadd(0, o, ldc);
+      _tile_loadd(1, o + 16, ldc);
+      if (two) {
+        _tile_loadd(2, o + (size_t)16 * N, ldc);
+        _tile_loadd(3, o + (size_t)16 * N + 16, ldc);
+      }
+      for (int s = 0; s < 6; s++)
+        for (int c = 0; c < KC; c++) {
+          const uint16_t *a = parts[SEG_A[s]] + (size_t)rt * K + c * 32;
+          const uint16_t *b = bp + ((size_t)(SEG_B[s] * KC + c) * NT + ct) * 512;
+          _tile_loadd(4, a, lda);
+          _tile_loadd(6, b, 64);
+          _tile_loadd(7, b + 512, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          if (two) {
+            _tile_loadd(5, a + (size_t)16 * K, lda);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
+        }
+      _tile_stored(0, o, ldc);
+      _tile_stored(1, o + 16, ldc);
+      if (two) {
+        _tile_stored(2, o + (size_t)16 * N, ldc);
+        _tile_stored(3, o + (size_t)16 * N + 16, ldc);
+      }
+    }
+}
+
+/*
+ * gru.c's time loop of layer_backward with its recurrent product on tiles: the same gate math
+ * (the same bits), then dh_{t−1} = dh·z + [dG_r dG_z dG_hn] · W_hhᵀ as one fp32-accurate tile
+ * product (wHhT: [3H, H], gate g's block rows [gH, gH+H)). Returns 0 without doing anything where
+ * the tiles cannot be used (H not a multiple of 32, out of memory).
+ */
+AMX_TARGET static int amx_bptt(int T, int B, int H, const LayerTape *tape, const float *dH, const float *wHhT, float *dar, float *daz,
+                               float *dgin, float *dghn) {
+  if (H % 32 != 0 || T < 1 || B < 1) return 0;
+  const int Mp = (B + 15) & ~15, BH = B * H, H3 = 3 * H;
+  uint16_t *bp = amx_grow(&amx_bb_buf, &amx_bb_have, (size_t)3 * H3 * H * 2);
+  uint16_t *abuf = amx_grow(&amx_ba_buf, &amx_ba_have, (size_t)3 * Mp * H3 * 2);
+  float *carry = amx_grow(&amx_bc_buf, &amx_bc_have, (size_t)Mp * H * 4);
+  if (!bp || !abuf || !carry) return 0;
+  memset(abuf, 0, (size_t)3 * Mp * H3 * 2);
+  memset(carry, 0, (size_t)Mp * H * 4);
+  uint16_t *parts[3] = {abuf, abuf + (size_t)Mp * H3, abuf + (size_t)2 * Mp * H3};
+  amx_pack_parts(H3, H, wHhT, H, bp);
+  const Consts c = consts();
+  const vf one = c.one;
+  amx_begin();
+  for (int t = T - 1; t >= 0; t--) {
+    const int o = t * BH;
+    const float *hp = t > 0 ? tape->h + o - BH : 0;
+    const float *r = tape->r + o, *z = tape->z + o, *n = tape->n + o, *ghn = tape->ghn + o, *dh_in = dH + o;
+    float *ar = dar + o, *az = daz + o, *ain = dgin + o, *ahn = dghn + o;
+    for (int i = 0; i < BH; i += VL) {
+      vf dh = vf_add(vf_load(dh_in + i), vf_load(carry + i));
+      vf rv = vf_load(r + i), zv = vf_load(z + i), nv = vf_load(n + i);
+      vf hpv = hp ? vf_load(hp + i) : vf_splat(0);
+      vf dn = vf_mul(dh, vf_sub(one, zv));
+      vf dz = vf_mul(dh, vf_sub(hpv, nv));
+      vf dan = vf_mul(dn, vf_sub(one, vf_mul(nv, nv)));
+      vf dar_ = vf_mul(vf_mul(dan, vf_load(ghn + i)), vf_mul(rv, vf_sub(one, rv)));
+      vf daz_ = vf_mul(dz, vf_mul(zv, vf_sub(one, zv)));
+      vf_store(ar + i, dar_);
+      vf_store(az + i, daz_);
+      vf_store(ain + i, dan);
+      vf_store(ahn + i, vf_mul(dan, rv));
+      vf_store(carry + i, vf_mul(dh, zv));
+    }
+    PROF(PH_BPTT_GATES);
+    if (hp) {
+      amx_split_rows3(B, H, ar, az, ahn, parts);
+      amx_gemm_acc(Mp, H, H3, parts, bp, carry);
+    }
+    PROF(PH_BPTT_RECURRENT);
+  }
+  amx_end();
+  return 1;
+}
+
 /* The tile unit's peak: n rounds of 4 independent TDPBF16PS (16·16·32 multiply-adds each) on
  * tiles that stay loaded; −1 where AMX is not available. */
 AMX_TARGET static double amx_peak(int n) {
@@ -472,6 +603,11 @@ static double amx_layer_count;
 static int amx_probe(void) { return 0; }
 static int amx_layer(int T, int B, int I, int H, const float *x, LayerWeights w, float *hs, const LayerTape *tape) {
   (void)T, (void)B, (void)I, (void)H, (void)x, (void)w, (void)hs, (void)tape;
+  return 0;
+}
+static int amx_bptt(int T, int B, int H, const LayerTape *tape, const float *dH, const float *wHhT, float *dar, float *daz, float *dgin,
+                    float *dghn) {
+  (void)T, (void)B, (void)H, (void)tape, (void)dH, (void)wHhT, (void)dar, (void)daz, (void)dgin, (void)dghn;
   return 0;
 }
 static double amx_peak(int n) {

@@ -627,6 +627,9 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
   zero(carry, BH);
   PROF(PH_OTHER);
 
+#ifndef __wasm__
+  if (!(amx_cur && amx_bptt(T, B, H, &tape, dH, wHhT, dar, daz, dgin, dghn)))
+#endif
   for (int t = T - 1; t >= 0; t--) {
     const int o = t * BH;
     const float *hp = t > 0 ? tape.h + o - BH : 0;
