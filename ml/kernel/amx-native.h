@@ -459,109 +459,133 @@ AMX_TARGET static void amx_pack_parts(int K, int N, const float *W, int ldw, uin
     }
 }
 
-/* Rows [0, B) of the three gates' dG (each [B, H] at the given pointers) into A's three parts,
- * each [Mp, 3H] bf16: row m = [dG_r dG_z dG_hn] of sequence m. */
-AMX_TARGET static void amx_split_rows3(int B, int H, const float *g0, const float *g1, const float *g2, uint16_t *parts[3]) {
-  const float *g[3] = {g0, g1, g2};
-  for (int m = 0; m < B; m++)
-    for (int gate = 0; gate < 3; gate++)
-      for (int j = 0; j < H; j += 32) {
-        __m512i lo[3], hi[3];
-        v_split3(_mm512_loadu_ps(g[gate] + (size_t)m * H + j), lo);
-        v_split3(_mm512_loadu_ps(g[gate] + (size_t)m * H + j + 16), hi);
-        for (int q = 0; q < 3; q++)
-          _mm512_storeu_si512(parts[q] + (size_t)m * 3 * H + gate * H + j,
-                              (__m512i)_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[q]), _mm512_castsi512_ps(lo[q])));
-      }
+/* One row m of BPTT's gate math at timestep o (offset into the [T, B, H] arrays) over columns
+ * [j0, j0 + 32): gru.c's loop (the same bits); with parts, dG_r, dG_z, dG_hn of those columns
+ * are split into the next tile product's A parts too. */
+typedef struct {
+  int H, H3;
+  const float *hp, *r, *z, *n, *ghn, *dh_in; /* at the timestep */
+  float *ar, *az, *ain, *ahn, *carry;
+  uint16_t *parts[3]; /* null: the last timestep, no product follows */
+} BpttRow;
+
+AMX_TARGET static inline __attribute__((always_inline)) void amx_bptt_row(const BpttRow *g, int m, int j0, vf one) {
+  vf out[3][2];
+  for (int u = 0; u < 2; u++) {
+    const size_t i = (size_t)m * g->H + j0 + 16 * u;
+    vf dh = vf_add(vf_load(g->dh_in + i), vf_load(g->carry + i));
+    vf rv = vf_load(g->r + i), zv = vf_load(g->z + i), nv = vf_load(g->n + i);
+    vf hpv = g->hp ? vf_load(g->hp + i) : vf_splat(0);
+    vf dn = vf_mul(dh, vf_sub(one, zv));
+    vf dz = vf_mul(dh, vf_sub(hpv, nv));
+    vf dan = vf_mul(dn, vf_sub(one, vf_mul(nv, nv)));
+    vf dar_ = vf_mul(vf_mul(dan, vf_load(g->ghn + i)), vf_mul(rv, vf_sub(one, rv)));
+    vf daz_ = vf_mul(dz, vf_mul(zv, vf_sub(one, zv)));
+    vf dahn = vf_mul(dan, rv);
+    vf_store(g->ar + i, dar_);
+    vf_store(g->az + i, daz_);
+    vf_store(g->ain + i, dan);
+    vf_store(g->ahn + i, dahn);
+    vf_store(g->carry + i, vf_mul(dh, zv));
+    out[0][u] = dar_, out[1][u] = daz_, out[2][u] = dahn;
+  }
+  if (g->parts[0])
+    for (int gate = 0; gate < 3; gate++) {
+      __m512i lo[3], hi[3];
+      v_split3((__m512)out[gate][0], lo);
+      v_split3((__m512)out[gate][1], hi);
+      for (int q = 0; q < 3; q++)
+        _mm512_storeu_si512(g->parts[q] + (size_t)m * g->H3 + gate * g->H + j0,
+                            (__m512i)_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[q]), _mm512_castsi512_ps(lo[q])));
+    }
 }
 
-/*
- * C [Mp, N] (row stride N) += A' · B' with A' = [a0 a0 a0 a1 a1 a2] over K (A's parts [Mp, K],
- * row stride K) and B' = [b0; b1; b2; b0; b1; b0] (amx_pack_parts of a [K, N] matrix): the
- * fp32-accurate product of the two fp32 matrices the parts came from, added onto C.
- */
-AMX_TARGET static void amx_gemm_acc(int Mp, int N, int K, uint16_t *const parts[3], const uint16_t *bp, float *C) {
-  const int NT = N / 16, KC = K / 32, lda = K * 2, ldc = N * 4;
-  for (int ct = 0; ct < NT; ct += 2)
-    for (int rt = 0; rt < Mp; rt += 32) {
-      float *o = C + (size_t)rt * N + ct * 16;
-      const int two = Mp - rt >= 32;
-      _tile_loadd(0, o, ldc);
-      _tile_loadd(1, o + 16, ldc);
-      if (two) {
-        _tile_loadd(2, o + (size_t)16 * N, ldc);
-        _tile_loadd(3, o + (size_t)16 * N + 16, ldc);
-      }
-      for (int s = 0; s < 6; s++)
-        for (int c = 0; c < KC; c++) {
-          const uint16_t *a = parts[SEG_A[s]] + (size_t)rt * K + c * 32;
-          const uint16_t *b = bp + ((size_t)(SEG_B[s] * KC + c) * NT + ct) * 512;
-          _tile_loadd(4, a, lda);
-          _tile_loadd(6, b, 64);
-          _tile_loadd(7, b + 512, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          if (two) {
-            _tile_loadd(5, a + (size_t)16 * K, lda);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-        }
-      _tile_stored(0, o, ldc);
-      _tile_stored(1, o + 16, ldc);
-      if (two) {
-        _tile_stored(2, o + (size_t)16 * N, ldc);
-        _tile_stored(3, o + (size_t)16 * N + 16, ldc);
-      }
-    }
+static BpttRow amx_bptt_at(int t, int B, int H, const LayerTape *tape, const float *dH, float *dar, float *daz, float *dgin, float *dghn,
+                           float *carry, uint16_t *parts[3]) {
+  const int o = t * B * H;
+  BpttRow g = {H,           3 * H,       t > 0 ? tape->h + o - B * H : 0, tape->r + o, tape->z + o, tape->n + o, tape->ghn + o, dH + o,
+               dar + o,     daz + o,     dgin + o,                        dghn + o,    carry,       {0, 0, 0}};
+  for (int q = 0; q < 3; q++) g.parts[q] = t > 0 ? parts[q] : 0; /* at t = 0 no product follows */
+  return g;
 }
 
 /*
  * gru.c's time loop of layer_backward with its recurrent product on tiles: the same gate math
  * (the same bits), then dh_{t−1} = dh·z + [dG_r dG_z dG_hn] · W_hhᵀ as one fp32-accurate tile
- * product (wHhT: [3H, H], gate g's block rows [gH, gH+H)). Returns 0 without doing anything where
- * the tiles cannot be used (H not a multiple of 32, out of memory).
+ * product onto the carry (wHhT: [3H, H], gate g's block rows [gH, gH+H)), one column pair (32
+ * columns of dh) at a time; timestep t−1's gate math for a column pair's columns needs only
+ * that pair's carry, so it runs in slices during the next pair's products (A' is double-
+ * buffered). Returns 0 without doing anything where the tiles cannot be used (H not a multiple
+ * of 32, out of memory).
  */
 AMX_TARGET static int amx_bptt(int T, int B, int H, const LayerTape *tape, const float *dH, const float *wHhT, float *dar, float *daz,
                                float *dgin, float *dghn) {
   if (H % 32 != 0 || T < 1 || B < 1) return 0;
-  const int Mp = (B + 15) & ~15, BH = B * H, H3 = 3 * H;
+  const int Mp = (B + 15) & ~15, H3 = 3 * H, NT = H / 16, KC = H3 / 32, lda = H3 * 2, ldc = H * 4;
   uint16_t *bp = amx_grow(&amx_bb_buf, &amx_bb_have, (size_t)3 * H3 * H * 2);
-  uint16_t *abuf = amx_grow(&amx_ba_buf, &amx_ba_have, (size_t)3 * Mp * H3 * 2);
+  uint16_t *abuf = amx_grow(&amx_ba_buf, &amx_ba_have, (size_t)6 * Mp * H3 * 2);
   float *carry = amx_grow(&amx_bc_buf, &amx_bc_have, (size_t)Mp * H * 4);
   if (!bp || !abuf || !carry) return 0;
-  memset(abuf, 0, (size_t)3 * Mp * H3 * 2);
+  memset(abuf, 0, (size_t)6 * Mp * H3 * 2);
   memset(carry, 0, (size_t)Mp * H * 4);
-  uint16_t *parts[3] = {abuf, abuf + (size_t)Mp * H3, abuf + (size_t)2 * Mp * H3};
+  uint16_t *parts[2][3];
+  for (int b = 0; b < 2; b++)
+    for (int q = 0; q < 3; q++) parts[b][q] = abuf + (size_t)(3 * b + q) * Mp * H3;
   amx_pack_parts(H3, H, wHhT, H, bp);
   const Consts c = consts();
   const vf one = c.one;
   amx_begin();
-  for (int t = T - 1; t >= 0; t--) {
-    const int o = t * BH;
-    const float *hp = t > 0 ? tape->h + o - BH : 0;
-    const float *r = tape->r + o, *z = tape->z + o, *n = tape->n + o, *ghn = tape->ghn + o, *dh_in = dH + o;
-    float *ar = dar + o, *az = daz + o, *ain = dgin + o, *ahn = dghn + o;
-    for (int i = 0; i < BH; i += VL) {
-      vf dh = vf_add(vf_load(dh_in + i), vf_load(carry + i));
-      vf rv = vf_load(r + i), zv = vf_load(z + i), nv = vf_load(n + i);
-      vf hpv = hp ? vf_load(hp + i) : vf_splat(0);
-      vf dn = vf_mul(dh, vf_sub(one, zv));
-      vf dz = vf_mul(dh, vf_sub(hpv, nv));
-      vf dan = vf_mul(dn, vf_sub(one, vf_mul(nv, nv)));
-      vf dar_ = vf_mul(vf_mul(dan, vf_load(ghn + i)), vf_mul(rv, vf_sub(one, rv)));
-      vf daz_ = vf_mul(dz, vf_mul(zv, vf_sub(one, zv)));
-      vf_store(ar + i, dar_);
-      vf_store(az + i, daz_);
-      vf_store(ain + i, dan);
-      vf_store(ahn + i, vf_mul(dan, rv));
-      vf_store(carry + i, vf_mul(dh, zv));
+  /* The last timestep's gate math, whole. */
+  BpttRow g = amx_bptt_at(T - 1, B, H, tape, dH, dar, daz, dgin, dghn, carry, parts[(T - 1) & 1]);
+  for (int j = 0; j < H; j += 32)
+    for (int m = 0; m < B; m++) amx_bptt_row(&g, m, j, one);
+  PROF(PH_BPTT_GATES);
+  for (int t = T - 1; t > 0; t--) {
+    /* carry += A'_t · B' pair by pair; timestep t−1's gate math for pair p−1 meanwhile. */
+    uint16_t *const *A = parts[t & 1];
+    BpttRow prev = amx_bptt_at(t - 1, B, H, tape, dH, dar, daz, dgin, dghn, carry, parts[(t - 1) & 1]);
+    int pending = -1, row = 0; /* the column pair whose gate math is running, and its next row */
+    for (int ct = 0; ct < NT; ct += 2) {
+      const int steps = 6 * KC * ((Mp + 31) / 32);
+      int done = 0;
+      for (int rt = 0; rt < Mp; rt += 32) {
+        float *o = carry + (size_t)rt * H + ct * 16;
+        const int two = Mp - rt >= 32;
+        _tile_loadd(0, o, ldc);
+        _tile_loadd(1, o + 16, ldc);
+        if (two) {
+          _tile_loadd(2, o + (size_t)16 * H, ldc);
+          _tile_loadd(3, o + (size_t)16 * H + 16, ldc);
+        }
+        for (int s = 0; s < 6; s++)
+          for (int k = 0; k < KC; k++) {
+            const uint16_t *a = A[SEG_A[s]] + (size_t)rt * H3 + k * 32;
+            const uint16_t *b = bp + ((size_t)(SEG_B[s] * KC + k) * NT + ct) * 512;
+            _tile_loadd(4, a, lda);
+            _tile_loadd(6, b, 64);
+            _tile_loadd(7, b + 512, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            if (two) {
+              _tile_loadd(5, a + (size_t)16 * H3, lda);
+              _tile_dpbf16ps(2, 5, 6);
+              _tile_dpbf16ps(3, 5, 7);
+            }
+            if (pending >= 0)
+              for (const int upto = B * ++done / steps; row < upto; row++) amx_bptt_row(&prev, row, pending * 16, one);
+          }
+        _tile_stored(0, o, ldc);
+        _tile_stored(1, o + 16, ldc);
+        if (two) {
+          _tile_stored(2, o + (size_t)16 * H, ldc);
+          _tile_stored(3, o + (size_t)16 * H + 16, ldc);
+        }
+      }
+      if (pending >= 0)
+        for (; row < B; row++) amx_bptt_row(&prev, row, pending * 16, one);
+      pending = ct, row = 0;
     }
-    PROF(PH_BPTT_GATES);
-    if (hp) {
-      amx_split_rows3(B, H, ar, az, ahn, parts);
-      amx_gemm_acc(Mp, H, H3, parts, bp, carry);
-    }
+    for (; row < B; row++) amx_bptt_row(&prev, row, pending * 16, one);
     PROF(PH_BPTT_RECURRENT);
   }
   amx_end();
