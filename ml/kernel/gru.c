@@ -673,11 +673,18 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
   }
 
   const float *dgi[3] = {dar, daz, dgin}, *dgh[3] = {dar, daz, dghn};
+#ifndef __wasm__
+  /* The native build's AMX path makes all three dW_hh,g in one tile product (amx-native.h). */
+  const int whh_done = amx_cur && amx_wgrad((T - 1) * B, H, tape.h, dgh[0] + BH, dgh[1] + BH, dgh[2] + BH, g.wHh);
+#endif
   for (int k = 0; k < 3; k++) {
     /* dW_ih,g = xᵀ · dG_i,g over all T·B rows: A(m=i, k=row) = x[row·I + i]. */
     matmul(I, H, T * B, x, 1, I, dgi[k], H, g.wIh + k * H, H3, MM_ZERO, 0);
     /* dW_hh,g = Σ_t h_{t−1}ᵀ dG_h,g[t]; h_{−1} = 0, so rows 1..T−1 against h_0..h_{T−2}
      * (for T = 1 that is K = 0, which writes zeros). */
+#ifndef __wasm__
+    if (!whh_done)
+#endif
     matmul(H, H, (T - 1) * B, tape.h, 1, H, dgh[k] + BH, H, g.wHh + k * H, H3, MM_ZERO, 0);
     column_sums(T * B, H, dgi[k], g.bIh + k * H, 0);
     if (k < 2) copy(g.bHh + k * H, g.bIh + k * H, H); /* r and z: the same dG on both paths */

@@ -14,7 +14,8 @@ import { randomBatch, relativeError } from './helpers';
  * AMX it must be the path that runs, and it must match the op-by-op reference as the AVX-512
  * path (kind `native`, the same addon with AMX off) does. Shapes: hidden sizes that are multiples
  * of 32 (the tile path's condition), batches of 5 (one 16-row tile, mostly padding), 20 and 37
- * (two row tiles, then two plus one).
+ * (two row tiles, then two plus one), and sequences long enough that the recurrent weights'
+ * gradients are summed in chunks.
  */
 const cpuFlags = (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/);
 const cpuHasAmx = cpuFlags.includes('amx_bf16') && cpuFlags.includes('amx_tile');
@@ -122,6 +123,8 @@ amx('native-amx kernel', () => {
     ['B 5, T 7, hidden 32', 5, 7, 32, 1, 0],
     ['B 20, T 9, hidden 32, 2 layers', 20, 9, 32, 2, 0],
     ['B 37, T 5, hidden 64, 2 layers, dropout', 37, 5, 64, 2, 0.3],
+    // (T − 1)·B = 760 rows: the weight gradients' tile product in two chunks (640 + 120).
+    ['B 40, T 20, hidden 32', 40, 20, 32, 1, 0],
   ])('vs the op-by-op reference (%s)', (_label, B, T, hidden, layers, dropout) => {
     test.each(POOLINGS.map((p) => [p]))('%s pooling: loss and every gradient within 1e-5, and AVX-512 within 1e-5 of it', (pooling) => {
       const cfg: GruClassifierConfig = { inputSize: 3, hidden, layers, dropout, classes: 7, pooling: pooling as Pooling };
