@@ -16,7 +16,13 @@
  * accumulator (W_i x + b_i + W_h h + b_h); for n they stay apart (W_in x + b_in and W_hn h + b_hn,
  * which the reset gate multiplies). The input projection therefore needs no pass of its own.
  * The weights are split and packed once per call (kept while they do not change: an evaluation
- * over many batches packs them once); the moving operand h is split per timestep.
+ * over many batches packs them once); the moving operand h is split per timestep. The gate math
+ * runs in slices between the tile instructions (the two use different units).
+ *
+ * Training uses the same scheme twice more: backward through time (dh_{t−1} += [dG_r dG_z dG_hn]
+ * · W_hhᵀ per timestep, the gate math of the timestep before interleaved) and the recurrent
+ * weights' gradients (dW_hh = Σ_t h_{t−1}ᵀ dG_h over all T·B rows, in chunks). The input weights'
+ * gradients (K = 3 inputs), the head and Adam stay gru.c's vector code.
  *
  * Used only when CPUID says AMX-TILE and AMX-BF16 and Linux grants the tile-data permission
  * (arch_prctl ARCH_REQ_XCOMP_PERM), and only for hidden sizes that are multiples of 32; else
