@@ -645,7 +645,8 @@ async function main(): Promise<void> {
         console.log(`${pad('whole step (median; includes the timers)', 58)}${short.map((s) => pad(total(s.id).toFixed(3), 18)).join('')}`);
         if (row.id === 'profile-amx')
           console.log(
-            "(AMX: the forward's input projection and gate math run interleaved with the tile products, so all three are in 'recurrent products (forward)')",
+            "(AMX: the forward's input projection and gate math run interleaved with its tile products, all three in 'recurrent products (forward)'; " +
+              "the backward's gate math interleaved with its products too, in 'BPTT recurrent products' but for the last timestep's)",
           );
       }
     }
