@@ -58,12 +58,14 @@ export async function resolveTemporal(config: SweepsConfig, say: (line: string) 
  * hop waited about 30–40 ms: a trial makes six of them, and a sweep of short trials spent most of
  * its time there. A single user's server can read it whenever a task is written. Measured by
  * `npm run bench:sweep` (60 one-epoch trials, two slots): 13.2 s → 6.2–8.5 s, hops per trial
- * 280 → 80–130 ms. Reads stay event-driven: an idle server does not poll faster.
+ * 280 → 80–130 ms. Reads stay event-driven: an idle server does not poll faster. docker-compose.yml
+ * gives its server the same values (deploy/temporal-dynamic-config.yaml; a test keeps them equal).
  */
-const DEV_SERVER_TUNING = ['history.transferProcessorMaxPollRPS=1000', 'history.visibilityProcessorMaxPollRPS=1000'].flatMap((kv) => [
-  '--dynamic-config-value',
-  kv,
-]);
+export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = {
+  'history.transferProcessorMaxPollRPS': 1000,
+  'history.visibilityProcessorMaxPollRPS': 1000,
+};
+const DEV_SERVER_TUNING = Object.entries(DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
 
 export async function ensureEmbeddedServer(config: SweepsConfig, say: (line: string) => void): Promise<TemporalTarget> {
   const { ip, port, uiPort } = config.server;

@@ -168,6 +168,15 @@ EXPORT("peak_madd") float peak_madd(int n, float s) {
 
 static void zero(float *p, int n) { __builtin_memset(p, 0, (size_t)n * sizeof(float)); }
 static void copy(float *dst, const float *src, int n) { __builtin_memcpy(dst, src, (size_t)n * sizeof(float)); }
+/* A few floats (one timestep's inputs): in wasm a copy() is a memory.copy, a call into the engine
+ * that costs more than copying 3 floats one by one; no_builtin keeps clang from making the loop
+ * one again. */
+#ifdef __clang__
+__attribute__((no_builtin("memcpy")))
+#endif
+static void copy_small(float *dst, const float *src, int n) {
+  for (int i = 0; i < n; i++) dst[i] = src[i];
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* exp, sigmoid, tanh, log: there is no libm in a -nostdlib wasm build.
@@ -601,9 +610,21 @@ static void layer_infer(int T, int B, int I, int H, const float *x, LayerWeights
   }
 }
 
+/* The input-weight gradients and the input-bias gradients as one product (fold_bias): with a
+ * column of ones beside the input, [x 1]ᵀ · dG_i gives dW_ih in its first I rows and Σ_rows dG_i
+ * — the bias gradient — in the last, with the same sums in the same order as column_sums (1·v is
+ * v exactly, fused or not), so the same bits. It pays where the extra row fills a register block
+ * that is partly empty anyway (I not a multiple of 4, e.g. the 3 accelerometer axes): three
+ * passes over T·B·H values fewer. Elsewhere (I = H = 64) column_sums stays. */
+static int fold_bias(int I) { return I % 4 != 0; }
+static int fold_floats(int T, int B, int I, int H) { return fold_bias(I) ? T * B * (I + 1) + (I + 1) * H : 0; }
+
 /* Backward scratch: dG for r and z (shared by the input and recurrent paths), for n on the
- * input path and on the recurrent path ([T,B,H] each); the carried dh [B,H]; W_hhᵀ and W_ihᵀ. */
-static int backward_scratch_floats(int T, int B, int I, int H) { return 4 * T * B * H + B * H + 3 * H * H + 3 * H * I; }
+ * input path and on the recurrent path ([T,B,H] each); the carried dh [B,H]; W_hhᵀ and W_ihᵀ;
+ * then [x 1] [T·B, I+1] and the folded product's [I+1, H] where fold_bias(I). */
+static int backward_scratch_floats(int T, int B, int I, int H) {
+  return 4 * T * B * H + B * H + 3 * H * H + 3 * H * I + fold_floats(T, B, I, H);
+}
 
 /*
  * Backward through time. dH [T,B,H] holds dLoss/dh_t from above (pooling, or the next layer);
@@ -622,6 +643,8 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
   float *carry = dghn + TBH;
   float *wHhT = carry + BH; /* [3H, H]: gate g's block is rows [gH, gH+H) */
   float *wIhT = wHhT + 3 * H * H; /* [3H, I] */
+  float *xa = wIhT + 3 * H * I;    /* [T·B, I+1]: x and a column of ones (fold_bias) */
+  float *folded = xa + T * B * (I + 1); /* [I+1, H] */
   transpose(H, H3, w.wHh, H3, wHhT);
   if (dx) transpose(I, H3, w.wIh, H3, wIhT);
   zero(carry, BH);
@@ -677,16 +700,29 @@ static void layer_backward(int T, int B, int I, int H, const float *x, LayerWeig
   /* The native build's AMX path makes all three dW_hh,g in one tile product (amx-native.h). */
   const int whh_done = amx_cur && amx_wgrad((T - 1) * B, H, tape.h, dgh[0] + BH, dgh[1] + BH, dgh[2] + BH, g.wHh);
 #endif
+  const int fold = fold_bias(I), I1 = I + 1;
+  if (fold)
+    for (int row = 0; row < T * B; row++) {
+      for (int i = 0; i < I; i++) xa[row * I1 + i] = x[row * I + i];
+      xa[row * I1 + I] = 1.0f;
+    }
   for (int k = 0; k < 3; k++) {
-    /* dW_ih,g = xᵀ · dG_i,g over all T·B rows: A(m=i, k=row) = x[row·I + i]. */
-    matmul(I, H, T * B, x, 1, I, dgi[k], H, g.wIh + k * H, H3, MM_ZERO, 0);
+    /* dW_ih,g = xᵀ · dG_i,g over all T·B rows: A(m=i, k=row) = x[row·I + i]; folded, the bias
+     * gradient Σ_rows dG_i,g comes out as row I. */
+    if (fold) {
+      matmul(I1, H, T * B, xa, 1, I1, dgi[k], H, folded, H, MM_ZERO, 0);
+      for (int i = 0; i < I; i++) copy(g.wIh + i * H3 + k * H, folded + i * H, H);
+      copy(g.bIh + k * H, folded + I * H, H);
+    } else {
+      matmul(I, H, T * B, x, 1, I, dgi[k], H, g.wIh + k * H, H3, MM_ZERO, 0);
+      column_sums(T * B, H, dgi[k], g.bIh + k * H, 0);
+    }
     /* dW_hh,g = Σ_t h_{t−1}ᵀ dG_h,g[t]; h_{−1} = 0, so rows 1..T−1 against h_0..h_{T−2}
      * (for T = 1 that is K = 0, which writes zeros). */
 #ifndef __wasm__
     if (!whh_done)
 #endif
     matmul(H, H, (T - 1) * B, tape.h, 1, H, dgh[k] + BH, H, g.wHh + k * H, H3, MM_ZERO, 0);
-    column_sums(T * B, H, dgi[k], g.bIh + k * H, 0);
     if (k < 2) copy(g.bHh + k * H, g.bIh + k * H, H); /* r and z: the same dG on both paths */
     else column_sums(T * B, H, dgh[k], g.bHh + k * H, 0);
   }
@@ -791,14 +827,15 @@ typedef struct {
   const char *name; /* as in ml/pooling.ts */
   void (*forward)(PoolArgs a, float *pooled);
   void (*backward)(PoolArgs a, const float *pooled, const float *dpooled, float *dH);
+  int writes_all; /* backward writes every element of dH: no need to zero it first */
 } PoolVariant;
 
 static const PoolVariant POOLINGS[] = {
-    {"last", last_forward, last_backward},
-    {"mean", mean_forward, mean_backward},
-    {"last-valid", last_valid_forward, last_valid_backward},
-    {"mean-valid", mean_valid_forward, mean_valid_backward},
-    {"max", max_forward, max_backward},
+    {"last", last_forward, last_backward, 0},
+    {"mean", mean_forward, mean_backward, 1},
+    {"last-valid", last_valid_forward, last_valid_backward, 0},
+    {"mean-valid", mean_valid_forward, mean_valid_backward, 0},
+    {"max", max_forward, max_backward, 0},
 };
 #define POOL_COUNT ((int)(sizeof(POOLINGS) / sizeof(POOLINGS[0])))
 
@@ -824,7 +861,7 @@ static void pool_forward(int mode, int T, int B, int H, const int32_t *lengths, 
 static void pool_backward(int mode, int T, int B, int H, const int32_t *lengths, const float *h, const float *pooled,
                           const float *dpooled, float *dH) {
   PoolArgs a = {T, B, H, lengths, h};
-  zero(dH, T * B * H);
+  if (!POOLINGS[mode].writes_all) zero(dH, T * B * H);
   POOLINGS[mode].backward(a, pooled, dpooled, dH);
 }
 
@@ -924,9 +961,9 @@ EXPORT("model_create") Model *model_create(int I, int H, int L, int C, int maxT,
   Model *md = kalloc(sizeof(Model));
   if (!md) return 0;
   const int TBH = maxT * maxB * H, P = model_param_count(I, H, L, C);
-  int in_max = I > H ? I : H;
   int scratch = forward_scratch_floats(maxT, maxB, H);
-  int bs = backward_scratch_floats(maxT, maxB, in_max, H), is = infer_scratch_floats(maxB, H);
+  int bs = backward_scratch_floats(maxT, maxB, I, H), is = infer_scratch_floats(maxB, H);
+  if (L > 1 && backward_scratch_floats(maxT, maxB, H, H) > bs) bs = backward_scratch_floats(maxT, maxB, H, H);
   if (bs > scratch) scratch = bs;
   if (is > scratch) scratch = is;
   md->I = I, md->H = H, md->L = L, md->C = C, md->maxT = maxT, md->maxB = maxB, md->P = P;
@@ -969,7 +1006,7 @@ EXPORT("model_buffer") void *model_buffer(Model *md, int which) {
 static void model_forward(Model *md, int T, int B, int pooling, int dropout) {
   const int I = md->I, H = md->H, C = md->C, TBH = T * B * H;
   for (int t = 0; t < T; t++)
-    for (int b = 0; b < B; b++) copy(md->xt + (t * B + b) * I, md->x + (b * T + t) * I, I);
+    for (int b = 0; b < B; b++) copy_small(md->xt + (t * B + b) * I, md->x + (b * T + t) * I, I);
   PROF(PH_OTHER);
   const float *input = md->xt;
   int in = I;
@@ -1086,7 +1123,7 @@ EXPORT("model_evaluate") float model_evaluate(Model *md, int T, int B, int pooli
 #endif
   PROF_START();
   for (int t = 0; t < T; t++)
-    for (int b = 0; b < B; b++) copy(md->xt + (t * B + b) * I, md->x + (b * T + t) * I, I);
+    for (int b = 0; b < B; b++) copy_small(md->xt + (t * B + b) * I, md->x + (b * T + t) * I, I);
   PROF(PH_OTHER);
   const float *input = md->xt;
   float *out = md->dH;

@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../client/server';
 import { loadPipeline } from '../../pipeline/load';
 import { repoRoot } from '../helpers/fixtures';
 import { cliPath } from '../helpers/processes';
@@ -199,6 +201,39 @@ describe('docker-compose.yml as a deployment', () => {
     for (const job of ['temporal-schema', 'temporal-namespace'])
       expect(String(service(defaults, job).image)).toMatch(new RegExp(`^temporalio/admin-tools:${server!.replace(/\./g, '\\.')}\\b`));
     expect(images.some((i) => i.startsWith('temporalio/auto-setup'))).toBe(false);
+  });
+});
+
+describe("the Temporal server's dynamic config", () => {
+  const server = service(defaults, 'temporal');
+  const path = serviceEnvironment(server).DYNAMIC_CONFIG_FILE_PATH;
+  const version = /^temporalio\/server:(.+)$/.exec(String(server.image))![1]!;
+  const gomod = spawnSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const template = join(gomod, `go.temporal.io/server@v${version}`, 'config', 'docker.yaml');
+  const templateTest = testIfAvailable(
+    "the server's config template",
+    gomod && existsSync(template) ? undefined : `${template} is missing: run scripts/setup-cluster-tools.sh`,
+  );
+
+  it('is deploy/temporal-dynamic-config.yaml, mounted read-only at the path DYNAMIC_CONFIG_FILE_PATH names', () => {
+    expect(path).toBe('/etc/temporal/config/dynamicconfig/docker.yaml');
+    expect(mounts(server)).toContainEqual({ source: './deploy/temporal-dynamic-config.yaml', target: path, readOnly: true });
+  });
+
+  it('sets what the embedded dev server sets, as dynamic config entries', () => {
+    const file = parse(readFileSync(join(repoRoot, 'deploy', 'temporal-dynamic-config.yaml'), 'utf8')) as Record<string, unknown>;
+    const values = Object.fromEntries(Object.entries(file).map(([key, entries]) => [key, (entries as Array<{ value: unknown }>)[0]?.value]));
+    expect(values).toEqual(DEV_SERVER_DYNAMIC_CONFIG);
+    for (const entries of Object.values(file)) expect(entries).toEqual([{ value: expect.any(Number) }]);
+  });
+
+  templateTest("is where the pinned server image's config template reads it (and its default path too)", () => {
+    // The template's line: filepath: "{{ default "<default path>" (env "DYNAMIC_CONFIG_FILE_PATH") }}"
+    const line = readFileSync(template, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('DYNAMIC_CONFIG_FILE_PATH'));
+    expect(line).toMatch(/^\s*filepath:/);
+    expect(line).toContain(`"${path}"`);
   });
 });
 

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { ensureSearchAttributes } from '../../client/server';
 import { searchAttributeRegistrations } from '../../workflows/search-attributes';
-import { freePort } from './fixtures';
+import { freePort, repoRoot } from './fixtures';
 import { describeIfAvailable } from './required';
 
 const TEMPORAL_VERSION = 'v1.29.1';
@@ -304,8 +304,12 @@ async function serverConfig(postgresPort: number): Promise<{ yaml: unknown; fron
   return { yaml, frontendPort: services.frontend.rpc.grpcPort };
 }
 
-/** Dynamic config: the module's development-sql.yaml essentials, plus what the dev server sets. */
+/**
+ * Dynamic config: the module's development-sql.yaml essentials, what the dev server sets, and the
+ * file docker-compose.yml gives its server (so a real server of the pinned version reads it here).
+ */
 const dynamicConfig = {
+  ...(parse(readFileSync(join(repoRoot, 'deploy', 'temporal-dynamic-config.yaml'), 'utf8')) as Record<string, unknown>),
   'limit.maxIDLength': [{ value: 255 }],
   // Search attributes registered by a client are usable at once (the dev server does the same),
   // instead of after the cache's refresh, so a sweep can start right after registering them.
