@@ -125,6 +125,8 @@ amx('native-amx kernel', () => {
     ['B 37, T 5, hidden 64, 2 layers, dropout', 37, 5, 64, 2, 0.3],
     // (T − 1)·B = 760 rows: the weight gradients' tile product in two chunks (640 + 120).
     ['B 40, T 20, hidden 32', 40, 20, 32, 1, 0],
+    // Hidden 96: three column pairs per gate, three row blocks of the weight gradients.
+    ['B 9, T 12, hidden 96', 9, 12, 96, 1, 0],
   ])('vs the op-by-op reference (%s)', (_label, B, T, hidden, layers, dropout) => {
     test.each(POOLINGS.map((p) => [p]))('%s pooling: loss and every gradient within 1e-5, and AVX-512 within 1e-5 of it', (pooling) => {
       const cfg: GruClassifierConfig = { inputSize: 3, hidden, layers, dropout, classes: 7, pooling: pooling as Pooling };
