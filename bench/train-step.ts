@@ -509,7 +509,7 @@ async function main(): Promise<void> {
     );
     if (!hasNode) console.log('tfjs-node does not load here: its rows are left out');
     if (!hasNative) console.log('no native build of the kernel here (npm run build:kernel-native makes one where a C compiler is present)');
-    else if (!hasAmx) console.log('no AMX tiles here (CPU, Linux permission, or SWEEPS_KERNEL_AMX=0): the native kernel runs on AVX-512/AVX2 only');
+    else if (!hasAmx) console.log('no AMX tiles here (CPU or Linux permission): the native kernel runs on AVX-512/AVX2 only');
     if (!hasRelaxed) console.log(`no relaxed-SIMD WebAssembly kernel on this runtime (${process.version}): only gru.wasm`);
     if (!python) console.log('SWEEPS_BENCH_PYTHON is not set: no PyTorch row (bench/setup-torch.sh makes a Python with torch)');
 

@@ -183,8 +183,8 @@ export class Kernel {
  *   f32x4.relaxed_madd, where the runtime supports it and fuses it (relaxedSimd());
  * - `native`: the same gru.c built for this machine (AVX-512 or AVX2 vectors, FMA);
  * - `native-amx`: that build with its matrix products on AMX tiles (amx-native.h), where the CPU
- *   has AMX-BF16 and Linux grants the tile permission, unless SWEEPS_KERNEL_AMX=0: fp32-accurate
- *   (three-way bf16 split) but rounded differently from `native`, hence a kind of its own.
+ *   has AMX-BF16 and Linux grants the tile permission (SWEEPS_KERNEL=native-amx asks for it):
+ *   fp32-accurate (three-way bf16 split) but rounded differently from `native`, hence a kind of its own.
  */
 export type KernelKind = 'wasm' | 'wasm-relaxed' | 'native' | 'native-amx';
 export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'wasm-relaxed', 'native', 'native-amx'];
@@ -304,13 +304,6 @@ function nativeExports(addon: KernelExports, amx: boolean): KernelExports {
   };
 }
 
-/** Whether AMX may be used: SWEEPS_KERNEL_AMX=0 turns it off (the native kernel is then `native`). */
-function amxAllowed(): boolean {
-  const v = process.env.SWEEPS_KERNEL_AMX ?? '1';
-  if (v !== '0' && v !== '1') throw new Error(`SWEEPS_KERNEL_AMX must be 0 or 1, got "${v}"`);
-  return v === '1';
-}
-
 function loadNativeKind(kind: 'native' | 'native-amx'): KernelExports {
   const addon = loadNative();
   if (kind === 'native-amx') {
@@ -321,15 +314,15 @@ function loadNativeKind(kind: 'native' | 'native-amx'): KernelExports {
 
 /**
  * The kernel instance of this process (or worker thread), loaded on first use. SWEEPS_KERNEL
- * chooses: `auto` (default) takes the native build when it is there and valid (with AMX tiles,
- * `native-amx`, where the CPU has them and SWEEPS_KERNEL_AMX is not 0), else the relaxed-SIMD
- * WebAssembly build where the runtime runs it (fused), else gru.wasm; `wasm`, `wasm-relaxed`,
- * `native` or `native-amx` insist (the latter three fail where they cannot run).
+ * chooses: `auto` (default) takes the native build when it is there and valid (its AVX-512/AVX2
+ * path, `native`), else the relaxed-SIMD WebAssembly build where the runtime runs it (fused), else
+ * gru.wasm; `wasm`, `wasm-relaxed`, `native` or `native-amx` insist (the latter three fail where
+ * they cannot run). `native-amx` is never chosen for the user: it rounds differently from
+ * `native`, so taking it by default would change the results of studies already run (and refuse
+ * their checkpoints on resume); it is asked for by name.
  */
 export function kernel(kind: KernelKind | 'auto' = preferredKernel()): Kernel {
-  if (kind === 'auto') return kernel((['native-amx', 'native', 'wasm-relaxed'] as const).find((k) => kernelAvailable(k)) ?? 'wasm');
-  // Checked on every call, not cached: a test or the bench may turn AMX off for a while.
-  if (kind === 'native-amx' && !amxAllowed()) throw new Error('fused kernel (native-amx) unavailable: turned off by SWEEPS_KERNEL_AMX=0');
+  if (kind === 'auto') return kernel((['native', 'wasm-relaxed'] as const).find((k) => kernelAvailable(k)) ?? 'wasm');
   const loaded = instances.get(kind);
   if (loaded !== undefined) return loaded;
   const failed = failures.get(kind);

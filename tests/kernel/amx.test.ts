@@ -29,33 +29,29 @@ beforeAll(async () => {
 });
 
 // No silent skip: where the native kernel is built, the AMX kind is there exactly when
-// /proc/cpuinfo lists the AMX flags (and SWEEPS_KERNEL_AMX does not turn it off).
+// /proc/cpuinfo lists the AMX flags.
 test('the AMX kernel is available exactly where the CPU has AMX-BF16 tiles', () => {
   if (!hasNative) {
     console.warn('SKIPPING the AMX checks: no native kernel built on this machine (npm run build:kernel-native)');
     return;
   }
-  const off = process.env.SWEEPS_KERNEL_AMX === '0';
-  expect(hasAmx).toBe(cpuHasAmx && !off);
+  expect(hasAmx).toBe(cpuHasAmx);
   expect(kernel('native').fn.amx_available?.()).toBe(cpuHasAmx ? 1 : 0);
   console.log(`AMX: CPU ${cpuHasAmx ? 'has' : 'lacks'} amx_bf16/amx_tile; native-amx kernel ${hasAmx ? 'used' : 'not available'}`);
 });
 
-test('SWEEPS_KERNEL_AMX=0 turns the AMX kernel off, and auto then takes the AVX-512 one', () => {
+test('auto keeps the AVX-512/AVX2 native kernel (the bits studies already ran with); SWEEPS_KERNEL=native-amx asks for the tiles', () => {
   if (!hasNative) return;
-  const saved = process.env.SWEEPS_KERNEL_AMX;
+  expect(kernel('auto').kind).toBe('native');
+  const saved = process.env.SWEEPS_KERNEL;
   try {
-    process.env.SWEEPS_KERNEL_AMX = '0';
-    expect(kernelAvailable('native-amx')).toBe(false);
-    expect(() => kernel('native-amx')).toThrow('turned off by SWEEPS_KERNEL_AMX=0');
-    expect(kernel('auto').kind).toBe('native');
-    process.env.SWEEPS_KERNEL_AMX = 'yes';
-    expect(() => kernel('native-amx')).toThrow('SWEEPS_KERNEL_AMX must be 0 or 1, got "yes"');
+    process.env.SWEEPS_KERNEL = 'native-amx';
+    if (hasAmx) expect(kernel().kind).toBe('native-amx');
+    else expect(() => kernel()).toThrow('no AMX-BF16 tiles');
   } finally {
-    if (saved === undefined) delete process.env.SWEEPS_KERNEL_AMX;
-    else process.env.SWEEPS_KERNEL_AMX = saved;
+    if (saved === undefined) delete process.env.SWEEPS_KERNEL;
+    else process.env.SWEEPS_KERNEL = saved;
   }
-  expect(kernel('auto').kind).toBe(hasAmx ? 'native-amx' : 'native');
 });
 
 const amx = hasAmx ? describe : describe.skip;
