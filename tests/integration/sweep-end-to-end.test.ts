@@ -101,6 +101,13 @@ describe('a sweep, end to end on a real Temporal server', () => {
     }
   });
 
+  it("writes the embedded server's database through a write-ahead log, not a synced rollback journal per write", () => {
+    // SQLite's header says which: bytes 18 and 19 (file format write and read versions) are 2 in WAL mode, 1 in rollback mode.
+    const header = readFileSync(join(home, 'temporal.db')).subarray(0, 20);
+    expect(header.subarray(0, 15).toString()).toBe('SQLite format 3');
+    expect([header[18], header[19]]).toEqual([2, 2]);
+  });
+
   it('runs the same sweep again from the cache, without downloading or training', async () => {
     const run = await runCli(['sweep', pipelineFile, '--json'], env);
     expect(run.code).toBe(0);
