@@ -12,7 +12,9 @@
  * the remainder, wall − training/slots − data − report, with what it consisted of: time inside
  * the train activities that is not training (process start-up, data load, input verification,
  * checkpoint and result writes, tracking), and time no slot trained at all (Temporal round trips:
- * child workflow starts, workflow tasks, activity scheduling).
+ * child workflow starts, workflow tasks, activity scheduling). Two parts of the latter are shown on
+ * their own: slots left idle at the end while the last trial still trains (trials finish unevenly),
+ * and the sweep's first workflow task, which in a fresh worker is the first its workflow code runs.
  *
  *   node dist/bench/sweep.js [--trials 200] [--train-batches 4] [--only study|trials] [--slots N]
  *                            [--concurrency pipeline|all|N]   (the train step's; default: the pipeline's)
@@ -37,6 +39,10 @@ interface Measured {
   concurrency: number;
   /** Mean seconds per trial of each Temporal hop, from the sweep's and the trials' histories. */
   hops: Record<string, number>;
+  /** When each trial's train activity completed (seconds, any origin). */
+  trainingEnds: number[];
+  /** Seconds the worker took for the sweep's first workflow task (in a fresh worker, its first ever). */
+  firstSweepTask: number;
   wall: number;
   trials: TrainResult[];
   /** Seconds each trial's epochs took, as the trainer timed them. */
@@ -61,6 +67,9 @@ function print(m: Measured): void {
   const ideal = sum(m.training) / m.slots;
   const remainder = m.wall - ideal - m.data - m.report;
   const inActivity = sum(m.trials.map((t, i) => t.seconds - (m.training[i] as number))) / m.slots;
+  // Trials finish unevenly: the other slots sit idle from their last trial's end to the sweep's last.
+  const lastEnds = [...m.trainingEnds].sort((a, b) => b - a).slice(0, m.slots);
+  const unevenEnd = sum(lastEnds.map((t) => (lastEnds[0] as number) - t)) / m.slots;
   const rows: Array<[string, string, string]> = [
     ['wall time', fmt(m.wall), '100 %'],
     [`trial training / ${m.slots} slots (${m.trials.length} trials, ${fmt(sum(m.training))} in all)`, fmt(ideal), pct(ideal, m.wall)],
@@ -69,6 +78,8 @@ function print(m: Measured): void {
     ['remainder', fmt(remainder), pct(remainder, m.wall)],
     [`  in the train activities, not training (/ ${m.slots} slots)`, fmt(inActivity), pct(inActivity, m.wall)],
     ['  no slot busy: scheduling, Temporal round trips', fmt(remainder - inActivity), pct(remainder - inActivity, m.wall)],
+    [`    of it, slots idle at the end, waiting for the last trial (/ ${m.slots})`, fmt(unevenEnd), pct(unevenEnd, m.wall)],
+    ["    of it, the sweep's first workflow task (a fresh worker's first)", fmt(m.firstSweepTask), pct(m.firstSweepTask, m.wall)],
   ];
   console.log(`\n${m.name}, concurrency ${m.concurrency} (load average before: ${m.load.toFixed(1)} on ${availableParallelism()} cores)`);
   for (const [label, value, share] of rows) console.log(`  ${label.padEnd(64)} ${value.padStart(9)} ${share.padStart(8)}`);
@@ -113,7 +124,7 @@ const seconds = (t: { seconds?: unknown; nanos?: number | null } | null | undefi
  * completes after the activity (completed → child completed), the sweep records that
  * (→ ChildWorkflowExecutionCompleted) and starts the next trial in its next workflow task.
  */
-async function temporalHops(client: Client, sweepId: string): Promise<Record<string, number>> {
+async function temporalHops(client: Client, sweepId: string): Promise<Pick<Measured, 'hops' | 'trainingEnds' | 'firstSweepTask'>> {
   const sweep = await client.workflow.getHandle(sweepId).fetchHistory();
   const initiated = new Map<string, number>();
   const noticed = new Map<string, number>();
@@ -127,6 +138,7 @@ async function temporalHops(client: Client, sweepId: string): Promise<Record<str
     const done = e.childWorkflowExecutionCompletedEventAttributes?.workflowExecution?.workflowId;
     if (done) noticed.set(done, seconds(e.eventTime));
   }
+  const trainingEnds: number[] = [];
   const hops = {
     childStart: [] as number[],
     scheduleActivity: [] as number[],
@@ -148,6 +160,7 @@ async function temporalHops(client: Client, sweepId: string): Promise<Record<str
     const closed = at((e) => e.workflowExecutionCompletedEventAttributes);
     const seen = noticed.get(id);
     if ([started, scheduled, activityStarted, activityDone, closed, seen].some((v) => v === undefined)) continue;
+    trainingEnds.push(activityDone as number);
     hops.childStart.push((started as number) - t0);
     hops.scheduleActivity.push((scheduled as number) - (started as number));
     hops.slotPickUp.push((activityStarted as number) - (scheduled as number));
@@ -164,7 +177,7 @@ async function temporalHops(client: Client, sweepId: string): Promise<Record<str
     wft.trial.dispatch.push(...t.dispatch);
     wft.trial.worker.push(...t.worker);
   }
-  return {
+  const hopMeans = {
     ...Object.fromEntries(Object.entries(hops).map(([k, xs]) => [k, mean(xs)])),
     // Inside the hops: a workflow task waits for a poller (dispatch), then the worker runs it (worker).
     trialTaskDispatch: mean(wft.trial.dispatch),
@@ -172,6 +185,7 @@ async function temporalHops(client: Client, sweepId: string): Promise<Record<str
     sweepTaskDispatch: mean(wft.sweep.dispatch),
     sweepTaskWorker: mean(wft.sweep.worker),
   };
+  return { hops: hopMeans, trainingEnds, firstSweepTask: wft.sweep.worker[0] ?? 0 };
 }
 
 /** Each workflow task's scheduled → started (a poller took it) and started → completed (the worker ran it), in seconds. */
@@ -236,7 +250,7 @@ async function main(): Promise<void> {
     return {
       name,
       concurrency: plan.steps.find((st) => st.name === 'train')?.concurrency ?? 0,
-      hops: await temporalHops(client, result.sweepId),
+      ...(await temporalHops(client, result.sweepId)),
       wall,
       trials,
       training: trials.map((t) => trainingSeconds(store, t)),
