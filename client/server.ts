@@ -69,8 +69,8 @@ export async function resolveTemporal(config: SweepsConfig, say: (line: string) 
  * a power cut or kernel crash can lose the last commits, never the file's consistency, which is
  * the trade a single user's development server should make (the CLI's own default keeps all of it
  * in memory). Measured by `npm run bench:sweep` (default study, two slots, runs alternating with
- * the old setting under the same shared load): remainder, median of 15 runs before and 22 after,
- * 9.2 % → 5.0 % of the wall time, every Temporal dispatch 10–35 ms → 2 ms. (The compose file's
+ * the old setting under the same shared load): remainder, median of 19 runs before and 27 after,
+ * 8.5 % → 4.9 % of the wall time, every Temporal dispatch 10–35 ms → 2 ms. (The compose file's
  * server keeps its data in PostgreSQL: this is the embedded server's alone.)
  */
 export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = {
