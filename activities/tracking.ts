@@ -7,7 +7,8 @@
  * trial or a report. Calls are retried with backoff; what still fails is logged and recorded in
  * the trial's result (and so in the report), and the trial trains on.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { arch, hostname, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -47,6 +48,7 @@ export interface TrainingEnvironment {
 }
 
 const repoRoot = resolve(__dirname, '..', '..');
+const execFileAsync = promisify(execFile);
 
 /** Version of an installed package, or undefined when it is not installed (optional dependencies). */
 export function packageVersion(name: string): string | undefined {
@@ -61,15 +63,21 @@ export function packageVersion(name: string): string | undefined {
 }
 
 let codeVersionMemo: CodeVersion | undefined;
+let codeVersionPending: Promise<CodeVersion> | undefined;
+
+function packageOfRepo(): CodeVersion {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string };
+  return { package: `${pkg.name}@${pkg.version}` };
+}
+
+const GIT_OPTIONS = { cwd: repoRoot, encoding: 'utf8', timeout: 5000 } as const;
 
 /** Computed once per process: the code cannot change under a running worker. */
 export function codeVersion(): CodeVersion {
   if (codeVersionMemo) return codeVersionMemo;
-  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string };
-  const version: CodeVersion = { package: `${pkg.name}@${pkg.version}` };
+  const version = packageOfRepo();
   try {
-    const git = (...args: string[]) =>
-      execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const git = (...args: string[]) => execFileSync('git', args, { ...GIT_OPTIONS, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     version.commit = git('rev-parse', 'HEAD');
     version.dirty = git('status', '--porcelain', '--untracked-files=no').length > 0;
   } catch {
@@ -79,13 +87,35 @@ export function codeVersion(): CodeVersion {
   return version;
 }
 
+/**
+ * Like `codeVersion`, without blocking the event loop: the first trial of a worker starts it
+ * when its tracking starts, so its two `git` runs (10-15 ms) happen while the trial trains
+ * instead of in its finish. Once per process, like `codeVersion`.
+ */
+export function codeVersionAsync(): Promise<CodeVersion> {
+  if (codeVersionMemo) return Promise.resolve(codeVersionMemo);
+  codeVersionPending ??= (async () => {
+    const version = packageOfRepo();
+    try {
+      const git = async (...args: string[]) => (await execFileAsync('git', args, GIT_OPTIONS)).stdout.trim();
+      const [commit, status] = await Promise.all([git('rev-parse', 'HEAD'), git('status', '--porcelain', '--untracked-files=no')]);
+      Object.assign(version, { commit, dirty: status.length > 0 });
+    } catch {
+      // Not a git checkout (a container image, an npm tarball): the package version is what there is.
+    }
+    codeVersionMemo ??= version;
+    return codeVersionMemo;
+  })();
+  return codeVersionPending;
+}
+
 const BACKEND_PACKAGES: Record<string, string> = {
   tensorflow: '@tensorflow/tfjs-node',
   wasm: '@tensorflow/tfjs-backend-wasm',
   cpu: '@tensorflow/tfjs',
 };
 
-export function trainingEnvironment(backend: string): TrainingEnvironment {
+export function trainingEnvironment(backend: string, code: CodeVersion = codeVersion()): TrainingEnvironment {
   const backendPackage = BACKEND_PACKAGES[backend];
   const backendVersion = backendPackage ? packageVersion(backendPackage) : undefined;
   return {
@@ -96,7 +126,7 @@ export function trainingEnvironment(backend: string): TrainingEnvironment {
     temporal: packageVersion('@temporalio/worker') ?? 'unknown',
     host: hostname(),
     platform: `${platform()}-${arch()}`,
-    code: codeVersion(),
+    code,
   };
 }
 
@@ -184,6 +214,8 @@ export class TrialTracker {
   private readonly link?: string;
   /** The training's last heartbeat details, repeated while tracking finishes. */
   private lastBeat?: { epoch: number; checkpoint?: string };
+  /** Asked for when tracking starts, needed at the finish. */
+  private readonly code: Promise<CodeVersion>;
 
   constructor(
     private readonly input: TrialTrackingInput,
@@ -207,6 +239,7 @@ export class TrialTracker {
     }
     // A different tracking server than the last attempt's: start a new run there.
     if (this.state.mlflow && this.state.mlflow.uri !== settings?.uri) delete this.state.mlflow;
+    this.code = codeVersionAsync();
     if (this.mlflow) this.enqueue(() => this.ensureRun());
   }
 
@@ -222,21 +255,25 @@ export class TrialTracker {
    * At the end of training, before the artifact is committed: writes settings.toml and the event
    * file into `dir`, brings the MLflow run up to date and closes it. Never throws.
    */
-  async finish(outcome: TrainingSummary, dir: string): Promise<TrialTracking> {
+  async finish(outcome: TrainingSummary, dir: string, alsoWritten: Promise<unknown> = Promise.resolve()): Promise<TrialTracking> {
     // A slow or hanging tracking server must not let the training activity miss its heartbeat
     // timeout (a retry would redo this finish, not the training): keep the heartbeat going.
     const ctx = activityContext();
     const keepAlive = ctx ? setInterval(() => ctx.heartbeat({ ...this.lastBeat, phase: 'tracking' }), 10_000) : undefined;
     try {
-      return await this.finishTracking(outcome, dir);
+      return await this.finishTracking(
+        outcome,
+        dir,
+        alsoWritten.catch(() => undefined),
+      );
     } finally {
       clearInterval(keepAlive);
     }
   }
 
-  private async finishTracking(outcome: TrainingSummary, dir: string): Promise<TrialTracking> {
+  private async finishTracking(outcome: TrainingSummary, dir: string, alsoWritten: Promise<unknown>): Promise<TrialTracking> {
     await this.queue;
-    const environment = trainingEnvironment(outcome.backend);
+    const environment = trainingEnvironment(outcome.backend, await this.code);
     const record: TrialTracking = { settings: 'settings.toml', tensorboard: 'tensorboard', environment, problems: this.problems.list };
     if (this.state.liveEventFile) record.liveTensorboard = dirname(this.state.liveEventFile);
 
@@ -261,21 +298,20 @@ export class TrialTracker {
     }
 
     const settingsToml = this.settingsToml(outcome, environment, run);
+    const eventFile = join(record.tensorboard, eventFileName(Date.now() / 1000));
+    const eventData = trialEventFile(outcome.epochs, scalarParams(this.input.identity.params), this.input.trial, settingsToml, Date.now() / 1000);
+    // Two different files: written side by side, each atomically (temp path, then rename).
+    const [settingsWritten, eventWritten] = await Promise.allSettled([
+      writeFileAtomic(join(dir, record.settings), settingsToml),
+      writeFileAtomic(join(dir, eventFile), eventData),
+    ]);
     const files: string[] = [];
-    try {
-      await writeFileAtomic(join(dir, record.settings), settingsToml);
-      files.push(record.settings);
-    } catch (err) {
-      this.problems.add('settings.toml', err);
-    }
-    try {
-      const eventFile = join(record.tensorboard, eventFileName(Date.now() / 1000));
-      const hparams = scalarParams(this.input.identity.params);
-      await writeFileAtomic(join(dir, eventFile), trialEventFile(outcome.epochs, hparams, this.input.trial, settingsToml, Date.now() / 1000));
-      files.push(eventFile);
-    } catch (err) {
-      this.problems.add('tensorboard', err);
-    }
+    if (settingsWritten.status === 'fulfilled') files.push(record.settings);
+    else this.problems.add('settings.toml', settingsWritten.reason);
+    if (eventWritten.status === 'fulfilled') files.push(eventFile);
+    else this.problems.add('tensorboard', eventWritten.reason);
+    // The training's own files (metrics.json), written beside this finish, are complete before they are uploaded.
+    await alsoWritten;
 
     // Only while the server answers: after a call has failed through all its retries, more calls
     // would only add their own retries to the trial's time.
@@ -322,7 +358,7 @@ export class TrialTracker {
     const client = this.mlflow!;
     if (!this.state.mlflow) {
       const experimentId = await client.experimentId(pipelineOfSweep(this.input.sweepId));
-      const code = codeVersion();
+      const code = await this.code;
       const tags: Record<string, string> = {
         sweep_id: this.input.sweepId,
         trial_id: this.input.trial,

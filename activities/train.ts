@@ -95,6 +95,8 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
   const ctx = activityContext();
   const log = deps.logger.child({ sweep: input.sweepId, step: input.step, trial: input.trial });
   const started = Date.now();
+  const activityStarted = performance.now();
+  let built = 0;
   let resumedFromEpoch = 0;
   const timing = emptyTiming();
   // Set by this attempt's training; a cache hit compares what computed it with this worker's engine.
@@ -130,8 +132,12 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
       const asked = performance.now();
       const hooks: TrainHooks = {
         signal: ctx?.cancellationSignal,
-        onStart: () => (timing.processWait = (performance.now() - asked) / 1000),
+        onStart: () => {
+          timing.processWait = (performance.now() - asked) / 1000;
+          timing.prepare = Math.max(0, (asked - activityStarted) / 1000 - timing.verifyInput);
+        },
         onLoaded: (ms) => (timing.dataLoad = ms / 1000),
+        onSetup: (ms) => (timing.trainSetup = ms / 1000),
         onBatch: (epoch, batch, batches) => heartbeat({ epoch, batch, batches }),
         onEpoch: (m, checkpoint) => {
           if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
@@ -163,12 +169,15 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
       if (outcome.engineChange) log.warn({ engineChange: outcome.engineChange }, 'resumed a checkpoint another engine computed (allow_engine_change)');
       addTrainerTiming(timing, outcome);
       const finishing = performance.now();
-      await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
-      // MLflow, TensorBoard and settings.toml; never throws (tracking problems are recorded, not fatal).
-      const tracking = await tracker.finish(outcome, dir);
+      const metricsWritten = writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
+      // MLflow, TensorBoard and settings.toml, beside metrics.json (uploaded once written); never
+      // throws (tracking problems are recorded, not fatal).
+      const tracking = await tracker.finish(outcome, dir, metricsWritten);
+      await metricsWritten;
       timing.finish = (performance.now() - finishing) / 1000;
       computedHere = outcome.computedBy;
       engineChange = outcome.engineChange;
+      built = performance.now();
       return {
         computedBy: outcome.computedBy,
         best: outcome.best,
@@ -183,6 +192,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
       // Storage errors outside the training itself (the trial's artifact folder) fail the same way.
       throw asFailure(err, input);
     });
+  if (built > 0) timing.commit = (performance.now() - built) / 1000;
   if (cached && result.computedBy !== undefined) {
     const here = await describeEngine(toConfig(trained));
     if (here !== result.computedBy) {
@@ -221,9 +231,11 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
 
 function emptyTiming(): TrainTiming {
   return {
+    prepare: 0,
     verifyInput: 0,
     processWait: 0,
     dataLoad: 0,
+    trainSetup: 0,
     steps: 0,
     stepCount: 0,
     batchAssembly: 0,
@@ -234,6 +246,7 @@ function emptyTiming(): TrainTiming {
     progressSignal: 0,
     progressSignals: 0,
     finish: 0,
+    commit: 0,
   };
 }
 

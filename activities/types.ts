@@ -131,12 +131,16 @@ export interface TrainResult extends TrialResult {
 
 /** Where a train activity's time went, in seconds. */
 export interface TrainTiming {
+  /** Before the training is handed to a process, apart from verifyInput: the store lookup, work folder, shared checkpoints, tracking. */
+  prepare?: number;
   /** Checking the padded table against its digest. */
   verifyInput: number;
   /** From asking for a training process until it trains: 0 for a warm one, its start-up for a new one. */
   processWait: number;
   /** Reading the padded table in the training process (0 when the process still held it). */
   dataLoad: number;
+  /** In the training process, from the call of train() to its first step: model, optimizer, engine, checkpoint lookup. */
+  trainSetup?: number;
   /** The trainer's phases, summed over the epochs this attempt trained (ml/trainer.ts EpochTiming). */
   steps: number;
   stepCount: number;
@@ -149,8 +153,10 @@ export interface TrainTiming {
   /** Progress signals to the trial workflow, round trip (they run beside the training, not in its way). */
   progressSignal: number;
   progressSignals: number;
-  /** metrics.json, tracking (MLflow, TensorBoard, settings) and the result's manifest. */
+  /** metrics.json and tracking (MLflow, TensorBoard, settings), side by side. */
   finish: number;
+  /** Committing the artifact: digests of its files, its manifest, the rename into place. */
+  commit?: number;
 }
 
 export interface ReportResult extends StepResultBase {

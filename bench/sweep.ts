@@ -91,9 +91,11 @@ function print(m: Measured): void {
   if (phases.length > 0) {
     const total = (k: string) => sum(phases.map((p) => p[k] ?? 0));
     const keys = [
+      'prepare',
       'verifyInput',
       'processWait',
       'dataLoad',
+      'trainSetup',
       'steps',
       'batchAssembly',
       'evaluation',
@@ -102,8 +104,19 @@ function print(m: Measured): void {
       'heartbeat',
       'progressSignal',
       'finish',
+      'commit',
     ];
     console.log(`  inside the train activities, summed over trials (s): ${keys.map((k) => `${k} ${total(k).toFixed(2)}`).join(', ')}`);
+    // The activities' time outside their epochs, per trial: the parts timed around the epochs
+    // (checkpoint: each epoch's snapshot and checkpoint hand-off, outside its measured seconds) and what is left.
+    const outside = ['prepare', 'verifyInput', 'processWait', 'dataLoad', 'trainSetup', 'checkpoint', 'finish', 'commit'];
+    const notTraining = sum(m.trials.map((t, i) => t.seconds - (m.training[i] as number)));
+    const n = phases.length;
+    const perTrial = outside.map((k) => `${k} ${((1000 * total(k)) / n).toFixed(1)}`);
+    const rest = notTraining - sum(outside.map(total));
+    console.log(
+      `  not training, ms per trial: ${((1000 * notTraining) / m.trials.length).toFixed(1)} = ${perTrial.join(' + ')} + other ${((1000 * rest) / n).toFixed(1)}`,
+    );
     const steps = total('stepCount');
     const activity = sum(m.trials.map((t) => t.seconds));
     if (steps > 0) {

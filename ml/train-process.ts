@@ -11,6 +11,8 @@ export interface TrainHooks {
   onBatch?(epoch: number, batch: number, batches: number): void;
   /** The trial's data is loaded (`reused`: the process still held it from its previous trial). */
   onLoaded?(ms: number, reused: boolean): void;
+  /** The trial's first step began, `ms` after train() was called (model, optimizer, checkpoint lookup). */
+  onSetup?(ms: number): void;
   /** Aborting kills the child (SIGTERM, then SIGKILL after `killGraceMs`); the promise rejects with the signal's reason once the child is gone. */
   signal?: AbortSignal;
   /** Called when a child is handed this trial, with its pid (for logs and for tests); again if the trial moves to a fresh process (see ProcessLostBeforeTrial). */
@@ -213,6 +215,7 @@ export class TrainingProcess {
           running.hooks.onEpoch?.(msg.metrics, msg.checkpointPath, msg.timing);
           break;
         case 'batch':
+          if (msg.setupMs !== undefined) running.hooks.onSetup?.(msg.setupMs);
           running.hooks.onBatch?.(msg.epoch, msg.batch, msg.batches);
           break;
         case 'result':

@@ -22,6 +22,7 @@ export type ChildMessage =
   /** Sent at the start of every trial: how long reading the padded data took (0 when reused). */
   | { type: 'loaded'; ms: number; reused: boolean }
   | { type: 'epoch'; metrics: EpochMetrics; checkpointPath: string; timing: EpochTiming }
-  | { type: 'batch'; epoch: number; batch: number; batches: number }
+  /** `setupMs` on a trial's first batch: train()'s time before its first step. */
+  | { type: 'batch'; epoch: number; batch: number; batches: number; setupMs?: number }
   | { type: 'result'; outcome: TrainOutcome }
   | { type: 'error'; name: string; message: string; stack?: string; code?: string };
