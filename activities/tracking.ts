@@ -50,8 +50,18 @@ export interface TrainingEnvironment {
 const repoRoot = resolve(__dirname, '..', '..');
 const execFileAsync = promisify(execFile);
 
-/** Version of an installed package, or undefined when it is not installed (optional dependencies). */
+const packageVersions = new Map<string, string | undefined>();
+
+/**
+ * Version of an installed package, or undefined when it is not installed (optional dependencies).
+ * Read once per process: the code this process has loaded does not change with a later install.
+ */
 export function packageVersion(name: string): string | undefined {
+  if (!packageVersions.has(name)) packageVersions.set(name, readPackageVersion(name));
+  return packageVersions.get(name);
+}
+
+function readPackageVersion(name: string): string | undefined {
   for (const candidate of [() => require.resolve(`${name}/package.json`), () => join(repoRoot, 'node_modules', name, 'package.json')]) {
     try {
       return (JSON.parse(readFileSync(candidate(), 'utf8')) as { version?: string }).version;

@@ -130,6 +130,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
         timing.heartbeat += (performance.now() - t0) / 1000;
       };
       const asked = performance.now();
+      let trainMs: number | undefined;
       const hooks: TrainHooks = {
         signal: ctx?.cancellationSignal,
         onStart: () => {
@@ -138,6 +139,7 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
         },
         onLoaded: (ms) => (timing.dataLoad = ms / 1000),
         onSetup: (ms) => (timing.trainSetup = ms / 1000),
+        onTrained: (ms) => (trainMs = ms),
         onBatch: (epoch, batch, batches) => heartbeat({ epoch, batch, batches }),
         onEpoch: (m, checkpoint) => {
           if (m.valid_loss < best.loss) best = { loss: m.valid_loss, acc: m.valid_acc };
@@ -168,6 +170,10 @@ export async function train(input: StepInput<TrainParams>, deps: ActivityDeps): 
       if (resumedFromEpoch > 0) log.info({ resumedFromEpoch }, 'resumed from checkpoint');
       if (outcome.engineChange) log.warn({ engineChange: outcome.engineChange }, 'resumed a checkpoint another engine computed (allow_engine_change)');
       addTrainerTiming(timing, outcome);
+      if (trainMs !== undefined) {
+        const epochs = outcome.epochs.slice(outcome.resumedFromEpoch).reduce((s, e) => s + e.seconds, 0);
+        timing.trainEnd = Math.max(0, trainMs / 1000 - (timing.trainSetup ?? 0) - epochs - timing.checkpoint);
+      }
       const finishing = performance.now();
       const metricsWritten = writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(outcome.epochs, null, 2));
       // MLflow, TensorBoard and settings.toml, beside metrics.json (uploaded once written); never
@@ -236,6 +242,7 @@ function emptyTiming(): TrainTiming {
     processWait: 0,
     dataLoad: 0,
     trainSetup: 0,
+    trainEnd: 0,
     steps: 0,
     stepCount: 0,
     batchAssembly: 0,

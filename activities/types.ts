@@ -153,6 +153,11 @@ export interface TrainTiming {
   /** Progress signals to the trial workflow, round trip (they run beside the training, not in its way). */
   progressSignal: number;
   progressSignals: number;
+  /**
+   * The rest of the train() call outside its epochs, the setup and the checkpoint hand-offs: mostly
+   * the wait for the last epoch's checkpoint to be on disk (fsynced) before the result is final.
+   */
+  trainEnd?: number;
   /** metrics.json and tracking (MLflow, TensorBoard, settings), side by side. */
   finish: number;
   /** Committing the artifact: digests of its files, its manifest, the rename into place. */

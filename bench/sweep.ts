@@ -96,6 +96,7 @@ function print(m: Measured): void {
       'processWait',
       'dataLoad',
       'trainSetup',
+      'trainEnd',
       'steps',
       'batchAssembly',
       'evaluation',
@@ -109,7 +110,7 @@ function print(m: Measured): void {
     console.log(`  inside the train activities, summed over trials (s): ${keys.map((k) => `${k} ${total(k).toFixed(2)}`).join(', ')}`);
     // The activities' time outside their epochs, per trial: the parts timed around the epochs
     // (checkpoint: each epoch's snapshot and checkpoint hand-off, outside its measured seconds) and what is left.
-    const outside = ['prepare', 'verifyInput', 'processWait', 'dataLoad', 'trainSetup', 'checkpoint', 'finish', 'commit'];
+    const outside = ['prepare', 'verifyInput', 'processWait', 'dataLoad', 'trainSetup', 'checkpoint', 'trainEnd', 'finish', 'commit'];
     const notTraining = sum(m.trials.map((t, i) => t.seconds - (m.training[i] as number)));
     const n = phases.length;
     const perTrial = outside.map((k) => `${k} ${((1000 * total(k)) / n).toFixed(1)}`);

@@ -69,7 +69,7 @@ async function run(request: TrainRequest): Promise<void> {
         void send({ type: 'batch', epoch, batch, batches, ...setup });
       },
     });
-    await send({ type: 'result', outcome });
+    await send({ type: 'result', outcome, trainMs: performance.now() - trainCalled });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     await send({ type: 'error', name: e.name, message: e.message, stack: e.stack, code: (e as NodeJS.ErrnoException).code });

@@ -13,6 +13,8 @@ export interface TrainHooks {
   onLoaded?(ms: number, reused: boolean): void;
   /** The trial's first step began, `ms` after train() was called (model, optimizer, checkpoint lookup). */
   onSetup?(ms: number): void;
+  /** The trial's train() call returned after `ms` (in the child), just before its result is sent. */
+  onTrained?(ms: number): void;
   /** Aborting kills the child (SIGTERM, then SIGKILL after `killGraceMs`); the promise rejects with the signal's reason once the child is gone. */
   signal?: AbortSignal;
   /** Called when a child is handed this trial, with its pid (for logs and for tests); again if the trial moves to a fresh process (see ProcessLostBeforeTrial). */
@@ -219,6 +221,7 @@ export class TrainingProcess {
           running.hooks.onBatch?.(msg.epoch, msg.batch, msg.batches);
           break;
         case 'result':
+          if (msg.trainMs !== undefined) running.hooks.onTrained?.(msg.trainMs);
           if (running.failure === undefined) running.resolve(msg.outcome);
           break;
         case 'error':

@@ -24,5 +24,6 @@ export type ChildMessage =
   | { type: 'epoch'; metrics: EpochMetrics; checkpointPath: string; timing: EpochTiming }
   /** `setupMs` on a trial's first batch: train()'s time before its first step. */
   | { type: 'batch'; epoch: number; batch: number; batches: number; setupMs?: number }
-  | { type: 'result'; outcome: TrainOutcome }
+  /** `trainMs`: the whole train() call, in the child. */
+  | { type: 'result'; outcome: TrainOutcome; trainMs?: number }
   | { type: 'error'; name: string; message: string; stack?: string; code?: string };
