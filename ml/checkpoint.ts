@@ -15,7 +15,7 @@ export const CHECKPOINT_FORMAT = 'durable-sweeps/gru-checkpoint@1';
 const EPOCH_DIR = /^epoch-(\d{4,})$/;
 /** Folders starting so are unfinished; `latestCheckpoint` removes them. */
 export const CHECKPOINT_TEMP_PREFIX = '.tmp-epoch-';
-/** Written last into a checkpoint folder: with it, the folder is complete. */
+/** The checkpoint's description (and the binaries' digests); a shared copy (TrainingShare) saves it last. */
 export const CHECKPOINT_STATE_FILE = 'state.json';
 
 export interface BinaryRef {
@@ -166,12 +166,13 @@ export function writeCheckpoint<T>(
     const temp = await fs.promises.mkdtemp(path.join(dir, `${CHECKPOINT_TEMP_PREFIX}${String(epoch).padStart(4, '0')}-`));
     try {
       await fs.promises.chmod(temp, 0o755);
+      // All three side by side: the temp folder is nobody's checkpoint until the rename below,
+      // which waits for every file's fsync (one fsync's wait per checkpoint instead of two).
       await Promise.all([
         writeDurablyAsync(path.join(temp, 'weights.bin'), files.weights),
         writeDurablyAsync(path.join(temp, 'optimizer.bin'), files.optimizer),
+        writeDurablyAsync(path.join(temp, CHECKPOINT_STATE_FILE), files.state),
       ]);
-      // state.json last: with it, the folder is complete.
-      await writeDurablyAsync(path.join(temp, CHECKPOINT_STATE_FILE), files.state);
       await fsyncDir(temp);
       return await publish<T>(dir, temp, finalPath, fingerprint);
     } catch (err) {
