@@ -89,6 +89,25 @@ test('trains in a child process, reports progress, and returns what an in-proces
   expect(strip(outcome.epochs)).toEqual(strip(inProcess.epochs));
 });
 
+test("a new process's warm-up training leaves no folder behind, and a trial reports its setup and train() times", async () => {
+  const warmTmp = path.join(root, 'warm-tmp');
+  fs.mkdirSync(warmTmp);
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = warmTmp; // the child's os.tmpdir(), where its warm-up trains
+  let setupMs: number | undefined;
+  let trainMs: number | undefined;
+  try {
+    const outcome = await trainInChildProcess(request({ epochs: 2 }), { onSetup: (ms) => (setupMs = ms), onTrained: (ms) => (trainMs = ms) });
+    expect(outcome.epochs).toHaveLength(2);
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
+  expect(fs.readdirSync(warmTmp)).toEqual([]);
+  expect(setupMs).toBeGreaterThan(0);
+  expect(trainMs).toBeGreaterThan(setupMs as number);
+});
+
 test('aborting kills the child and rejects with the abort reason', async () => {
   const controller = new AbortController();
   let pid = 0;
