@@ -84,6 +84,11 @@ function print(m: Measured): void {
   console.log(`\n${m.name}, concurrency ${m.concurrency} (load average before: ${m.load.toFixed(1)} on ${availableParallelism()} cores)`);
   for (const [label, value, share] of rows) console.log(`  ${label.padEnd(64)} ${value.padStart(9)} ${share.padStart(8)}`);
   console.log(`  trials per minute: ${((60 * m.trials.length) / m.wall).toFixed(0)}`);
+  // The study's numbers, so that a change meant to save time shows that it changed no result.
+  const byVariant = new Map<string, number[]>();
+  for (const t of m.trials) byVariant.set(String(t.params.pooling), [...(byVariant.get(String(t.params.pooling)) ?? []), t.best.valid_acc]);
+  const accuracy = [...byVariant].map(([v, accs]) => `${v} ${(sum(accs) / accs.length).toFixed(4)} (${accs.length})`);
+  console.log(`  best valid accuracy, mean over seeds: ${accuracy.join(', ')}`);
   const hops = Object.entries(m.hops).map(([k, v]) => `${k} ${(1000 * v).toFixed(0)}`);
   console.log(`  Temporal hops per trial, mean ms: ${hops.join(', ')} (a trial waiting for a slot counts in slotPickUp)`);
   // Where the train activities' time went (the fields of TrainResult.timing; absent in older results).

@@ -91,13 +91,14 @@ async function warmUp(): Promise<void> {
   }
   kernelAvailable();
   if (process.env.SWEEPS_TRAIN_WARMUP === '0') return;
-  const dir = mkdtempSync(join(tmpdir(), 'sweeps-train-warmup-'));
+  let dir: string | undefined;
   try {
+    dir = mkdtempSync(join(tmpdir(), 'sweeps-train-warmup-'));
     await train(warmUpData(), WARM_UP_CONFIG, { checkpointDir: dir });
   } catch {
-    // Only a head start: a trial that cannot train reports its own problem.
+    // Only a head start (no writable temp folder, no engine): a trial reports its own problem.
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
 
