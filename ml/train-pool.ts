@@ -26,11 +26,14 @@ export interface PoolStats {
  * The training processes of one worker: `size` warm processes (one per slot), each training one
  * trial after another. A process whose trial failed, was cancelled (the process is killed, as
  * before) or crashed is dropped and a new one is started for the next trial; after
- * `maxTrialsPerProcess` trials a process is replaced by a fresh, warmed one.
+ * `maxTrialsPerProcess` trials a process is replaced by a fresh, warmed one, started while its
+ * predecessor trains its last trial.
  */
 export class TrainPool {
   private readonly idle: TrainingProcess[] = [];
   private readonly busy = new Set<TrainingProcess>();
+  /** Replacements started while their process trains its last trial (maxTrialsPerProcess), so they are warm when it ends. */
+  private readonly successors = new Map<TrainingProcess, TrainingProcess>();
   private closed = false;
   readonly stats: PoolStats = { started: 0, reused: 0, lost: 0, recycled: 0 };
   readonly size: number;
@@ -50,9 +53,9 @@ export class TrainPool {
     await Promise.all(this.idle.map((p) => p.ready.catch(() => undefined)));
   }
 
-  /** Pids of the pool's processes (idle and busy), for logs and tests. */
+  /** Pids of the pool's processes (idle, busy and replacements starting), for logs and tests. */
   pids(): number[] {
-    return [...this.idle, ...this.busy].map((p) => p.pid).filter((pid): pid is number => pid !== undefined);
+    return [...this.idle, ...this.busy, ...this.successors.values()].map((p) => p.pid).filter((pid): pid is number => pid !== undefined);
   }
 
   /** Trains one trial in a warm process (or a new one when none is free). */
@@ -73,7 +76,11 @@ export class TrainPool {
     if (proc.trials > 0) this.stats.reused += 1;
     this.busy.add(proc);
     try {
-      return await proc.run(request, hooks);
+      const running = proc.run(request, hooks);
+      // Its last trial: its replacement starts now (Node, TensorFlow.js, the kernel, the warm-up)
+      // instead of on the way of the next trial.
+      if (proc.trials >= this.maxTrialsPerProcess && !this.successors.has(proc)) this.successors.set(proc, this.spawn());
+      return await running;
     } finally {
       this.busy.delete(proc);
       this.release(proc);
@@ -83,7 +90,8 @@ export class TrainPool {
   /** Lets every process go (a running trial's process is killed); resolves when all have exited. */
   async close(): Promise<void> {
     this.closed = true;
-    const all = [...this.idle.splice(0), ...this.busy];
+    const all = [...this.idle.splice(0), ...this.busy, ...this.successors.values()];
+    this.successors.clear();
     await Promise.all(all.map((p) => p.retire()));
   }
 
@@ -97,22 +105,32 @@ export class TrainPool {
   }
 
   private release(proc: TrainingProcess): void {
+    const successor = this.successors.get(proc);
+    this.successors.delete(proc);
     if (!proc.reusable) {
       this.stats.lost += 1;
       void proc.retire(); // already exiting or killed; a new process starts with the next trial
+      if (successor) this.keepOrRetire(successor);
       return;
     }
     if (this.closed || this.idle.length + this.busy.size >= this.size) {
       void proc.retire(); // more trials ran at once than the pool keeps warm
+      if (successor) void successor.retire();
       return;
     }
     if (proc.trials >= this.maxTrialsPerProcess) {
       this.stats.recycled += 1;
       void proc.retire();
-      this.idle.push(this.spawn());
+      this.idle.push(successor ?? this.spawn());
       return;
     }
     this.idle.push(proc);
+    if (successor) void successor.retire();
+  }
+
+  private keepOrRetire(proc: TrainingProcess): void {
+    if (this.closed || this.idle.length + this.busy.size >= this.size) void proc.retire();
+    else this.idle.push(proc);
   }
 
   private spawn(): TrainingProcess {

@@ -256,6 +256,20 @@ describe('a pool of warm training processes', () => {
     expect(pids.sort()).toEqual(warm);
   });
 
+  test('the replacement of a process starts while it trains its last trial, and takes the next one', async () => {
+    pool = new TrainPool({ size: 1, maxTrialsPerProcess: 2 });
+    const p = pool;
+    await p.run(request({ epochs: 1 }));
+    let duringLast: number[] = [];
+    let last = 0;
+    await p.run(request({ epochs: 2 }), { onStart: (pid) => (last = pid), onEpoch: () => (duringLast = p.pids()) });
+    expect(duringLast).toHaveLength(2);
+    const successor = duringLast.find((pid) => pid !== last) as number;
+    let next = 0;
+    await p.run(request({ epochs: 1 }), { onStart: (pid) => (next = pid) });
+    expect(next).toBe(successor);
+    expect(p.stats.started).toBe(2);
+  });
   test('closing the pool ends every process', async () => {
     pool = new TrainPool({ size: 2 });
     await pool.warm();
