@@ -291,6 +291,24 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_work(AmxWork *w
  * k-steps. K-step ks of B' (segment ks / (H/32)) is read from part SEG_B[segment]. Each part of a
  * column pair's tiles (4 KiB at H = 64) is then read up to three times per timestep from L1, where
  * the copies (147 KiB at H = 64, over L1's 48) came from L2 every time. */
+/*
+ * One k-step of a block of 16×16 output tiles: tiles 0 and 1 (and 2 and 3 for the next 16 rows,
+ * when `two`) += A (16 rows at a, the next 16 at a + 16 rows; row stride lda bytes) · B's two
+ * column tiles at b and b + 512 (VNNI pairs, 64 bytes a row). Every tile product of this file.
+ */
+AMX_TARGET static inline __attribute__((always_inline)) void amx_kstep(const uint16_t *a, int lda, const uint16_t *b, int two) {
+  _tile_loadd(4, a, lda);
+  _tile_loadd(6, b, 64);
+  _tile_loadd(7, b + 512, 64);
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  if (two) {
+    _tile_loadd(5, a + (size_t)16 * (lda / 2), lda);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
 static inline int amx_b_step(int ks, int H, int KSH) {
   const int per = H / 32;
   return ks < KSH ? SEG_B[ks / per] * per + ks % per : 3 * per + (ks - KSH);
@@ -309,44 +327,24 @@ AMX_TARGET static inline __attribute__((always_inline)) void amx_group(int Mp, i
   int done = 0; /* k-steps issued so far: the work is spread evenly over them */
   for (int rt = 0; rt < Mp; rt += 32) {
     float *o = out + (size_t)rt * H;
+    const int two = Mp - rt >= 32;
     _tile_loadd(0, bias, 0);
     _tile_loadd(1, bias + 16, 0);
-    if (Mp - rt >= 32) {
+    if (two) {
       _tile_loadd(2, bias, 0);
       _tile_loadd(3, bias + 16, 0);
-      for (int i = k0; i < k1; i++) {
-        const int ks = order[i];
-        int lda;
-        const uint16_t *a = amx_a_at(A, H, KSH, ks, &lda);
-        if (lda == 0) lda = KX * 2;
-        a += (size_t)rt * (lda / 2);
-        _tile_loadd(4, a, lda);
-        _tile_loadd(5, a + (size_t)16 * (lda / 2), lda);
-        const uint16_t *b = bp + ((size_t)amx_b_step(ks, H, KSH) * NT + ct) * 512;
-        _tile_loadd(6, b, 64);
-        _tile_loadd(7, b + 512, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-        amx_work(w, v0 + left * ++done / steps);
-      }
+    }
+    for (int i = k0; i < k1; i++) {
+      const int ks = order[i];
+      int lda;
+      const uint16_t *a = amx_a_at(A, H, KSH, ks, &lda);
+      if (lda == 0) lda = KX * 2;
+      amx_kstep(a + (size_t)rt * (lda / 2), lda, bp + ((size_t)amx_b_step(ks, H, KSH) * NT + ct) * 512, two);
+      amx_work(w, v0 + left * ++done / steps);
+    }
+    if (two) {
       _tile_stored(2, o + (size_t)16 * H, ldo);
       _tile_stored(3, o + (size_t)16 * H + 16, ldo);
-    } else {
-      for (int i = k0; i < k1; i++) {
-        const int ks = order[i];
-        int lda;
-        const uint16_t *a = amx_a_at(A, H, KSH, ks, &lda);
-        if (lda == 0) lda = KX * 2;
-        _tile_loadd(4, a + (size_t)rt * (lda / 2), lda);
-        const uint16_t *b = bp + ((size_t)amx_b_step(ks, H, KSH) * NT + ct) * 512;
-        _tile_loadd(6, b, 64);
-        _tile_loadd(7, b + 512, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        amx_work(w, v0 + left * ++done / steps);
-      }
     }
     _tile_stored(0, o, ldo);
     _tile_stored(1, o + 16, ldo);
@@ -567,16 +565,7 @@ AMX_TARGET static int amx_bptt(int T, int B, int H, const LayerTape *tape, const
           for (int k = 0; k < KC; k++) {
             const uint16_t *a = A[SEG_A[s]] + (size_t)rt * H3 + k * 32;
             const uint16_t *b = bp + ((size_t)(SEG_B[s] * KC + k) * NT + ct) * 512;
-            _tile_loadd(4, a, lda);
-            _tile_loadd(6, b, 64);
-            _tile_loadd(7, b + 512, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            if (two) {
-              _tile_loadd(5, a + (size_t)16 * H3, lda);
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
-            }
+            amx_kstep(a, lda, b, two);
             if (pending >= 0)
               for (const int upto = B * ++done / steps; row < upto; row++) amx_bptt_row(&prev, row, pending * 16, one);
           }
@@ -698,14 +687,7 @@ AMX_TARGET static int amx_wgrad(int K, int H, const float *h, const float *dg0, 
             for (int c = 0; c < KC; c++) {
               const uint16_t *a = A + (size_t)SEG_A[s] * H * Kp + (size_t)rt * Kp + c * 32;
               const uint16_t *b = Bp + (((size_t)(g * 3 + SEG_B[s]) * KC + c) * HT + ct) * 512;
-              _tile_loadd(4, a, Kp * 2);
-              _tile_loadd(5, a + (size_t)16 * Kp, Kp * 2);
-              _tile_loadd(6, b, 64);
-              _tile_loadd(7, b + 512, 64);
-              _tile_dpbf16ps(0, 4, 6);
-              _tile_dpbf16ps(1, 4, 7);
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
+              amx_kstep(a, Kp * 2, b, 1);
             }
           _tile_stored(0, o, H3 * 4);
           _tile_stored(1, o + 16, H3 * 4);

@@ -1,13 +1,11 @@
 import { readFileSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../ml/backend';
-import type { Batch } from '../../ml/batches';
 import { FusedTrainer } from '../../ml/kernel/engine';
 import { kernel, kernelAvailable, type Kernel } from '../../ml/kernel/load';
-import { crossEntropy, GruClassifier, type GruClassifierConfig } from '../../ml/model';
+import { GruClassifier, type GruClassifierConfig } from '../../ml/model';
 import { POOLINGS, type Pooling } from '../../ml/pooling';
 import { rngFor, type Rng } from '../../ml/rng';
-import { randomBatch, relativeError } from './helpers';
+import { ADAM, modelAndTrainer, randomBatch, relativeError, tfjsGradients, worstGradient } from './helpers';
 
 /**
  * The native kernel's AMX path (ml/kernel/amx-native.h, kind `native-amx`): where the CPU has
@@ -22,7 +20,6 @@ const cpuHasAmx = cpuFlags.includes('amx_bf16') && cpuFlags.includes('amx_tile')
 const hasNative = kernelAvailable('native');
 const hasAmx = kernelAvailable('native-amx');
 const TOLERANCE = 1e-5;
-const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 };
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -59,45 +56,11 @@ const amx = hasAmx ? describe : describe.skip;
 amx('native-amx kernel', () => {
   const layersOnTiles = (): number => kernel('native-amx').fn.amx_layers!();
 
-  function modelAndTrainer(cfg: GruClassifierConfig, maxSteps: number, maxBatch: number, k: Kernel): { model: GruClassifier; trainer: FusedTrainer } {
-    const model = new GruClassifier(cfg, rngFor(8, 'amx-init', cfg.pooling, cfg.layers));
-    model.setWeights(model.getWeights().map((v) => v * 2));
-    const trainer = new FusedTrainer({ ...cfg, maxSteps, maxBatch }, ADAM, k);
-    const zeros = model.params.map((p) => new Float32Array(p.variable.size));
-    trainer.loadState(model.getWeights(), { step: 0, m: zeros, v: zeros });
-    return { model, trainer };
-  }
-
-  function tfjsGradients(model: GruClassifier, batch: Batch, dropoutRng?: Rng): { loss: number; grads: Float32Array } {
-    return tf.tidy(() => {
-      const x = tf.tensor3d(batch.x, [batch.size, batch.steps, batch.features]);
-      const { value, grads } = tf.variableGrads(() => crossEntropy(model.logits(x, batch.lengths, dropoutRng), batch.labels), model.variables);
-      const flat = new Float32Array(model.parameterCount);
-      let at = 0;
-      for (const v of model.variables) {
-        flat.set(grads[v.name]!.dataSync() as Float32Array, at);
-        at += v.size;
-      }
-      return { loss: value.dataSync()[0] as number, grads: flat };
-    });
-  }
-
-  function maxGradientError(model: GruClassifier, got: Float32Array, want: Float32Array): number {
-    let at = 0;
-    let worst = 0;
-    for (const p of model.params) {
-      const n = p.variable.size;
-      worst = Math.max(worst, relativeError(got.subarray(at, at + n), want.subarray(at, at + n)));
-      at += n;
-    }
-    return worst;
-  }
-
   test('its layers run on AMX tiles, and the native kernel’s (AMX off) do not', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 32, layers: 2, dropout: 0, classes: 5, pooling: 'mean' };
     const batch = randomBatch('amx-path', 8, 6, 3, 5);
-    const a = modelAndTrainer(cfg, 6, 8, kernel('native-amx'));
-    const n = modelAndTrainer(cfg, 6, 8, kernel('native'));
+    const a = modelAndTrainer(cfg, 6, 8, kernel('native-amx'), 'amx-init');
+    const n = modelAndTrainer(cfg, 6, 8, kernel('native'), 'amx-init');
     try {
       const before = layersOnTiles();
       n.trainer.gradients(batch);
@@ -126,8 +89,8 @@ amx('native-amx kernel', () => {
   ])('vs the op-by-op reference (%s)', (_label, B, T, hidden, layers, dropout) => {
     test.each(POOLINGS.map((p) => [p]))('%s pooling: loss and every gradient within 1e-5, and AVX-512 within 1e-5 of it', (pooling) => {
       const cfg: GruClassifierConfig = { inputSize: 3, hidden, layers, dropout, classes: 7, pooling: pooling as Pooling };
-      const a = modelAndTrainer(cfg, T, B, kernel('native-amx'));
-      const n = modelAndTrainer(cfg, T, B, kernel('native'));
+      const a = modelAndTrainer(cfg, T, B, kernel('native-amx'), 'amx-init');
+      const n = modelAndTrainer(cfg, T, B, kernel('native'), 'amx-init');
       try {
         const batch = randomBatch(`amx-${pooling}-${B}`, B, T, 3, 7);
         const stream = (): Rng | undefined => (dropout > 0 ? rngFor(3, 'amx-dropout', B) : undefined);
@@ -136,9 +99,9 @@ amx('native-amx kernel', () => {
         const got = a.trainer.gradients(batch, stream());
         expect(layersOnTiles()).toBe(before + layers);
         expect(Math.abs(got.loss - want.loss) / want.loss).toBeLessThan(TOLERANCE);
-        expect(maxGradientError(a.model, got.grads, want.grads)).toBeLessThan(TOLERANCE);
+        expect(worstGradient(a.model, got.grads, want.grads).error).toBeLessThan(TOLERANCE);
         const avx = n.trainer.gradients(batch, stream());
-        expect(maxGradientError(a.model, got.grads, avx.grads)).toBeLessThan(TOLERANCE);
+        expect(worstGradient(a.model, got.grads, avx.grads).error).toBeLessThan(TOLERANCE);
       } finally {
         for (const t of [a, n]) {
           t.trainer.dispose();
@@ -150,7 +113,7 @@ amx('native-amx kernel', () => {
 
   test('evaluation without a tape gives the taped forward pass’s loss bit for bit', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 32, layers: 2, dropout: 0, classes: 5, pooling: 'max' };
-    const { model, trainer } = modelAndTrainer(cfg, 37, 9, kernel('native-amx'));
+    const { model, trainer } = modelAndTrainer(cfg, 37, 9, kernel('native-amx'), 'amx-init');
     try {
       const batch = randomBatch('amx-infer', 9, 37, 3, 5);
       expect(Object.is(trainer.evaluate(batch).loss, trainer.gradients(batch).loss)).toBe(true);
@@ -166,7 +129,7 @@ amx('native-amx kernel', () => {
     const stream = (i: number): Rng => rngFor(5, 'amx-dropout', 1, i);
     const sizes = (m: GruClassifier) => m.params.map((p) => p.variable.size);
     const run = (k: Kernel) => {
-      const r = modelAndTrainer(cfg, 9, 12, k);
+      const r = modelAndTrainer(cfg, 9, 12, k, 'amx-init');
       batches.forEach((b, i) => r.trainer.step(b, 1e-2, stream(i)));
       const w = r.trainer.weights;
       r.trainer.dispose();
@@ -176,7 +139,7 @@ amx('native-amx kernel', () => {
     const straight = run(kernel('native-amx'));
     expect(Buffer.from(run(kernel('native-amx')).buffer).equals(Buffer.from(straight.buffer))).toBe(true);
 
-    const b = modelAndTrainer(cfg, 9, 12, kernel('native-amx'));
+    const b = modelAndTrainer(cfg, 9, 12, kernel('native-amx'), 'amx-init');
     batches.slice(0, 3).forEach((batch, i) => b.trainer.step(batch, 1e-2, stream(i)));
     const saved = { weights: b.trainer.weights, adam: b.trainer.adamState(sizes(b.model)) };
     b.trainer.dispose();
@@ -195,8 +158,8 @@ amx('native-amx kernel', () => {
   test('hidden sizes that are not multiples of 32 run the AVX-512 code, bit for bit', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 24, layers: 1, dropout: 0, classes: 5, pooling: 'last' };
     const batch = randomBatch('amx-fallback', 6, 8, 3, 5);
-    const a = modelAndTrainer(cfg, 8, 6, kernel('native-amx'));
-    const n = modelAndTrainer(cfg, 8, 6, kernel('native'));
+    const a = modelAndTrainer(cfg, 8, 6, kernel('native-amx'), 'amx-init');
+    const n = modelAndTrainer(cfg, 8, 6, kernel('native'), 'amx-init');
     try {
       const before = layersOnTiles();
       const ga = a.trainer.gradients(batch).grads;

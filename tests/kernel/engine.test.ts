@@ -1,15 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../ml/backend';
-import type { Batch } from '../../ml/batches';
 import { FusedTrainer } from '../../ml/kernel/engine';
 import { kernel, KERNEL_KINDS, kernelAvailable, type KernelKind } from '../../ml/kernel/load';
-import { crossEntropy, GruClassifier, type GruClassifierConfig } from '../../ml/model';
+import { GruClassifier, type GruClassifierConfig } from '../../ml/model';
 import { Adam } from '../../ml/optim';
 import { POOLINGS, type Pooling } from '../../ml/pooling';
 import { rngFor, type Rng } from '../../ml/rng';
 import { evaluateBatch, trainStep } from '../../ml/trainer';
-import { randomBatch, relativeError } from './helpers';
+import { ADAM, modelAndTrainer, randomBatch, relativeError, tfjsGradients, worstGradient } from './helpers';
 
 /**
  * The whole-step kernel (GRU, pooling, head, softmax cross-entropy, backward, Adam) against the
@@ -34,7 +32,6 @@ test('runs for the WebAssembly kernels, and for the native one wherever a C comp
   console.log(`kernel engine tests ran for: ${KINDS.join(', ')}`);
 });
 const TOLERANCE = 1e-5;
-const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 };
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -45,38 +42,9 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
     expect(kernel(kind).kind).toBe(kind);
   });
 
-  function modelAndTrainer(cfg: GruClassifierConfig, maxSteps: number, maxBatch: number): { model: GruClassifier; trainer: FusedTrainer } {
-    const model = new GruClassifier(cfg, rngFor(8, 'engine-init', cfg.pooling, cfg.layers));
-    model.setWeights(model.getWeights().map((v) => v * 2));
-    const trainer = new FusedTrainer({ ...cfg, maxSteps, maxBatch }, ADAM, kernel(kind));
-    const zeros = model.params.map((p) => new Float32Array(p.variable.size));
-    trainer.loadState(model.getWeights(), { step: 0, m: zeros, v: zeros });
-    return { model, trainer };
-  }
-
-  function tfjsGradients(model: GruClassifier, batch: Batch, dropoutRng?: Rng): { loss: number; grads: Float32Array } {
-    return tf.tidy(() => {
-      const x = tf.tensor3d(batch.x, [batch.size, batch.steps, batch.features]);
-      const { value, grads } = tf.variableGrads(() => crossEntropy(model.logits(x, batch.lengths, dropoutRng), batch.labels), model.variables);
-      const flat = new Float32Array(model.parameterCount);
-      let at = 0;
-      for (const v of model.variables) {
-        flat.set(grads[v.name]!.dataSync() as Float32Array, at);
-        at += v.size;
-      }
-      return { loss: value.dataSync()[0] as number, grads: flat };
-    });
-  }
-
-  /** Per parameter tensor, so that a small tensor's error is not hidden by a large one's scale. */
   function expectGradientsClose(model: GruClassifier, got: Float32Array, want: Float32Array): void {
-    let at = 0;
-    for (const p of model.params) {
-      const n = p.variable.size;
-      const err = relativeError(got.subarray(at, at + n), want.subarray(at, at + n));
-      if (!(err < TOLERANCE)) throw new Error(`${p.name}: kernel gradient differs from tfjs autodiff by ${err.toExponential(2)} (relative)`);
-      at += n;
-    }
+    const worst = worstGradient(model, got, want);
+    if (!(worst.error < TOLERANCE)) throw new Error(`${worst.name}: kernel gradient differs from tfjs autodiff by ${worst.error.toExponential(2)} (relative)`);
   }
 
   describe.each<[string, number, number, number, number]>([
@@ -86,7 +54,7 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
   ])('whole-step kernel vs tfjs (%s)', (_label, B, T, hidden, layers) => {
     test.each(POOLINGS.map((p) => [p]))('%s pooling: loss and the gradient of every parameter within 1e-5', (pooling) => {
       const cfg: GruClassifierConfig = { inputSize: 3, hidden, layers, dropout: 0, classes: 7, pooling: pooling as Pooling };
-      const { model, trainer } = modelAndTrainer(cfg, T, B);
+      const { model, trainer } = modelAndTrainer(cfg, T, B, kernel(kind), 'engine-init');
       try {
         const batch = randomBatch(`engine-${pooling}-${B}`, B, T, 3, 7);
         const want = tfjsGradients(model, batch);
@@ -102,7 +70,7 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
 
   test('inter-layer dropout: the kernel draws the same masks from the same stream', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 10, layers: 3, dropout: 0.3, classes: 5, pooling: 'last-valid' };
-    const { model, trainer } = modelAndTrainer(cfg, 9, 6);
+    const { model, trainer } = modelAndTrainer(cfg, 9, 6, kernel(kind), 'engine-init');
     try {
       const batch = randomBatch('engine-dropout', 6, 9, 3, 5);
       const stream = (): Rng => rngFor(2, 'dropout', 3, 4);
@@ -120,7 +88,7 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
 
   test('Adam steps move the weights as ml/optim.ts does (torch’s L2 weight decay), over several steps', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 16, layers: 1, dropout: 0, classes: 5, pooling: 'mean' };
-    const { model, trainer } = modelAndTrainer(cfg, 10, 8);
+    const { model, trainer } = modelAndTrainer(cfg, 10, 8, kernel(kind), 'engine-init');
     const adam = new Adam(model.variables, { lr: 5e-3, weightDecay: ADAM.weightDecay });
     try {
       const start = model.getWeights();
@@ -149,7 +117,7 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
 
   test('evaluation: the loss and accuracy of evaluateBatch', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 12, layers: 2, dropout: 0.5, classes: 3, pooling: 'max' };
-    const { model, trainer } = modelAndTrainer(cfg, 11, 16);
+    const { model, trainer } = modelAndTrainer(cfg, 11, 16, kernel(kind), 'engine-init');
     try {
       for (let i = 0; i < 3; i++) {
         const batch = randomBatch(`eval-${i}`, 16, 11, 3, 3);
@@ -169,7 +137,7 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
     (pooling) => {
       // T = 37 spans three of layer_infer's 16-step input-projection chunks; lengths vary.
       const cfg: GruClassifierConfig = { inputSize: 3, hidden: 24, layers: 2, dropout: 0, classes: 5, pooling: pooling as Pooling };
-      const { model, trainer } = modelAndTrainer(cfg, 37, 9);
+      const { model, trainer } = modelAndTrainer(cfg, 37, 9, kernel(kind), 'engine-init');
       try {
         const batch = randomBatch(`infer-${pooling}`, 9, 37, 3, 5);
         const taped = trainer.gradients(batch).loss;
@@ -187,11 +155,11 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
     const stream = (i: number): Rng => rngFor(5, 'dropout', 1, i);
     const sizes = (m: GruClassifier) => m.params.map((p) => p.variable.size);
 
-    const a = modelAndTrainer(cfg, 9, 12);
+    const a = modelAndTrainer(cfg, 9, 12, kernel(kind), 'engine-init');
     batches.forEach((b, i) => a.trainer.step(b, 1e-2, stream(i)));
     const straight = a.trainer.weights;
 
-    const b = modelAndTrainer(cfg, 9, 12);
+    const b = modelAndTrainer(cfg, 9, 12, kernel(kind), 'engine-init');
     batches.slice(0, 3).forEach((batch, i) => b.trainer.step(batch, 1e-2, stream(i)));
     const saved = { weights: b.trainer.weights, adam: b.trainer.adamState(sizes(b.model)) };
     b.trainer.dispose();
@@ -208,7 +176,7 @@ describe.each<[KernelKind]>(KINDS.map((k) => [k]))('%s kernel', (kind) => {
 
   test('batches larger than the trainer was sized for, or with bad lengths or labels, are refused', () => {
     const cfg: GruClassifierConfig = { inputSize: 3, hidden: 4, layers: 1, dropout: 0, classes: 3, pooling: 'last' };
-    const { model, trainer } = modelAndTrainer(cfg, 5, 4);
+    const { model, trainer } = modelAndTrainer(cfg, 5, 4, kernel(kind), 'engine-init');
     try {
       expect(() => trainer.step(randomBatch('big', 4, 6, 3, 3), 1e-3)).toThrow('exceeds the 4 × 5 it was sized for');
       const bad = randomBatch('bad', 4, 5, 3, 3);

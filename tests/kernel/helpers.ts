@@ -1,5 +1,12 @@
+import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../../ml/batches';
-import { rngFor } from '../../ml/rng';
+import { FusedTrainer } from '../../ml/kernel/engine';
+import type { Kernel } from '../../ml/kernel/load';
+import { crossEntropy, GruClassifier, type GruClassifierConfig } from '../../ml/model';
+import { rngFor, type Rng } from '../../ml/rng';
+
+/** The Adam settings the kernel tests train with. */
+export const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 };
 
 /**
  * Norm-wise relative error max|got − want| / max|want|, the usual measure for comparing two
@@ -35,4 +42,52 @@ export function randomBatch(seed: string, B: number, T: number, features: number
   }
   const labels = Int32Array.from({ length: B }, () => rng.int(classes));
   return { x, lengths, labels, size: B, steps: T, features };
+}
+
+/**
+ * A reference model (weights doubled from their initialisation, so that the gates leave their
+ * linear range) and a kernel trainer loaded with the same weights and zero Adam moments. `label`
+ * names the initialisation stream (each test file keeps its own weights).
+ */
+export function modelAndTrainer(
+  cfg: GruClassifierConfig,
+  maxSteps: number,
+  maxBatch: number,
+  k: Kernel,
+  label: string,
+): { model: GruClassifier; trainer: FusedTrainer } {
+  const model = new GruClassifier(cfg, rngFor(8, label, cfg.pooling, cfg.layers));
+  model.setWeights(model.getWeights().map((v) => v * 2));
+  const trainer = new FusedTrainer({ ...cfg, maxSteps, maxBatch }, ADAM, k);
+  const zeros = model.params.map((p) => new Float32Array(p.variable.size));
+  trainer.loadState(model.getWeights(), { step: 0, m: zeros, v: zeros });
+  return { model, trainer };
+}
+
+/** The batch's loss and dLoss/dparams by TensorFlow.js autodiff of the op-by-op model, flat in getWeights order. */
+export function tfjsGradients(model: GruClassifier, batch: Batch, dropoutRng?: Rng): { loss: number; grads: Float32Array } {
+  return tf.tidy(() => {
+    const x = tf.tensor3d(batch.x, [batch.size, batch.steps, batch.features]);
+    const { value, grads } = tf.variableGrads(() => crossEntropy(model.logits(x, batch.lengths, dropoutRng), batch.labels), model.variables);
+    const flat = new Float32Array(model.parameterCount);
+    let at = 0;
+    for (const v of model.variables) {
+      flat.set(grads[v.name]!.dataSync() as Float32Array, at);
+      at += v.size;
+    }
+    return { loss: value.dataSync()[0] as number, grads: flat };
+  });
+}
+
+/** The parameter tensor whose gradient differs most (relativeError per tensor, so that a small tensor's error is not hidden by a large one's scale). */
+export function worstGradient(model: GruClassifier, got: Float32Array, want: Float32Array): { name: string; error: number } {
+  let at = 0;
+  let worst = { name: '', error: 0 };
+  for (const p of model.params) {
+    const n = p.variable.size;
+    const error = relativeError(got.subarray(at, at + n), want.subarray(at, at + n));
+    if (!(error <= worst.error)) worst = { name: p.name, error };
+    at += n;
+  }
+  return worst;
 }
