@@ -3,7 +3,7 @@ import { parseStepParams } from './params';
 import { stepModules } from './registry';
 import type { StepInput, UntilOutcome, UntilRoundInput } from './types';
 import { suggestTrials, type SuggestInput, type SuggestResult } from './search';
-import { codeVersionAsync } from './tracking';
+import { codeVersion } from './tracking';
 import { assessUntil } from './until';
 
 /** A step's activity as the workflows call it: parameters arrive validated by the planner. */
@@ -24,7 +24,7 @@ export interface SearchActivities {
  */
 export function createActivities(deps: ActivityDeps): SweepActivities & SearchActivities {
   // A training worker records the code version in every trial: its `git` runs now, not in the first trial.
-  if (deps.trainPool) void codeVersionAsync();
+  if (deps.trainPool) void codeVersion();
   const steps: SweepActivities = Object.fromEntries(
     stepModules.map((module) => {
       const activity: StepActivity = (input) => module.activity({ ...input, params: parseStepParams(module.params, input.params, input.step) }, deps);

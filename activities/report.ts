@@ -329,7 +329,7 @@ async function environmentOf(store: ArtifactStore, results: TrainResult[]): Prom
     backendPackages: distinct(envs.map((e) => e.backendPackage)),
     temporalSdk: distinct(envs.map((e) => e.temporal)),
     hosts: distinct(envs.map((e) => e.host)),
-    code: distinct([...envs.map((e) => codeLabel(e.code)), codeLabel(codeVersion())]),
+    code: distinct([...envs.map((e) => codeLabel(e.code)), codeLabel(await codeVersion())]),
     trainVersions: distinct(trainVersions),
     reportVersion: REPORT_VERSION,
     data: [...data.values()],

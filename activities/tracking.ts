@@ -7,7 +7,7 @@
  * trial or a report. Calls are retried with backoff; what still fails is logged and recorded in
  * the trial's result (and so in the report), and the trial trains on.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { arch, hostname, platform } from 'node:os';
@@ -72,51 +72,28 @@ function readPackageVersion(name: string): string | undefined {
   return undefined;
 }
 
-let codeVersionMemo: CodeVersion | undefined;
-let codeVersionPending: Promise<CodeVersion> | undefined;
-
-function packageOfRepo(): CodeVersion {
-  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string };
-  return { package: `${pkg.name}@${pkg.version}` };
-}
-
-const GIT_OPTIONS = { cwd: repoRoot, encoding: 'utf8', timeout: 5000 } as const;
-
-/** Computed once per process: the code cannot change under a running worker. */
-export function codeVersion(): CodeVersion {
-  if (codeVersionMemo) return codeVersionMemo;
-  const version = packageOfRepo();
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { ...GIT_OPTIONS, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    version.commit = git('rev-parse', 'HEAD');
-    version.dirty = git('status', '--porcelain', '--untracked-files=no').length > 0;
-  } catch {
-    // Not a git checkout (a container image, an npm tarball): the package version is what there is.
-  }
-  codeVersionMemo = version;
-  return version;
-}
+let codeVersionOnce: Promise<CodeVersion> | undefined;
 
 /**
- * Like `codeVersion`, without blocking the event loop: the first trial of a worker starts it
- * when its tracking starts, so its two `git` runs (10-15 ms) happen while the trial trains
- * instead of in its finish. Once per process, like `codeVersion`.
+ * The code this process runs: the package, and the git commit (and whether the checkout has
+ * uncommitted changes) where it is a checkout. Once per process (the code cannot change under a
+ * running worker), without blocking the event loop: a training worker asks for it when its
+ * activities are made, so its two `git` runs (10–15 ms) are not part of any trial's time.
  */
-export function codeVersionAsync(): Promise<CodeVersion> {
-  if (codeVersionMemo) return Promise.resolve(codeVersionMemo);
-  codeVersionPending ??= (async () => {
-    const version = packageOfRepo();
+export function codeVersion(): Promise<CodeVersion> {
+  codeVersionOnce ??= (async () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string };
+    const version: CodeVersion = { package: `${pkg.name}@${pkg.version}` };
     try {
-      const git = async (...args: string[]) => (await execFileAsync('git', args, GIT_OPTIONS)).stdout.trim();
+      const git = async (...args: string[]) => (await execFileAsync('git', args, { cwd: repoRoot, encoding: 'utf8', timeout: 5000 })).stdout.trim();
       const [commit, status] = await Promise.all([git('rev-parse', 'HEAD'), git('status', '--porcelain', '--untracked-files=no')]);
       Object.assign(version, { commit, dirty: status.length > 0 });
     } catch {
       // Not a git checkout (a container image, an npm tarball): the package version is what there is.
     }
-    codeVersionMemo ??= version;
-    return codeVersionMemo;
+    return version;
   })();
-  return codeVersionPending;
+  return codeVersionOnce;
 }
 
 const BACKEND_PACKAGES: Record<string, string> = {
@@ -125,7 +102,7 @@ const BACKEND_PACKAGES: Record<string, string> = {
   cpu: '@tensorflow/tfjs',
 };
 
-export function trainingEnvironment(backend: string, code: CodeVersion = codeVersion()): TrainingEnvironment {
+export function trainingEnvironment(backend: string, code: CodeVersion): TrainingEnvironment {
   const backendPackage = BACKEND_PACKAGES[backend];
   const backendVersion = backendPackage ? packageVersion(backendPackage) : undefined;
   return {
@@ -249,7 +226,7 @@ export class TrialTracker {
     }
     // A different tracking server than the last attempt's: start a new run there.
     if (this.state.mlflow && this.state.mlflow.uri !== settings?.uri) delete this.state.mlflow;
-    this.code = codeVersionAsync();
+    this.code = codeVersion();
     if (this.mlflow) this.enqueue(() => this.ensureRun());
   }
 
@@ -547,7 +524,7 @@ export class SweepRun {
         const experimentId = await sweep.client.experimentId(pipelineOfSweep(input.sweepId));
         const tags: Record<string, string> = { sweep_id: input.sweepId, step: input.step, 'temporal.workflow_id': input.sweepId };
         if (input.link) tags['temporal.ui'] = input.link;
-        const code = codeVersion();
+        const code = await codeVersion();
         if (code.commit) tags['mlflow.source.git.commit'] = code.commit;
         sweep.run = await sweep.client.createRun(experimentId, input.sweepId, tags);
         await sweep.client.logBatch(sweep.run.runId, { params: stringParams(input.params) });

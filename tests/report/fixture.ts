@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArtifactRef } from '../../artifacts/store';
 import type { ActivityDeps } from '../../activities/deps';
-import { trainingEnvironment, type TrialTracking } from '../../activities/tracking';
+import { codeVersion, trainingEnvironment, type TrialTracking } from '../../activities/tracking';
 import { eventFileName, trialEventFile } from '../../tracking/tensorboard';
 import type { EpochMetrics, TrainResult } from '../../activities/types';
 
@@ -80,7 +80,7 @@ export async function buildSweep(deps: ActivityDeps, specs: TrialSpec[]): Promis
     const tracking: TrialTracking = {
       settings: 'settings.toml',
       tensorboard: 'tensorboard',
-      environment: trainingEnvironment('wasm'),
+      environment: trainingEnvironment('wasm', await codeVersion()),
       problems: s.problems ?? [],
     };
     const built = await store.getOrBuild({ type: 'train', version: 1, params, inputs: { padding: padding.ref.dir } }, async (dir) => {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 
-// A fresh copy of the module for each test: both functions keep their answer for the process.
+// A fresh copy of the module for each test: it keeps its answer for the process.
 const load = () => {
   let mod: typeof import('../../activities/tracking') | undefined;
   jest.isolateModules(() => {
@@ -19,17 +19,16 @@ const head = (): string | undefined => {
   }
 };
 
-test('the code version asked for ahead (without blocking) is the one the synchronous call computes', async () => {
-  const ahead = await load().codeVersionAsync();
-  const direct = load().codeVersion();
-  expect(ahead).toEqual(direct);
-  expect(ahead.package).toMatch(/^durable-sweeps@/);
-  expect(ahead.commit).toBe(head());
+test("the code version names the package and this checkout's commit", async () => {
+  const version = await load().codeVersion();
+  expect(version.package).toMatch(/^durable-sweeps@/);
+  expect(version.commit).toBe(head());
 });
 
-test('once asked for ahead, the synchronous call answers from it and the environment records it', async () => {
+test('it is computed once per process, and the training environment records it', async () => {
   const tracking = load();
-  const ahead = await tracking.codeVersionAsync();
-  expect(tracking.codeVersion()).toBe(ahead);
-  expect(tracking.trainingEnvironment('wasm').code).toBe(ahead);
+  const first = tracking.codeVersion();
+  expect(tracking.codeVersion()).toBe(first);
+  const version = await first;
+  expect(tracking.trainingEnvironment('wasm', version).code).toBe(version);
 });
