@@ -154,7 +154,9 @@ export async function readTrialResults(store: ArtifactStore, stored: StoredTrial
  */
 export async function withTrialResults(store: ArtifactStore, outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
   const entries = await Promise.all(
-    Object.entries(outputs).map(async ([step, output]) => [step, isStoredTrialResults(output) ? await readTrialResults(store, output, `step ${step}`) : output] as const),
+    Object.entries(outputs).map(
+      async ([step, output]) => [step, isStoredTrialResults(output) ? await readTrialResults(store, output, `step ${step}`) : output] as const,
+    ),
   );
   return Object.fromEntries(entries);
 }

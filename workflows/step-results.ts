@@ -134,7 +134,12 @@ export class StepResults {
  * large to keep inline: a promise of their reference in the store. Undefined (at once, no microtask
  * in between) when they stay inline: the step's output is then `results`, as it always was.
  */
-export function storedOutput(sweepId: string, step: string, blobLimit: number | undefined, results: readonly TrialResult[]): Promise<StoredTrialResults> | undefined {
+export function storedOutput(
+  sweepId: string,
+  step: string,
+  blobLimit: number | undefined,
+  results: readonly TrialResult[],
+): Promise<StoredTrialResults> | undefined {
   if (results.reduce((n, r) => n + sizeOf(r), 0) <= inlineBytesFor(blobLimit) || !patched(RESULTS_IN_STORE)) return undefined;
   const collected = new StepResults(sweepId, step, blobLimit);
   return collected.add(results)!.then(() => collected.output() as Promise<StoredTrialResults>);
