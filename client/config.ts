@@ -32,7 +32,7 @@ export interface SweepsConfig {
   server: { ip: string; port: number; uiPort: number };
   /**
    * The Temporal server's blob size limit in bytes (its `limit.blobSize.error`), SWEEPS_BLOB_LIMIT,
-   * when it is lower than the default 2 MB: large step results then go to the artifact store sooner.
+   * when it is not Temporal's default 2 MB: a matrix step's results go to the artifact store at a quarter of it.
    */
   blobLimit?: number;
 }

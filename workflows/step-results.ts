@@ -98,16 +98,15 @@ export class StepResults {
     return this.inlineBytes() > this.maxBytes && this.inStore() ? this.flush() : undefined;
   }
 
-  /** What a continue-as-new carries: with the store in use, only references (the inline results are paged first). */
+  /** What a continue-as-new carries: once the store is in use, only references (the results not yet paged are paged first). */
   async carried(): Promise<CarriedResults> {
-    if (this.inline.length > 0 && (this.pages || (this.inlineBytes() > this.maxBytes && this.inStore()))) await this.flush();
+    if (this.pages && this.inline.length > 0) await this.flush();
     return { ...(this.pages ? { pages: this.pages } : {}), inline: this.inline };
   }
 
   /** The step's output: the results themselves while small (returned at once), else the reference to their file. */
   output(): TrialResult[] | Promise<StoredTrialResults> {
-    const pages = this.pages;
-    if (!pages) return this.inline;
+    if (!this.pages) return this.inline;
     return this.flush().then(() => store.sealTrialResults({ sweepId: this.sweepId, step: this.step, pages: this.pages! }));
   }
 
