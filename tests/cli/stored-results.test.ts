@@ -5,6 +5,7 @@ import pino from 'pino';
 import { appendTrialResults, sealTrialResults, type StoredTrialResults } from '../../activities/trial-results';
 import type { TrainResult } from '../../activities/types';
 import { LocalArtifactStore } from '../../artifacts/local-store';
+import { ConfigError, loadConfig } from '../../client/config';
 import { withStoredResults } from '../../cli/results';
 import { describeReuse, reuseOf } from '../../cli/reuse';
 import { planFromText } from '../../pipeline/load';
@@ -71,5 +72,26 @@ describe('a sweep result whose trial results are in the artifact store', () => {
     const { result: same, problem } = await withStoredResults(inline, { artifacts: 's3://not-opened', artifactsCache: join(root, 'cache') });
     expect(same).toBe(inline);
     expect(problem).toBeUndefined();
+  });
+});
+
+describe('SWEEPS_BLOB_LIMIT: the server blob size limit a sweep is submitted with', () => {
+  const saved = process.env.SWEEPS_BLOB_LIMIT;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.SWEEPS_BLOB_LIMIT;
+    else process.env.SWEEPS_BLOB_LIMIT = saved;
+  });
+
+  it('is absent by default (the workflow then assumes Temporal’s 2 MB) and read as bytes when set', () => {
+    delete process.env.SWEEPS_BLOB_LIMIT;
+    expect(loadConfig().blobLimit).toBeUndefined();
+    process.env.SWEEPS_BLOB_LIMIT = '65536';
+    expect(loadConfig().blobLimit).toBe(65536);
+  });
+
+  it('refuses a value that is not a positive integer, naming the variable', () => {
+    process.env.SWEEPS_BLOB_LIMIT = '2MB';
+    expect(() => loadConfig()).toThrow(ConfigError);
+    expect(() => loadConfig()).toThrow(/^SWEEPS_BLOB_LIMIT="2MB": expected a positive integer/);
   });
 });
