@@ -16,6 +16,7 @@ import { isDescribeResult } from './describe';
 import type { ActivityDeps } from './deps';
 import { parseStepParams } from './params';
 import { defineStep } from './step-module';
+import { withTrialResults } from './trial-results';
 import { codeVersion, pipelineOfSweep, SweepRun, temporalUiLink, type CodeVersion } from './tracking';
 import type { EpochMetrics, ReportResult, StepInput, TrainResult } from './types';
 
@@ -47,7 +48,10 @@ interface ReportBody {
  * logdir with every trial's events. With MLFLOW_TRACKING_URI set, the report also becomes the
  * artifact of a parent MLflow run for the sweep.
  */
-export async function report(input: StepInput<ReportParams>, deps: ActivityDeps): Promise<ReportResult> {
+export async function report(given: StepInput<ReportParams>, deps: ActivityDeps): Promise<ReportResult> {
+  // A large step's results come as a reference to them in the store: read them, so that the report
+  // (and its cache key) is the same whichever form the step's output took.
+  const input = { ...given, inputs: await withTrialResults(deps.store, given.inputs) };
   const params = parseStepParams(reportParams, input.params, input.step);
   const trials: TrialOfStep[] = Object.entries(input.inputs).flatMap(([step, value]) =>
     (Array.isArray(value) ? value : []).filter(isTrainResult).map((result) => ({ step, result })),

@@ -4,6 +4,7 @@ import { resolveTemporal, type TemporalTarget } from '../client/server';
 import { cancelSweep, connectClient, listSweeps, sweepStatus, uiLink } from '../client/sweeps';
 import { parse, say, single, UsageError, writeJson } from './args';
 import { trialLine } from './progress';
+import { withStoredResults } from './results';
 import { describeReuse, reuseOf } from './reuse';
 
 async function connect(): Promise<{ client: Client; target: TemporalTarget }> {
@@ -32,7 +33,11 @@ export async function statusCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean' } }, STATUS_HELP);
   const sweepId = single(positionals, 'a sweep id', STATUS_HELP);
   const { client, target } = await connect();
-  const status = await sweepStatus(client, sweepId).catch(notFound(sweepId));
+  const recorded = await sweepStatus(client, sweepId).catch(notFound(sweepId));
+  // A large step's trial results are in the artifact store: read them, to show every trial.
+  const resolved = recorded.result ? await withStoredResults(recorded.result, loadConfig()) : undefined;
+  const status = resolved ? { ...recorded, result: resolved.result } : recorded;
+  if (resolved?.problem) say(resolved.problem);
   if (values.json) {
     writeJson({ ...status, ui: uiLink(target, sweepId) });
     return 0;

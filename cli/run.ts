@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CancelledFailure, TerminatedFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { isStoredTrialResults } from '../activities/trial-results';
 import type { TrainResult } from '../activities/types';
 import { loadConfig, localDataFolder, type SweepsConfig } from '../client/config';
 import { createLogger } from '../client/logger';
@@ -14,6 +15,7 @@ import type { SweepResult, sweepWorkflow } from '../workflows/sweep';
 import { startWorkers, type RunningWorkers } from '../worker/worker';
 import { parse, say, single, UsageError, writeJson } from './args';
 import { ProgressView, searchRunsOf } from './progress';
+import { withStoredResults } from './results';
 import { describeReuse, reuseOf } from './reuse';
 
 const SWEEP_HELP = `Usage: sweeps sweep <pipeline.yaml> [options]
@@ -226,8 +228,10 @@ async function follow(client: Client, sweepId: string, target: TemporalTarget, o
 async function finish(client: Client, sweepId: string, target: TemporalTarget, outcome: Outcome, view: ProgressView, json: boolean): Promise<number> {
   if (outcome.ok) {
     const plan = (await sweepInputOf(client, sweepId)).plan;
-    view.render(progressFromResult(plan, outcome.value));
-    printResult(outcome.value, plan, target, json);
+    const { result, problem } = await withStoredResults(outcome.value, loadConfig());
+    view.render(progressFromResult(plan, result));
+    if (problem) say(problem);
+    printResult(result, plan, target, json);
     return 0;
   }
   const err = outcome.err;
@@ -280,9 +284,15 @@ function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
     uses: s.uses,
     state: 'done' as const,
     cached: (result.outputs[s.name] as { cached?: boolean } | undefined)?.cached,
-    trials: (s.until || s.search) && Array.isArray(result.outputs[s.name]) ? (result.outputs[s.name] as unknown[]).length : s.trials?.length,
+    trials: (s.until || s.search) && trialCount(result.outputs[s.name]) !== undefined ? trialCount(result.outputs[s.name]) : s.trials?.length,
   }));
   return { sweepId: result.sweepId, pipeline: plan.pipeline, steps, trials };
+}
+
+/** How many trial results a step's output holds: its array's length, or the count of those in the store (not read here). */
+function trialCount(output: unknown): number | undefined {
+  if (Array.isArray(output)) return output.length;
+  return isStoredTrialResults(output) ? output.count : undefined;
 }
 
 function printResult(result: SweepResult, plan: Plan, target: TemporalTarget, json: boolean): void {

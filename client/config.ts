@@ -30,6 +30,11 @@ export interface SweepsConfig {
   dataRoots: string[];
   /** Embedded dev server (used when no Temporal address is configured). */
   server: { ip: string; port: number; uiPort: number };
+  /**
+   * The Temporal server's blob size limit in bytes (its `limit.blobSize.error`), SWEEPS_BLOB_LIMIT,
+   * when it is not Temporal's default 2 MB: a matrix step's results go to the artifact store at a quarter of it.
+   */
+  blobLimit?: number;
 }
 
 /** A URL (`s3://…`) stays as written; a folder becomes absolute, so that child processes agree on it. */
@@ -68,7 +73,14 @@ export function loadConfig(overrides: Partial<SweepsConfig> = {}): SweepsConfig 
       port: intFromEnv('SWEEPS_SERVER_PORT', 7233, PORT_MAX),
       uiPort: intFromEnv('SWEEPS_UI_PORT', 8233, PORT_MAX),
     },
+    ...blobLimitFromEnv(overrides.blobLimit),
   };
+}
+
+function blobLimitFromEnv(override: number | undefined): { blobLimit?: number } {
+  if (override !== undefined) return { blobLimit: override };
+  if (!process.env.SWEEPS_BLOB_LIMIT) return {};
+  return { blobLimit: intFromEnv('SWEEPS_BLOB_LIMIT', 2 * 1024 * 1024) };
 }
 
 function dataRootsFromEnv(home: string): string[] {

@@ -83,7 +83,15 @@ const DEV_SERVER_TUNING = [
   ...DEV_SERVER_SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
 ];
 
-export async function ensureEmbeddedServer(config: SweepsConfig, say: (line: string) => void): Promise<TemporalTarget> {
+/**
+ * `dynamicConfig`: more dynamic config values for a server this call starts (tests start one with a
+ * small `limit.blobSize.error`); a server already running keeps its own.
+ */
+export async function ensureEmbeddedServer(
+  config: SweepsConfig,
+  say: (line: string) => void,
+  dynamicConfig: Readonly<Record<string, number>> = {},
+): Promise<TemporalTarget> {
   const { ip, port, uiPort } = config.server;
   const address = `${ip}:${port}`;
   const uiUrl = `http://${ip}:${uiPort}`;
@@ -94,7 +102,7 @@ export async function ensureEmbeddedServer(config: SweepsConfig, say: (line: str
   }
 
   const cli = await obtainTemporalCli(say);
-  if (!cli) return startWithSdkDownload(config, say);
+  if (!cli) return startWithSdkDownload(config, say, dynamicConfig);
 
   mkdirSync(join(config.home, 'logs'), { recursive: true });
   const log = openSync(join(config.home, 'logs', 'temporal-server.log'), 'a');
@@ -112,6 +120,7 @@ export async function ensureEmbeddedServer(config: SweepsConfig, say: (line: str
     '--log-level',
     'warn',
     ...DEV_SERVER_TUNING,
+    ...Object.entries(dynamicConfig).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]),
     ...searchAttributeRegistrations.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
   ];
   // Detached: the server (and its UI) outlives this command, so the user can inspect history after.
@@ -124,7 +133,11 @@ export async function ensureEmbeddedServer(config: SweepsConfig, say: (line: str
   return { ...base, kind: 'embedded-started' };
 }
 
-async function startWithSdkDownload(config: SweepsConfig, say: (line: string) => void): Promise<TemporalTarget> {
+async function startWithSdkDownload(
+  config: SweepsConfig,
+  say: (line: string) => void,
+  dynamicConfig: Readonly<Record<string, number>>,
+): Promise<TemporalTarget> {
   say('temporal: starting a dev server through the Temporal SDK download (it lives as long as this command)…');
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
   const env = await TestWorkflowEnvironment.createLocal({
@@ -134,7 +147,7 @@ async function startWithSdkDownload(config: SweepsConfig, say: (line: string) =>
       ui: true,
       uiPort: config.server.uiPort,
       dbFilename: join(config.home, 'temporal.db'),
-      extraArgs: DEV_SERVER_TUNING,
+      extraArgs: [...DEV_SERVER_TUNING, ...Object.entries(dynamicConfig).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`])],
       searchAttributes: searchAttributeRegistrations.map((a) => ({ name: a.name, type: a.type.toUpperCase() as never })),
     },
   });

@@ -45,7 +45,7 @@ export async function startOrAttach(client: Client, config: SweepsConfig, plan: 
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
   // A plan read back from an older sweep's history lacks the step contracts: complete it.
-  const input: SweepInput = { plan: withContracts(plan), trainQueue: config.trainQueue };
+  const input: SweepInput = { plan: withContracts(plan), trainQueue: config.trainQueue, ...(config.blobLimit ? { blobLimit: config.blobLimit } : {}) };
   try {
     const handle = await client.workflow.start<typeof sweepWorkflow>('sweepWorkflow', {
       taskQueue: config.taskQueue,

@@ -18,19 +18,23 @@ export interface FanOutContext {
   /** Task queue of the trials' activities. */
   trialQueue: string;
   view: SweepProgressView;
+  /** The server's blob size limit, when the sweep names one (see SweepInput.blobLimit). */
+  blobLimit?: number;
 }
 
 /**
  * Runs a matrix step: one child workflow per trial, at most `concurrency` at a time. Every trial
  * is left to finish even when others fail, so a resume redoes only the failed ones. `trials`: a
- * round of them (seeds until sure runs the step's trials in rounds); by default all.
+ * round of them (seeds until sure runs the step's trials in rounds); by default all. `output`: the
+ * step's output from its results (a grid's may go to the artifact store, ./step-results.ts).
  */
-export async function fanOut(
+export async function fanOut<O = TrialResult[]>(
   step: PlanStep,
   inputs: Record<string, unknown>,
   ctx: FanOutContext,
   trials: PlanTrial[] = step.trials ?? [],
-): Promise<TrialResult[]> {
+  output: (results: TrialResult[]) => O | Promise<O> = (results) => results as O,
+): Promise<O> {
   const slots = new Semaphore(step.concurrency);
   const settled = await Promise.allSettled(
     trials.map(async (trial) => {
@@ -73,7 +77,7 @@ export async function fanOut(
       nonRetryable: true,
     });
   }
-  return settled.map((s) => (s as PromiseFulfilledResult<TrialResult>).value);
+  return output(settled.map((s) => (s as PromiseFulfilledResult<TrialResult>).value));
 }
 
 async function runTrial(step: PlanStep, trial: PlanTrial, inputs: Record<string, unknown>, view: TrialProgress, ctx: FanOutContext): Promise<TrialResult> {

@@ -1,6 +1,7 @@
 import { continueAsNew, ParentClosePolicy, patched, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { SearchActivities } from '../activities';
 import type { SuggestInput } from '../activities/search';
+import type { StoredTrialResults } from '../activities/trial-results';
 import type { TrialResult } from '../activities/types';
 import type { ArtifactRef } from '../artifacts/store';
 import type { PlanStep, PlanTrial } from '../pipeline/plan';
@@ -8,6 +9,7 @@ import { fanOut, type FanOutContext } from './fan-out';
 import type { SearchRunProgress } from './progress';
 import { SweepProgressView } from './progress-view';
 import { searchAttributes } from './search-attributes';
+import { StepResults, type CarriedResults } from './step-results';
 import type { SearchRun } from './trial';
 
 /** Sweeps started before runs of a pruned search carried their rung (search attributes, status) must replay without it. */
@@ -34,13 +36,22 @@ export const searchWorkflowId = (sweepId: string, step: string) => `${sweepId}/s
  * A matrix step with `search:`: runs in a workflow of its own (searchWorkflow), so that the
  * sweep's history holds one child for the whole search, however many trials it runs.
  */
-export async function searchRounds(step: PlanStep, inputs: Record<string, unknown>, ctx: FanOutContext): Promise<TrialResult[]> {
+export async function searchRounds(step: PlanStep, inputs: Record<string, unknown>, ctx: FanOutContext): Promise<TrialResult[] | StoredTrialResults> {
   if (!patched(SEARCH_IN_CHILD)) return rounds(step, inputs, ctx, {});
   const { trials: _none, ...settings } = step;
   const workflowId = searchWorkflowId(ctx.sweepId, step.name);
   const handle = await startChild(searchWorkflow, {
     workflowId,
-    args: [{ sweepId: ctx.sweepId, pipeline: ctx.pipeline, trialQueue: ctx.trialQueue, step: settings, inputs }],
+    args: [
+      {
+        sweepId: ctx.sweepId,
+        pipeline: ctx.pipeline,
+        trialQueue: ctx.trialQueue,
+        step: settings,
+        inputs,
+        ...(ctx.blobLimit ? { blobLimit: ctx.blobLimit } : {}),
+      },
+    ],
     staticSummary: `${ctx.pipeline} · search ${step.name}`,
     parentClosePolicy: ParentClosePolicy.TERMINATE,
     typedSearchAttributes: [
@@ -58,15 +69,22 @@ export interface SearchWorkflowInput {
   trialQueue: string;
   step: Omit<PlanStep, 'trials'>;
   inputs: Record<string, unknown>;
+  /** The server's blob size limit, when the sweep names one (see SweepInput.blobLimit). */
+  blobLimit?: number;
   /** Where the run before this one (continued as new) left off. */
   carried?: Carried;
 }
 
-/** What a search carries into its next run: the sampler's state, the last round's results, every run's result, each trial's epochs. */
+/**
+ * What a search carries into its next run: the sampler's state, the last round's results, each
+ * trial's epochs, and every run's result so far: inline (`results`) while they are small, else the
+ * pages of them in the artifact store (`resultPages`) and only those not yet paged inline.
+ */
 interface Carried {
   state: ArtifactRef;
   finished: SuggestInput['finished'];
   results: TrialResult[];
+  resultPages?: CarriedResults['pages'];
   reached: Array<[string, number]>;
 }
 
@@ -75,11 +93,17 @@ interface Carried {
  * grows large, carrying the search state's reference and the results so far. Its progress query
  * (the sweep's) shows the runs of its current run.
  */
-export async function searchWorkflow(input: SearchWorkflowInput): Promise<TrialResult[]> {
+export async function searchWorkflow(input: SearchWorkflowInput): Promise<TrialResult[] | StoredTrialResults> {
   const step: PlanStep = { ...input.step };
   const view = new SweepProgressView(input.sweepId, { pipeline: input.pipeline, steps: [step] });
   view.stepChanged(step, 'running');
-  const ctx: FanOutContext = { sweepId: input.sweepId, pipeline: input.pipeline, trialQueue: input.trialQueue, view };
+  const ctx: FanOutContext = {
+    sweepId: input.sweepId,
+    pipeline: input.pipeline,
+    trialQueue: input.trialQueue,
+    view,
+    ...(input.blobLimit ? { blobLimit: input.blobLimit } : {}),
+  };
   return rounds(step, input.inputs, ctx, { carried: input.carried, continueAsNew: (carried) => continueAsNew<typeof searchWorkflow>({ ...input, carried }) });
 }
 
@@ -94,12 +118,16 @@ async function rounds(
   inputs: Record<string, unknown>,
   ctx: FanOutContext,
   options: { carried?: Carried; continueAsNew?: (carried: Carried) => Promise<never> },
-): Promise<TrialResult[]> {
+): Promise<TrialResult[] | StoredTrialResults> {
   const { trials: _none, ...settings } = step;
   // The runs need the step's settings, not the search's space and cells: smaller inputs in history.
   const { search: _space, ...runSettings } = settings;
   const runStep: PlanStep = options.continueAsNew ? { ...runSettings, search: undefined } : step;
-  const results: TrialResult[] = [...(options.carried?.results ?? [])];
+  // Every run's result: in the workflow while small, in the artifact store once large (./step-results.ts).
+  const results = new StepResults(ctx.sweepId, step.name, ctx.blobLimit, {
+    inline: options.carried?.results ?? [],
+    ...(options.carried?.resultPages ? { pages: options.carried.resultPages } : {}),
+  });
   const rungs = new Rungs(options.carried?.reached);
   let state: ArtifactRef | undefined = options.carried?.state;
   let finished: SuggestInput['finished'] = options.carried?.finished ?? [];
@@ -117,7 +145,8 @@ async function rounds(
     if (next.trials.length === 0) break;
     const round = settings.search!.prune && patched(SEARCH_RUN_RUNGS) ? rungs.start(next.trials, ctx) : next.trials;
     const got = await fanOut(runStep, inputs, ctx, round);
-    results.push(...got);
+    const paging = results.add(got);
+    if (paging) await paging;
     rungs.finished(round, got, ctx);
     // With pruning, the activity reads each run's per-epoch metrics from its artifact.
     finished = got.map((r, i) => {
@@ -127,10 +156,17 @@ async function rounds(
     });
     const info = workflowInfo();
     if (options.continueAsNew && (info.continueAsNewSuggested || info.historySize > CONTINUE_AFTER_BYTES)) {
-      await options.continueAsNew({ state, finished, results, reached: rungs.carried() });
+      const carried = await results.carried();
+      await options.continueAsNew({
+        state,
+        finished,
+        results: carried.inline,
+        ...(carried.pages ? { resultPages: carried.pages } : {}),
+        reached: rungs.carried(),
+      });
     }
   }
-  return results;
+  return results.output();
 }
 
 /**

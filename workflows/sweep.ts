@@ -1,5 +1,6 @@
 import { ApplicationFailure, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ReportResult, SearchSummary, StepInput, UntilOutcome } from '../activities/types';
+import type { StoredTrialResults } from '../activities/trial-results';
+import type { ReportResult, SearchSummary, StepInput, TrialResult, UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
 import { UpstreamFailed, walkDag } from './dag';
 import { causeOf, ENDS_CANCELLED, fanOut } from './fan-out';
@@ -7,24 +8,38 @@ import { SweepProgressView } from './progress-view';
 import { searchAttributes } from './search-attributes';
 import { searchRounds } from './search-rounds';
 import { executeStep } from './step-options';
+import { storedOutput } from './step-results';
 import { untilRounds } from './until-rounds';
 
 export interface SweepInput {
   plan: Plan;
   /** Task queue of the trials' activities (the other steps run on the workflow's queue). */
   trainQueue: string;
+  /**
+   * The Temporal server's blob size limit in bytes (`limit.blobSize.error`), when it is not the
+   * default 2 MB: a matrix step whose results would come near it keeps them in the artifact store
+   * (./step-results.ts). Set by the client from SWEEPS_BLOB_LIMIT.
+   */
+  blobLimit?: number;
 }
 
 export interface SweepResult {
   sweepId: string;
   pipeline: string;
-  /** Each step's result: references and small metrics (a matrix step gives one per trial). */
+  /**
+   * Each step's result: references and small metrics. A matrix step gives one per trial, or, when
+   * those are large, a reference to them in the artifact store (`StoredTrialResults`): this
+   * result stays small however many trials ran.
+   */
   outputs: Record<string, unknown>;
   /** The result of the step that wrote a report, when one did. */
   report?: ReportResult;
   /** Seeds until sure: each `until:` step's final decision, by step name. */
   until?: Record<string, UntilOutcome>;
 }
+
+/** A matrix step's output: its trials' results, or their reference in the artifact store when they are large. */
+type StepTrialResults = TrialResult[] | StoredTrialResults;
 
 /**
  * Interprets a plan: the DAG walk (./dag.ts) runs each step once the steps it needs are done; a
@@ -35,7 +50,10 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
   const { plan } = input;
   const sweepId = workflowInfo().workflowId;
   const view = new SweepProgressView(sweepId, plan);
-  const fanOutContext = { sweepId, pipeline: plan.pipeline, trialQueue: input.trainQueue, view };
+  const fanOutContext = { sweepId, pipeline: plan.pipeline, trialQueue: input.trainQueue, view, ...(input.blobLimit ? { blobLimit: input.blobLimit } : {}) };
+  // Large results go to the artifact store; small ones stay the step's output as they always were.
+  const outputOf = (step: PlanStep, results: TrialResult[]): StepTrialResults | Promise<StepTrialResults> =>
+    storedOutput(sweepId, step.name, input.blobLimit, results) ?? results;
 
   const decided: Record<string, UntilOutcome> = {};
   const searched: Record<string, SearchSummary> = {};
@@ -44,7 +62,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
     if (step.until) {
       return untilRounds(step, inputs, fanOutContext).then(({ results, outcome }) => {
         decided[step.name] = outcome;
-        return results;
+        return outputOf(step, results);
       });
     }
     if (step.search) {
@@ -59,7 +77,7 @@ export async function sweepWorkflow(input: SweepInput): Promise<SweepResult> {
       };
       return searchRounds(step, inputs, fanOutContext);
     }
-    if (step.trials) return fanOut(step, inputs, fanOutContext);
+    if (step.trials) return fanOut(step, inputs, fanOutContext, undefined, (results) => outputOf(step, results));
     const stepInput: StepInput<Record<string, unknown>> = { sweepId, step: step.name, params: step.params ?? {}, inputs };
     if (plan.params) stepInput.pipelineParams = plan.params;
     const upstreamDecisions = step.needs.filter((need) => decided[need]);

@@ -67,8 +67,14 @@ export async function untilExit(child: ChildProcess): Promise<void> {
   await new Promise((resolve) => child.once('exit', resolve));
 }
 
-/** An embedded Temporal dev server on free ports with its own state folder, and a client to it. */
-export async function startTestServer(home: string): Promise<{
+/**
+ * An embedded Temporal dev server on free ports with its own state folder, and a client to it;
+ * `dynamicConfig`: server settings beyond the project's (e.g. a small `limit.blobSize.error`).
+ */
+export async function startTestServer(
+  home: string,
+  dynamicConfig: Readonly<Record<string, number>> = {},
+): Promise<{
   env: NodeJS.ProcessEnv;
   client: Client;
   stop: () => Promise<void>;
@@ -81,7 +87,7 @@ export async function startTestServer(home: string): Promise<{
     TEMPORAL_ADDRESS: '',
   };
   const config = loadConfig({ home, server: { ip: '127.0.0.1', ...ports } });
-  await ensureEmbeddedServer(config, () => undefined);
+  await ensureEmbeddedServer(config, () => undefined, dynamicConfig);
   const connection = await Connection.connect({ address: `127.0.0.1:${ports.port}` });
   return {
     env,
@@ -99,11 +105,11 @@ export type TestServer = Awaited<ReturnType<typeof startTestServer>>;
  * A test server for the enclosing describe block: a temp state folder and an embedded server,
  * started before its tests, stopped (and the folder removed) after them.
  */
-export function useTestServer(prefix: string): { home: string; readonly server: TestServer } {
+export function useTestServer(prefix: string, dynamicConfig: Readonly<Record<string, number>> = {}): { home: string; readonly server: TestServer } {
   const home = mkdtempSync(join(tmpdir(), prefix));
   let server: TestServer | undefined;
   beforeAll(async () => {
-    server = await startTestServer(home);
+    server = await startTestServer(home, dynamicConfig);
   });
   afterAll(async () => {
     await server?.stop();

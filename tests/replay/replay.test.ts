@@ -15,7 +15,12 @@ const files = readdirSync(dir)
   .sort();
 
 interface HistoryJson {
-  events: Array<{ eventType: string; activityTaskStartedEventAttributes?: { attempt?: number } }>;
+  events: Array<{
+    eventType: string;
+    activityTaskStartedEventAttributes?: { attempt?: number };
+    activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+    workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string };
+  }>;
 }
 const read = (f: string) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as HistoryJson;
 const lastEvent = (f: string) => read(f).events.at(-1)!.eventType;
@@ -52,6 +57,17 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(sweep.events.some((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED')).toBe(true);
     expect(lastEvent('sweep-asha-search-replay-329cddcf_search-train.json')).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
     expect(files.filter((f) => f.startsWith('sweep-asha-search-replay-329cddcf_trial-'))).toHaveLength(2);
+  });
+
+  // Recorded with SWEEPS_BLOB_LIMIT=4096 (every result then passes the inline size) and a server told to suggest continue-as-new after 40 events.
+  it('has a grid and a search whose results went to the artifact store (patched: the marker is in the grid sweep; the search continued as new with them)', () => {
+    const activities = (f: string) => read(f).events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    const grid = read('sweep-stored-grid-replay-67dccf2c.json');
+    expect(grid.events.some((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED')).toBe(true);
+    expect(activities('sweep-stored-grid-replay-67dccf2c.json')).toEqual(expect.arrayContaining(['appendTrialResults', 'sealTrialResults', 'report']));
+    const search = 'sweep-stored-search-replay-3f5830a4_search-train.json';
+    expect(read(search).events[0]!.workflowExecutionStartedEventAttributes?.continuedExecutionRunId).toBeTruthy();
+    expect(activities(search)).toEqual(expect.arrayContaining(['appendTrialResults', 'sealTrialResults']));
   });
 
   // Recorded with tests/replay/record.ts --as <name> on a real server (see its header).
