@@ -26,6 +26,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { StepResultBase, TrainResult } from '../activities/types';
+import { withStoredResultsOrFail } from '../cli/results';
 import { loadConfig } from '../client/config';
 import { startOrAttach } from '../client/sweeps';
 import type { EpochMetrics } from '../ml/trainer';
@@ -264,7 +265,7 @@ async function main(): Promise<void> {
     const { handle } = await startOrAttach(client, loadConfig(), plan);
     const result = (await handle.result()) as SweepResult;
     const wall = (performance.now() - t0) / 1000;
-    const trials = result.outputs.train as TrainResult[];
+    const trials = (await withStoredResultsOrFail(result, loadConfig({ artifacts: store }))).outputs.train as TrainResult[];
     const step = (s: string) => (result.outputs[s] as StepResultBase | undefined)?.seconds ?? 0;
     return {
       name,

@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { TrainResult } from '../activities/types';
+import { withStoredResultsOrFail } from '../cli/results';
 import { loadConfig } from '../client/config';
 import { startOrAttach } from '../client/sweeps';
 import { kernel } from '../ml/kernel/load';
@@ -130,8 +131,8 @@ async function main(): Promise<void> {
         const result = await sweep(server.client, `bench-workers-${layout.name}-r${round}`, true);
         const seconds = (performance.now() - t0) / 1000;
         await stopWorkers();
+        const trials = (await withStoredResultsOrFail(result, loadConfig({ artifacts: store }))).outputs.train as TrainResult[];
         rmSync(store, { recursive: true, force: true });
-        const trials = result.outputs.train as TrainResult[];
         runs.push({ layout, seconds, trials });
         const perWorker = countBy(trials.map((t) => t.worker));
         console.log(

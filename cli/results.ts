@@ -26,3 +26,10 @@ export async function withStoredResults(
     };
   }
 }
+
+/** The same for a reader that cannot go on without the trials (the benchmarks): a store that cannot be read is an error. */
+export async function withStoredResultsOrFail(result: SweepResult, config: Pick<SweepsConfig, 'artifacts' | 'artifactsCache'>): Promise<SweepResult> {
+  const read = await withStoredResults(result, config);
+  if (read.problem) throw new Error(read.problem);
+  return read.result;
+}
