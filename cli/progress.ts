@@ -1,4 +1,4 @@
-import type { SearchRunProgress, StepState, SweepProgress, TrialProgress } from '../workflows/progress';
+import type { EarlierRuns, SearchRunProgress, StepState, SweepProgress, TrialProgress } from '../workflows/progress';
 
 const finishedStates: ReadonlySet<StepState> = new Set(['done', 'failed', 'cancelled', 'skipped']);
 
@@ -35,9 +35,13 @@ export class ProgressView {
       `step:${s.name}`,
       `  ${s.name.padEnd(10)} ${s.state}${s.cached ? ' (cached)' : ''}${s.trials ? ` · ${s.trials} trials` : ''}${s.error ? ` — ${s.error}` : ''}`,
     ]);
-    const total = progress.trials.length;
-    const finished = progress.trials.filter((t) => finishedStates.has(t.state)).length;
-    const summary = total > 0 ? `  ${bar(finished / total)} ${finished}/${total} trials${countsOf(progress.trials)}` : undefined;
+    // A search that continued as new lists only its current run's trials; its earlier runs' are counted.
+    const earlier = progress.earlier;
+    const before = earlier ? earlier.done + earlier.failed + earlier.cancelled : 0;
+    const total = progress.trials.length + before;
+    const finished = progress.trials.filter((t) => finishedStates.has(t.state)).length + before;
+    const summary =
+      total > 0 ? `  ${bar(finished / total)} ${finished}/${total} trials${countsOf(progress.trials, earlier)}${earlierNote(earlier)}` : undefined;
     if (this.tty) this.redraw(steps, progress.trials, summary, note);
     else this.appendChanges(steps, progress.trials, `${finished}/${total} trials finished`, note);
   }
@@ -114,12 +118,21 @@ function pickForWindow(trials: TrialProgress[], room: number): TrialProgress[] {
   return trials.filter((t) => chosen.has(t));
 }
 
-function countsOf(trials: TrialProgress[]): string {
+function countsOf(trials: TrialProgress[], earlier?: EarlierRuns): string {
   const counts = new Map<string, number>();
   for (const t of trials) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
+  for (const state of ['done', 'failed', 'cancelled'] as const) if (earlier?.[state]) counts.set(state, (counts.get(state) ?? 0) + earlier[state]);
   const order: StepState[] = ['running', 'waiting', 'done', 'failed', 'cancelled', 'skipped'];
   const parts = order.filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s}`);
   return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
+/** Where the trials not listed went: the earlier runs of a search that continued as new, and the best of them. */
+function earlierNote(earlier: EarlierRuns | undefined): string {
+  if (!earlier) return '';
+  const finished = earlier.done + earlier.failed + earlier.cancelled;
+  const best = earlier.bestValidAcc !== undefined ? `, best valid accuracy ${earlier.bestValidAcc.toFixed(4)}` : '';
+  return ` · ${finished} finished in the search's ${earlier.runs} earlier run${earlier.runs === 1 ? '' : 's'} (continued as new; not listed)${best}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
-import { sweepProgressQuery, type SearchRunProgress, type StepState, type SweepProgress, type TrialProgress } from './progress';
+import { sweepProgressQuery, type EarlierRuns, type SearchRunProgress, type StepState, type SweepProgress, type TrialProgress } from './progress';
 
 /**
  * What people see of a running sweep: the `sweepProgress` query (the CLI's live view) and the
@@ -12,12 +12,14 @@ export class SweepProgressView {
   /** Runs of a pruned search about to start, by trial id: their entry gets this when it is added. */
   private readonly searchRuns = new Map<string, SearchRunProgress>();
 
-  constructor(sweepId: string, plan: Pick<Plan, 'pipeline' | 'steps'>) {
+  /** `earlier`: a search continued as new, what its runs before this one finished. */
+  constructor(sweepId: string, plan: Pick<Plan, 'pipeline' | 'steps'>, earlier?: EarlierRuns) {
     this.progress = {
       sweepId,
       pipeline: plan.pipeline,
       steps: plan.steps.map((s) => ({ name: s.name, uses: s.uses, state: 'waiting', trials: s.trials?.length })),
       trials: [],
+      ...(earlier ? { earlier } : {}),
     };
     setHandler(sweepProgressQuery, () => this.progress);
   }
@@ -62,8 +64,16 @@ export class SweepProgressView {
   }
 
   bestValidAcc(): number | undefined {
-    const best = Math.max(...this.progress.trials.map((t) => t.bestValidAcc ?? -Infinity));
+    const best = Math.max(this.progress.earlier?.bestValidAcc ?? -Infinity, ...this.progress.trials.map((t) => t.bestValidAcc ?? -Infinity));
     return Number.isFinite(best) ? best : undefined;
+  }
+
+  /** What a search carries into its next run (continue-as-new): this run's finished trials added to the earlier runs'. */
+  carriedEarlier(): EarlierRuns {
+    const before = this.progress.earlier;
+    const count = (state: Finished) => (before?.[state] ?? 0) + this.progress.trials.filter((t) => t.state === state).length;
+    const best = this.bestValidAcc();
+    return { runs: (before?.runs ?? 0) + 1, done: count('done'), failed: count('failed'), cancelled: count('cancelled'), ...(best !== undefined ? { bestValidAcc: best } : {}) };
   }
 
   refresh(): void {
@@ -73,10 +83,12 @@ export class SweepProgressView {
   private describe(): string {
     const p = this.progress;
     const steps = p.steps.map((s) => `${s.name}: ${s.state}${s.cached ? ' (cached)' : ''}`).join(' · ');
-    if (p.trials.length === 0) return steps;
+    if (p.trials.length === 0 && !p.earlier) return steps;
     const until = (p.until ?? []).map((u) => `\n\n${u.step}, seeds until sure: round ${u.rounds}, ${u.seeds.length} seeds: ${u.reason}`).join('');
-    const count = (state: StepState) => p.trials.filter((t) => t.state === state).length;
+    const earlier = p.earlier;
+    const count = (state: StepState) => p.trials.filter((t) => t.state === state).length + (isFinished(state) ? (earlier?.[state] ?? 0) : 0);
     const cancelled = count('cancelled');
+    const listed = earlier ? earlier.done + earlier.failed + earlier.cancelled : 0;
     const best = this.bestValidAcc();
     const runs = [...this.searchRuns.values()];
     const decided = (d: SearchRunProgress['decision']) => runs.filter((r) => r.decision === d).length;
@@ -84,13 +96,18 @@ export class SweepProgressView {
       ? `\n\npruned search: ${new Set(runs.map((r) => r.trial)).size} trials in ${runs.length} runs; runs ${decided('training')} training, ${decided('paused')} paused, ${decided('promoted')} promoted, ${decided('completed')} completed`
       : '';
     return (
-      `${steps}\n\ntrials: ${count('done')} done, ${count('running')} running, ${count('failed')} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length}` +
+      `${steps}\n\ntrials: ${count('done')} done, ${count('running')} running, ${count('failed')} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length + listed}` +
+      (earlier ? ` (${listed} in ${earlier.runs} earlier run${earlier.runs === 1 ? '' : 's'} of this workflow, continued as new)` : '') +
       (best !== undefined ? ` · best valid accuracy ${best.toFixed(4)}` : '') +
       pruning +
       until
     );
   }
 }
+
+/** The states an earlier run's trials are counted in. */
+type Finished = 'done' | 'failed' | 'cancelled';
+const isFinished = (state: StepState): state is Finished => state === 'done' || state === 'failed' || state === 'cancelled';
 
 function isCached(output: unknown): boolean | undefined {
   if (Array.isArray(output)) return output.every((o) => (o as { cached?: boolean }).cached === true);

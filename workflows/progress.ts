@@ -38,8 +38,23 @@ export interface SweepProgress {
   trials: TrialProgress[];
   /** Searches running in workflows of their own (`<sweep>/search-<step>`): their runs are in those workflows' progress. */
   searches?: string[];
+  /**
+   * A search that continued as new: what its earlier runs (workflow runs, not trials) finished,
+   * whose trials are no longer listed in `trials`.
+   */
+  earlier?: EarlierRuns;
   /** Seeds until sure: the latest decision of each step with `until:`. */
   until?: Array<{ step: string; rounds: number; seeds: number[]; stop: boolean; reason: string }>;
+}
+
+/** The trials a search's earlier workflow runs finished (it continued as new since): counts and the best of them. */
+export interface EarlierRuns {
+  /** Workflow runs before the current one. */
+  runs: number;
+  done: number;
+  failed: number;
+  cancelled: number;
+  bestValidAcc?: number;
 }
 
 /** What a trial's activity reports after each epoch to its trial workflow. */

@@ -6,7 +6,7 @@ import type { TrialResult } from '../activities/types';
 import type { ArtifactRef } from '../artifacts/store';
 import type { PlanStep, PlanTrial } from '../pipeline/plan';
 import { fanOut, type FanOutContext } from './fan-out';
-import type { SearchRunProgress } from './progress';
+import type { EarlierRuns, SearchRunProgress } from './progress';
 import { SweepProgressView } from './progress-view';
 import { searchAttributes } from './search-attributes';
 import { StepResults, type CarriedResults } from './step-results';
@@ -16,6 +16,8 @@ import type { SearchRun } from './trial';
 export const SEARCH_RUN_RUNGS = 'search-run-rungs';
 /** Sweeps started before a search ran in a workflow of its own (its runs in the sweep's history) must replay as they ran. */
 export const SEARCH_IN_CHILD = 'search-in-child-workflow';
+/** Searches that continued as new before they carried their earlier runs' counts (the live view's) must replay without them. */
+export const SEARCH_CARRIES_EARLIER = 'search-carries-earlier-runs';
 
 /**
  * A search workflow continues as new once its history passes this size: with a thousand trials of
@@ -86,16 +88,18 @@ interface Carried {
   results: TrialResult[];
   resultPages?: CarriedResults['pages'];
   reached: Array<[string, number]>;
+  /** What the runs so far finished, for the live view (absent in searches continued before it was carried). */
+  earlier?: EarlierRuns;
 }
 
 /**
  * The rounds of one search step, its runs as child workflows; continues as new when its history
  * grows large, carrying the search state's reference and the results so far. Its progress query
- * (the sweep's) shows the runs of its current run.
+ * (the sweep's) lists the runs of its current run, and counts those its earlier runs finished.
  */
 export async function searchWorkflow(input: SearchWorkflowInput): Promise<TrialResult[] | StoredTrialResults> {
   const step: PlanStep = { ...input.step };
-  const view = new SweepProgressView(input.sweepId, { pipeline: input.pipeline, steps: [step] });
+  const view = new SweepProgressView(input.sweepId, { pipeline: input.pipeline, steps: [step] }, input.carried?.earlier);
   view.stepChanged(step, 'running');
   const ctx: FanOutContext = {
     sweepId: input.sweepId,
@@ -163,6 +167,7 @@ async function rounds(
         results: carried.inline,
         ...(carried.pages ? { resultPages: carried.pages } : {}),
         reached: rungs.carried(),
+        ...(patched(SEARCH_CARRIES_EARLIER) ? { earlier: ctx.view.carriedEarlier() } : {}),
       });
     }
   }

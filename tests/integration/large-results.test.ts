@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import pino from 'pino';
@@ -6,12 +7,14 @@ import { createActivities } from '../../activities';
 import { isStoredTrialResults, readTrialResults } from '../../activities/trial-results';
 import type { ReportResult, TrainResult } from '../../activities/types';
 import { createArtifactStore } from '../../artifacts/create';
+import { ProgressView } from '../../cli/progress';
 import { loadConfig } from '../../client/config';
+import { liveProgress } from '../../client/sweeps';
 import type { ReportDocument } from '../../report/document';
 import { searchWorkflowId } from '../../workflows/search-rounds';
 import type { SweepResult } from '../../workflows/sweep';
 import { tinyPipeline } from '../helpers/pipelines';
-import { json, runCli, useTestServer } from '../helpers/processes';
+import { json, runCli, spawnWorker, untilExit, useTestServer, waitFor } from '../helpers/processes';
 
 jest.setTimeout(5 * 60_000);
 
@@ -150,6 +153,41 @@ describe(`a sweep whose trial results pass the server's blob size limit (${LIMIT
     expect(new Set(trials).size).toBe(SEARCH_TRIALS);
     const doc = JSON.parse(readFileSync(recorded.report!.files.json, 'utf8')) as ReportDocument;
     expect(doc.trials.map((t) => t.trial).sort()).toEqual([...trials].sort());
+  });
+
+  it("counts the search's earlier runs in the live view once it has continued as new: every trial, the best of them", async () => {
+    const { recorded, histories, printed } = ran.search!;
+    const runs = histories.filter((h) => h.workflowId === searchWorkflowId(recorded.sweepId, 'train')).length;
+    // The CLI's live view queries the sweep and its search (the search's latest run); a worker answers for the closed workflows by replaying them.
+    const worker = spawnWorker(stack.server.env);
+    try {
+      const progress = await waitFor('a worker to answer the progress query', () => liveProgress(stack.server.client, recorded.sweepId), 60_000);
+      const results = printed.outputs.train as TrainResult[];
+      const listed = progress.trials.filter((t) => t.state === 'done').length;
+      expect(progress.earlier).toBeDefined();
+      expect(progress.earlier!.runs).toBe(runs - 1);
+      expect(progress.earlier!.failed + progress.earlier!.cancelled).toBe(0);
+      // The latest run lists its own trials; the earlier runs' are counted, so together they are every trial.
+      expect(listed).toBeLessThan(SEARCH_TRIALS);
+      expect(progress.earlier!.done + listed).toBe(SEARCH_TRIALS);
+      const bestListed = Math.max(...progress.trials.map((t) => t.bestValidAcc ?? -Infinity));
+      expect(Math.max(progress.earlier!.bestValidAcc!, bestListed)).toBe(Math.max(...results.map((r) => r.best.valid_acc)));
+      // What the terminal shows: the bar counts all of them and says where the unlisted ones are.
+      const screen = new PassThrough() as PassThrough & { columns: number; rows: number };
+      Object.assign(screen, { columns: 400, rows: 20 });
+      let drawn = '';
+      screen.on('data', (d: Buffer) => (drawn += d.toString()));
+      new ProgressView(screen as unknown as NodeJS.WriteStream, true).render(progress);
+      expect(drawn).toContain(`${SEARCH_TRIALS}/${SEARCH_TRIALS} trials (${SEARCH_TRIALS} done)`);
+      expect(drawn).toContain(`${progress.earlier!.done} finished in the search's ${runs - 1} earlier run${runs === 2 ? '' : 's'} (continued as new; not listed)`);
+      // And the search workflow's details in the Temporal UI count them too.
+      const search = stack.server.client.workflow.getHandle(searchWorkflowId(recorded.sweepId, 'train'));
+      const details = (await search.query<{ currentDetails: string }>('__temporal_workflow_metadata')).currentDetails;
+      expect(details).toContain(`trials: ${SEARCH_TRIALS} done, 0 running, 0 failed of ${SEARCH_TRIALS} (${progress.earlier!.done} in ${runs - 1} earlier run`);
+    } finally {
+      worker.kill('SIGTERM');
+      await untilExit(worker);
+    }
   });
 
   it('keeps every payload of every history below the limit', () => {
