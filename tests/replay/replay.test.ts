@@ -70,6 +70,17 @@ describe('recorded workflow histories replay against the current workflow code',
     expect(activities(search)).toEqual(expect.arrayContaining(['appendTrialResults', 'sealTrialResults']));
   });
 
+  // Recorded the same way (8 trials, continue-as-new suggested after 40 events), every run of the search (record.ts: `@run<k>`).
+  it("has a search's runs before it continued as new, each carrying what its runs finished into the next (patched: the marker is in each)", () => {
+    const search = 'sweep-earlier-search-replay-dca93120_search-train';
+    for (const run of ['@run1', '@run2']) {
+      const events = read(`${search}${run}.json`).events;
+      expect(events.at(-1)!.eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW');
+      expect(events.some((e) => e.eventType === 'EVENT_TYPE_MARKER_RECORDED')).toBe(true);
+    }
+    expect(lastEvent(`${search}.json`)).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
+  });
+
   // Recorded with tests/replay/record.ts --as <name> on a real server (see its header).
   it('covers a cancelled sweep (the patched() branch: its marker is in the history), a resumed one, one of cache hits and a retried activity', () => {
     const cancelled = read('sweep-replay-cancelled-26f028da@cancelled.json');
