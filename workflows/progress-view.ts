@@ -73,7 +73,13 @@ export class SweepProgressView {
     const before = this.progress.earlier;
     const count = (state: Finished) => (before?.[state] ?? 0) + this.progress.trials.filter((t) => t.state === state).length;
     const best = this.bestValidAcc();
-    return { runs: (before?.runs ?? 0) + 1, done: count('done'), failed: count('failed'), cancelled: count('cancelled'), ...(best !== undefined ? { bestValidAcc: best } : {}) };
+    return {
+      runs: (before?.runs ?? 0) + 1,
+      done: count('done'),
+      failed: count('failed'),
+      cancelled: count('cancelled'),
+      ...(best !== undefined ? { bestValidAcc: best } : {}),
+    };
   }
 
   refresh(): void {

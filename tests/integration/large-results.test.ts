@@ -179,7 +179,9 @@ describe(`a sweep whose trial results pass the server's blob size limit (${LIMIT
       screen.on('data', (d: Buffer) => (drawn += d.toString()));
       new ProgressView(screen as unknown as NodeJS.WriteStream, true).render(progress);
       expect(drawn).toContain(`${SEARCH_TRIALS}/${SEARCH_TRIALS} trials (${SEARCH_TRIALS} done)`);
-      expect(drawn).toContain(`${progress.earlier!.done} finished in the search's ${runs - 1} earlier run${runs === 2 ? '' : 's'} (continued as new; not listed)`);
+      expect(drawn).toContain(
+        `${progress.earlier!.done} finished in the search's ${runs - 1} earlier run${runs === 2 ? '' : 's'} (continued as new; not listed)`,
+      );
       // And the search workflow's details in the Temporal UI count them too.
       const search = stack.server.client.workflow.getHandle(searchWorkflowId(recorded.sweepId, 'train'));
       const details = (await search.query<{ currentDetails: string }>('__temporal_workflow_metadata')).currentDetails;

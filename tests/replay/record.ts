@@ -33,7 +33,8 @@ async function main(): Promise<void> {
     writeFileSync(file, historyToJSON(history));
     process.stdout.write(`${file}\n`);
     const runs: Array<{ runId: string; startTime: Date; status: string }> = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowId = "${id}"` })) runs.push({ runId: wf.runId, startTime: wf.startTime, status: wf.status.name });
+    for await (const wf of client.workflow.list({ query: `WorkflowId = "${id}"` }))
+      runs.push({ runId: wf.runId, startTime: wf.startTime, status: wf.status.name });
     const earlier = runs.filter((r) => r.status === 'CONTINUED_AS_NEW').sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
     for (const [k, run] of earlier.entries()) {
       const runFile = `${base}@${label ? `${label}-` : ''}run${k + 1}.json`;
