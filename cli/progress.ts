@@ -1,4 +1,4 @@
-import type { EarlierRuns, SearchRunProgress, StepState, SweepProgress, TrialProgress } from '../workflows/progress';
+import { finishedEarlier, type EarlierRuns, type SearchRunProgress, type StepState, type SweepProgress, type TrialProgress } from '../workflows/progress';
 
 const finishedStates: ReadonlySet<StepState> = new Set(['done', 'failed', 'cancelled', 'skipped']);
 
@@ -37,7 +37,7 @@ export class ProgressView {
     ]);
     // A search that continued as new lists only its current run's trials; its earlier runs' are counted.
     const earlier = progress.earlier;
-    const before = earlier ? earlier.done + earlier.failed + earlier.cancelled : 0;
+    const before = earlier ? finishedEarlier(earlier) : 0;
     const total = progress.trials.length + before;
     const finished = progress.trials.filter((t) => finishedStates.has(t.state)).length + before;
     const summary =
@@ -130,9 +130,8 @@ function countsOf(trials: TrialProgress[], earlier?: EarlierRuns): string {
 /** Where the trials not listed went: the earlier runs of a search that continued as new, and the best of them. */
 function earlierNote(earlier: EarlierRuns | undefined): string {
   if (!earlier) return '';
-  const finished = earlier.done + earlier.failed + earlier.cancelled;
   const best = earlier.bestValidAcc !== undefined ? `, best valid accuracy ${earlier.bestValidAcc.toFixed(4)}` : '';
-  return ` · ${finished} finished in the search's ${earlier.runs} earlier run${earlier.runs === 1 ? '' : 's'} (continued as new; not listed)${best}`;
+  return ` · ${finishedEarlier(earlier)} finished in the search's ${earlier.runs} earlier run${earlier.runs === 1 ? '' : 's'} (continued as new; not listed)${best}`;
 }
 
 /**

@@ -284,7 +284,7 @@ function progressFromResult(plan: Plan, result: SweepResult): SweepProgress {
     uses: s.uses,
     state: 'done' as const,
     cached: (result.outputs[s.name] as { cached?: boolean } | undefined)?.cached,
-    trials: (s.until || s.search) && trialCount(result.outputs[s.name]) !== undefined ? trialCount(result.outputs[s.name]) : s.trials?.length,
+    trials: ((s.until || s.search) && trialCount(result.outputs[s.name])) ?? s.trials?.length,
   }));
   return { sweepId: result.sweepId, pipeline: plan.pipeline, steps, trials };
 }

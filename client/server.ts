@@ -78,10 +78,14 @@ export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, number>> = {
   'history.visibilityProcessorMaxPollRPS': 1000,
 };
 const DEV_SERVER_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
-const DEV_SERVER_TUNING = [
-  ...Object.entries(DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]),
-  ...DEV_SERVER_SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
-];
+
+/** The dev server's tuning arguments, with `extra` dynamic config values (a test's small blob limit) after the project's. */
+function devServerTuning(extra: Readonly<Record<string, number>>): string[] {
+  return [
+    ...Object.entries({ ...DEV_SERVER_DYNAMIC_CONFIG, ...extra }).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]),
+    ...DEV_SERVER_SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
+  ];
+}
 
 /**
  * `dynamicConfig`: more dynamic config values for a server this call starts (tests start one with a
@@ -119,8 +123,7 @@ export async function ensureEmbeddedServer(
     join(config.home, 'temporal.db'),
     '--log-level',
     'warn',
-    ...DEV_SERVER_TUNING,
-    ...Object.entries(dynamicConfig).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]),
+    ...devServerTuning(dynamicConfig),
     ...searchAttributeRegistrations.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
   ];
   // Detached: the server (and its UI) outlives this command, so the user can inspect history after.
@@ -147,7 +150,7 @@ async function startWithSdkDownload(
       ui: true,
       uiPort: config.server.uiPort,
       dbFilename: join(config.home, 'temporal.db'),
-      extraArgs: [...DEV_SERVER_TUNING, ...Object.entries(dynamicConfig).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`])],
+      extraArgs: devServerTuning(dynamicConfig),
       searchAttributes: searchAttributeRegistrations.map((a) => ({ name: a.name, type: a.type.toUpperCase() as never })),
     },
   });

@@ -10,7 +10,7 @@ import {
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { withContracts } from '../pipeline/contracts';
 import { sweepIdFor, trialWorkflowId, type Plan } from '../pipeline/plan';
-import { sweepProgressQuery, trialProgressQuery, type EarlierRuns, type StepState, type SweepProgress, type TrialProgress } from '../workflows/progress';
+import { addEarlier, sweepProgressQuery, trialProgressQuery, type StepState, type SweepProgress, type TrialProgress } from '../workflows/progress';
 import { searchAttributes } from '../workflows/search-attributes';
 import type { SweepInput, SweepResult, sweepWorkflow } from '../workflows/sweep';
 import type { SweepsConfig } from './config';
@@ -185,19 +185,6 @@ export async function liveProgress(client: Client, sweepId: string, timeoutMs = 
       }),
   );
   return progress;
-}
-
-/** Two searches' earlier runs (a sweep may have several search steps) as one count. */
-function addEarlier(a: EarlierRuns | undefined, b: EarlierRuns): EarlierRuns {
-  if (!a) return b;
-  const best = Math.max(a.bestValidAcc ?? -Infinity, b.bestValidAcc ?? -Infinity);
-  return {
-    runs: a.runs + b.runs,
-    done: a.done + b.done,
-    failed: a.failed + b.failed,
-    cancelled: a.cancelled + b.cancelled,
-    ...(Number.isFinite(best) ? { bestValidAcc: best } : {}),
-  };
 }
 
 /**

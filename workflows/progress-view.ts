@@ -1,7 +1,16 @@
 import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { UntilOutcome } from '../activities/types';
 import type { Plan, PlanStep } from '../pipeline/plan';
-import { sweepProgressQuery, type EarlierRuns, type SearchRunProgress, type StepState, type SweepProgress, type TrialProgress } from './progress';
+import {
+  addEarlier,
+  finishedEarlier,
+  sweepProgressQuery,
+  type EarlierRuns,
+  type SearchRunProgress,
+  type StepState,
+  type SweepProgress,
+  type TrialProgress,
+} from './progress';
 
 /**
  * What people see of a running sweep: the `sweepProgress` query (the CLI's live view) and the
@@ -70,16 +79,15 @@ export class SweepProgressView {
 
   /** What a search carries into its next run (continue-as-new): this run's finished trials added to the earlier runs'. */
   carriedEarlier(): EarlierRuns {
-    const before = this.progress.earlier;
-    const count = (state: Finished) => (before?.[state] ?? 0) + this.progress.trials.filter((t) => t.state === state).length;
-    const best = this.bestValidAcc();
-    return {
-      runs: (before?.runs ?? 0) + 1,
-      done: count('done'),
-      failed: count('failed'),
-      cancelled: count('cancelled'),
-      ...(best !== undefined ? { bestValidAcc: best } : {}),
-    };
+    const here = (state: Finished) => this.progress.trials.filter((t) => t.state === state).length;
+    const best = Math.max(...this.progress.trials.map((t) => t.bestValidAcc ?? -Infinity));
+    return addEarlier(this.progress.earlier, {
+      runs: 1,
+      done: here('done'),
+      failed: here('failed'),
+      cancelled: here('cancelled'),
+      ...(Number.isFinite(best) ? { bestValidAcc: best } : {}),
+    });
   }
 
   refresh(): void {
@@ -94,7 +102,7 @@ export class SweepProgressView {
     const earlier = p.earlier;
     const count = (state: StepState) => p.trials.filter((t) => t.state === state).length + (isFinished(state) ? (earlier?.[state] ?? 0) : 0);
     const cancelled = count('cancelled');
-    const listed = earlier ? earlier.done + earlier.failed + earlier.cancelled : 0;
+    const unlisted = earlier ? finishedEarlier(earlier) : 0;
     const best = this.bestValidAcc();
     const runs = [...this.searchRuns.values()];
     const decided = (d: SearchRunProgress['decision']) => runs.filter((r) => r.decision === d).length;
@@ -102,8 +110,8 @@ export class SweepProgressView {
       ? `\n\npruned search: ${new Set(runs.map((r) => r.trial)).size} trials in ${runs.length} runs; runs ${decided('training')} training, ${decided('paused')} paused, ${decided('promoted')} promoted, ${decided('completed')} completed`
       : '';
     return (
-      `${steps}\n\ntrials: ${count('done')} done, ${count('running')} running, ${count('failed')} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length + listed}` +
-      (earlier ? ` (${listed} in ${earlier.runs} earlier run${earlier.runs === 1 ? '' : 's'} of this workflow, continued as new)` : '') +
+      `${steps}\n\ntrials: ${count('done')} done, ${count('running')} running, ${count('failed')} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${p.trials.length + unlisted}` +
+      (earlier ? ` (${unlisted} in ${earlier.runs} earlier run${earlier.runs === 1 ? '' : 's'} of this workflow, continued as new)` : '') +
       (best !== undefined ? ` · best valid accuracy ${best.toFixed(4)}` : '') +
       pruning +
       until

@@ -57,6 +57,22 @@ export interface EarlierRuns {
   bestValidAcc?: number;
 }
 
+/** How many trials the earlier runs finished (done, failed or cancelled): those not listed. */
+export const finishedEarlier = (e: EarlierRuns): number => e.done + e.failed + e.cancelled;
+
+/** Two counts of earlier runs as one: a run's own added to those before it, or two search steps' in one sweep. */
+export function addEarlier(a: EarlierRuns | undefined, b: EarlierRuns): EarlierRuns {
+  if (!a) return b;
+  const best = Math.max(a.bestValidAcc ?? -Infinity, b.bestValidAcc ?? -Infinity);
+  return {
+    runs: a.runs + b.runs,
+    done: a.done + b.done,
+    failed: a.failed + b.failed,
+    cancelled: a.cancelled + b.cancelled,
+    ...(Number.isFinite(best) ? { bestValidAcc: best } : {}),
+  };
+}
+
 /** What a trial's activity reports after each epoch to its trial workflow. */
 export interface EpochReport {
   epoch: number;
